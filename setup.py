@@ -1,0 +1,31 @@
+"""Install vov3d: ``pip install -e .`` (``.[test]`` adds the test and export tools)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vov3d",
+    version="0.1.0",
+    description="Efficient video classification: X3D and VoV3D (T-OSA, D(2+1)D) on Kinetics and Something-Something",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["vov3d", "vov3d.*"]),
+    package_data={"vov3d": ["data/*.txt"]},
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "av>=10.0",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "numpy>=1.22",
+        "PyYAML>=5.4",
+        "simplejson>=3.17",
+        "tensorboard>=2.10",
+        "tqdm>=4.60",
+        "yacs>=0.1.8",
+    ],
+    extras_require={
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "test": ["pytest>=7.0", "pytest-timeout>=2.1", "onnx>=1.14", "onnxruntime>=1.16", "ruff>=0.4"],
+    },
+    entry_points={"console_scripts": ["vov3d-run=vov3d.cli.run_net:main"]},
+)

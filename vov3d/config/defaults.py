@@ -1,0 +1,276 @@
+"""The one config tree of vov3d.
+
+Key names follow PySlowFast so that its YAML files and the VoV3D paper's command lines work
+unchanged. Every key here is read by something; keys that old YAML files set but that mean
+nothing for these networks are listed in ``IGNORED_KEYS`` and are accepted with a warning.
+"""
+
+from .node import CfgNode
+
+_C = CfgNode()
+
+# ---------------------------------------------------------------------------- #
+# Top level: hardware, output and reproducibility.
+# ---------------------------------------------------------------------------- #
+# GPUs per machine (shard). 0 runs on the CPU (one process, or as many as torchrun starts).
+_C.NUM_GPUS = 1
+# Number of machines taking part in a distributed job.
+_C.NUM_SHARDS = 1
+# Index of this machine, in [0, NUM_SHARDS).
+_C.SHARD_ID = 0
+# Folder for logs, the effective config, TensorBoard files and checkpoints.
+_C.OUTPUT_DIR = "./output"
+# Seed of every random generator (Python, NumPy, torch); each process adds its rank.
+_C.RNG_SEED = 1
+# Log training statistics every LOG_PERIOD iterations.
+_C.LOG_PERIOD = 10
+# Log the parameter count and GMACs of the model once it is built.
+_C.LOG_MODEL_INFO = True
+
+# ---------------------------------------------------------------------------- #
+# Training.
+# ---------------------------------------------------------------------------- #
+_C.TRAIN = CfgNode()
+# Run training.
+_C.TRAIN.ENABLE = True
+# Dataset name in DATASET_REGISTRY (case-insensitive): kinetics, ssv1, ssv2.
+_C.TRAIN.DATASET = "kinetics"
+# Global batch size, split evenly over all processes.
+_C.TRAIN.BATCH_SIZE = 64
+# Validate every EVAL_PERIOD epochs (and after the last epoch).
+_C.TRAIN.EVAL_PERIOD = 10
+# Save a checkpoint every CHECKPOINT_PERIOD epochs (and after the last epoch).
+_C.TRAIN.CHECKPOINT_PERIOD = 10
+# Continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints if there is one.
+_C.TRAIN.AUTO_RESUME = True
+# Initialise from this checkpoint (ours, or a published PySlowFast / VoV3D file).
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""
+# With CHECKPOINT_FILE_PATH: start at epoch 0 with a fresh optimizer (fine-tuning).
+_C.TRAIN.CHECKPOINT_EPOCH_RESET = True
+# Automatic mixed precision: bf16 where the device supports it, else fp16 with a grad scaler.
+_C.TRAIN.MIXED_PRECISION = False
+
+# ---------------------------------------------------------------------------- #
+# Testing (multi-view).
+# ---------------------------------------------------------------------------- #
+_C.TEST = CfgNode()
+# Run the multi-view test (after training when TRAIN.ENABLE is also set).
+_C.TEST.ENABLE = True
+# Dataset name in DATASET_REGISTRY (case-insensitive).
+_C.TEST.DATASET = "kinetics"
+# Global batch size of the test, in clips.
+_C.TEST.BATCH_SIZE = 8
+# Checkpoint to test; empty means the newest in OUTPUT_DIR, then TRAIN.CHECKPOINT_FILE_PATH.
+_C.TEST.CHECKPOINT_FILE_PATH = ""
+# Temporal views per video.
+_C.TEST.NUM_ENSEMBLE_VIEWS = 10
+# Spatial crops per temporal view (1 or 3).
+_C.TEST.NUM_SPATIAL_CROPS = 3
+# If set, save per-video scores and labels to this file (relative to OUTPUT_DIR).
+_C.TEST.SAVE_RESULTS_PATH = ""
+# Allow testing a randomly initialised model when no checkpoint is found (warns).
+_C.TEST.ALLOW_RANDOM_WEIGHTS = False
+# Skip test videos that cannot be decoded and report them, instead of stopping.
+_C.TEST.SKIP_BROKEN_VIDEOS = False
+
+# ---------------------------------------------------------------------------- #
+# Model.
+# ---------------------------------------------------------------------------- #
+_C.MODEL = CfgNode()
+# Network family, checked against MODEL_NAME: x3d or vov3d.
+_C.MODEL.ARCH = "x3d"
+# Registered network in MODEL_REGISTRY: X3D or VoV3D.
+_C.MODEL.MODEL_NAME = "X3D"
+# Number of classes of the classifier.
+_C.MODEL.NUM_CLASSES = 400
+# Loss: cross_entropy, or soft_cross_entropy (with MODEL.LABEL_SMOOTHING).
+_C.MODEL.LOSS_FUNC = "cross_entropy"
+# Label smoothing of soft_cross_entropy.
+_C.MODEL.LABEL_SMOOTHING = 0.0
+# Dropout before the classifier.
+_C.MODEL.DROPOUT_RATE = 0.5
+# Compile the model with torch.compile for training and testing.
+_C.MODEL.COMPILE = False
+# Use the channels_last_3d memory format for the model and its inputs.
+_C.MODEL.CHANNELS_LAST = False
+
+# ---------------------------------------------------------------------------- #
+# X3D (Feichtenhofer, CVPR 2020).
+# ---------------------------------------------------------------------------- #
+_C.X3D = CfgNode()
+# Width multiplier of every stage.
+_C.X3D.WIDTH_FACTOR = 1.0
+# Depth multiplier of the [1, 2, 5, 3] base block counts.
+_C.X3D.DEPTH_FACTOR = 1.0
+# Inner (bottleneck) width as a multiple of the stage output width.
+_C.X3D.BOTTLENECK_FACTOR = 1.0
+# Base width of the stem and of res2.
+_C.X3D.DIM_C1 = 12
+# Width of the head's lin_5 layer.
+_C.X3D.DIM_C5 = 2048
+# Double the res2 base width.
+_C.X3D.SCALE_RES2 = False
+# BatchNorm after the head's lin_5 layer.
+_C.X3D.BN_LIN5 = False
+# Depthwise 3x3x3 convolutions (False: dense, not in any published model).
+_C.X3D.CHANNELWISE_3x3x3 = True
+
+# ---------------------------------------------------------------------------- #
+# VoV3D (Lee et al., arXiv 2012.00317).
+# ---------------------------------------------------------------------------- #
+_C.VOV3D = CfgNode()
+# 31 (VoV3D-M, blocks [1, 2, 3, 2]) or 70 (VoV3D-L, blocks [1, 2, 5, 3]).
+_C.VOV3D.DEPTH = 31
+# Base width c; the stem has c / 2 channels.
+_C.VOV3D.INNER_CH = 40
+# D(2+1)D units per T-OSA block.
+_C.VOV3D.NUM_CONV = 5
+# Inner width of each stage as a multiple of INNER_CH.
+_C.VOV3D.INNER_MULTIPLIER = [1, 2, 4, 8]
+# Output width of each stage as a multiple of INNER_CH.
+_C.VOV3D.OUT_MULTIPLIER = [0.5, 1, 2, 4]
+# Block transform; only the published t_osa_2plus1_transform exists.
+_C.VOV3D.TRANS_FUNC = "t_osa_2plus1_transform"
+
+# ---------------------------------------------------------------------------- #
+# ResNet-style options shared by both networks.
+# ---------------------------------------------------------------------------- #
+_C.RESNET = CfgNode()
+# Initialise the BN that closes each block's transform with weight 0.
+_C.RESNET.ZERO_INIT_FINAL_BN = False
+
+# ---------------------------------------------------------------------------- #
+# Batch normalisation.
+# ---------------------------------------------------------------------------- #
+_C.BN = CfgNode()
+# Recompute BN statistics over NUM_BATCHES_PRECISE batches before evaluating and saving.
+_C.BN.USE_PRECISE_STATS = False
+# Batches used by precise BN.
+_C.BN.NUM_BATCHES_PRECISE = 200
+# Weight decay of BN weights and biases.
+_C.BN.WEIGHT_DECAY = 0.0
+# batchnorm, or sync_batchnorm (statistics over groups of NUM_SYNC_DEVICES processes).
+_C.BN.NORM_TYPE = "batchnorm"
+# Processes per sync_batchnorm group.
+_C.BN.NUM_SYNC_DEVICES = 1
+
+# ---------------------------------------------------------------------------- #
+# Optimiser and learning-rate schedule.
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CfgNode()
+# Learning rate for the global batch size.
+_C.SOLVER.BASE_LR = 0.1
+# Multiply BASE_LR by NUM_SHARDS (linear scaling across machines).
+_C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
+# cosine, or steps_with_relative_lrs.
+_C.SOLVER.LR_POLICY = "cosine"
+# Final learning rate of the cosine schedule.
+_C.SOLVER.COSINE_END_LR = 0.0
+# Start epochs of each step of steps_with_relative_lrs (the first is 0).
+_C.SOLVER.STEPS = []
+# Learning rate of each step, relative to BASE_LR.
+_C.SOLVER.LRS = []
+# Number of training epochs.
+_C.SOLVER.MAX_EPOCH = 300
+# SGD momentum.
+_C.SOLVER.MOMENTUM = 0.9
+# SGD dampening.
+_C.SOLVER.DAMPENING = 0.0
+# Nesterov momentum.
+_C.SOLVER.NESTEROV = True
+# Weight decay of all parameters except BN (see BN.WEIGHT_DECAY).
+_C.SOLVER.WEIGHT_DECAY = 1e-4
+# Linear warm-up length in epochs (may be fractional).
+_C.SOLVER.WARMUP_EPOCHS = 0.0
+# Learning rate at the start of the warm-up.
+_C.SOLVER.WARMUP_START_LR = 0.01
+# Optimiser: sgd.
+_C.SOLVER.OPTIMIZING_METHOD = "sgd"
+
+# ---------------------------------------------------------------------------- #
+# Data.
+# ---------------------------------------------------------------------------- #
+_C.DATA = CfgNode()
+# Folder holding the annotation files (train.csv, val.csv, test.csv, ...).
+_C.DATA.PATH_TO_DATA_DIR = ""
+# Prefix joined to every video or frame path of the annotation files.
+_C.DATA.PATH_PREFIX = ""
+# Separator between path and label in Kinetics CSV files.
+_C.DATA.PATH_LABEL_SEPARATOR = " "
+# Frames per clip.
+_C.DATA.NUM_FRAMES = 8
+# Frame stride of a clip, at TARGET_FPS (Kinetics; SS uses segment sampling).
+_C.DATA.SAMPLING_RATE = 8
+# Frame rate the sampling rate refers to; a video's own fps rescales the clip span.
+_C.DATA.TARGET_FPS = 30
+# Range of the training short side, [min, max].
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+# Training crop size (also sets the head's pooling window).
+_C.DATA.TRAIN_CROP_SIZE = 224
+# Test crop size.
+_C.DATA.TEST_CROP_SIZE = 256
+# Input channels per pathway; only [3] is supported.
+_C.DATA.INPUT_CHANNEL_NUM = [3]
+# Per-channel mean of the [0, 1] pixels.
+_C.DATA.MEAN = [0.45, 0.45, 0.45]
+# Per-channel standard deviation of the [0, 1] pixels.
+_C.DATA.STD = [0.225, 0.225, 0.225]
+# Random horizontal flip in training (off for Something-Something: left/right labels).
+_C.DATA.RANDOM_FLIP = True
+# Draw the training short side uniformly in 1/size instead of size.
+_C.DATA.INV_UNIFORM_SAMPLE = False
+# Give the network BGR instead of RGB.
+_C.DATA.REVERSE_INPUT_CHANNEL = False
+# Video decoder: pyav ("torchvision" is accepted as its PySlowFast-era alias).
+_C.DATA.DECODING_BACKEND = "pyav"
+# How test views of one video are combined: sum (of probabilities) or max.
+_C.DATA.ENSEMBLE_METHOD = "sum"
+# Stop training when more than this fraction of the samples drawn so far failed to decode.
+_C.DATA.MAX_BAD_VIDEO_FRACTION = 0.05
+
+# ---------------------------------------------------------------------------- #
+# Data loader.
+# ---------------------------------------------------------------------------- #
+_C.DATA_LOADER = CfgNode()
+# Loader worker processes per training process.
+_C.DATA_LOADER.NUM_WORKERS = 8
+# Pin host memory for faster copies to the GPU.
+_C.DATA_LOADER.PIN_MEMORY = True
+# Let the video decoder use several threads.
+_C.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = False
+
+# ---------------------------------------------------------------------------- #
+# TensorBoard.
+# ---------------------------------------------------------------------------- #
+_C.TENSORBOARD = CfgNode()
+# Write TensorBoard scalars and the test confusion matrix.
+_C.TENSORBOARD.ENABLE = False
+# Log folder; empty means OUTPUT_DIR/runs-<dataset>.
+_C.TENSORBOARD.LOG_DIR = ""
+
+
+# Keys that published YAML files set but that have no effect on these networks. They are
+# accepted with a one-line warning. A value other than ANY must match: another value would
+# ask for behaviour these networks do not have, and is a config error.
+ANY = object()
+IGNORED_KEYS = {
+    "NONLOCAL": ANY,  # non-local blocks are not part of X3D or VoV3D
+    "RESNET.NUM_BLOCK_TEMP_KERNEL": ANY,
+    "RESNET.WIDTH_PER_GROUP": ANY,
+    "RESNET.NUM_GROUPS": ANY,
+    "RESNET.STRIDE_1X1": False,
+    "RESNET.SPATIAL_STRIDES": [[2], [2], [2], [2]],
+    "RESNET.TRANS_FUNC": "x3d_transform",
+    "RESNET.DEPTH": ANY,
+    "RESNET.INPLACE_RELU": ANY,
+    "VOV3D.TEMPORAL_DILATIONS": [[1], [1], [1], [1]],
+    "DETECTION.ENABLE": False,  # detection (AVA) is not part of vov3d
+    "MODEL.HEAD_ACT": "softmax",
+    "MODEL.SINGLE_PATHWAY_ARCH": ANY,
+    "MODEL.MULTI_PATHWAY_ARCH": ANY,
+}
+
+
+def get_cfg() -> CfgNode:
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()

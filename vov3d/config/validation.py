@@ -1,0 +1,58 @@
+"""Checks of a merged config that no single key can make: sizes that must divide, names that
+must be registered, families that must agree. Errors name the key and where it was set."""
+
+from __future__ import annotations
+
+from .node import CfgNode, cfg_error
+
+
+def validate_cfg(cfg: CfgNode) -> None:
+    """Raise ConfigError for the first inconsistency found."""
+    from vov3d.datasets.build import DATASET_REGISTRY
+    from vov3d.models.build import MODEL_REGISTRY
+
+    if cfg.NUM_GPUS < 0:
+        raise cfg_error(cfg, "NUM_GPUS", "must be 0 (CPU) or more")
+    if cfg.NUM_SHARDS < 1:
+        raise cfg_error(cfg, "NUM_SHARDS", "must be 1 or more")
+    if not 0 <= cfg.SHARD_ID < cfg.NUM_SHARDS:
+        raise cfg_error(cfg, "SHARD_ID", f"must be in [0, NUM_SHARDS) = [0, {cfg.NUM_SHARDS})")
+    processes = max(cfg.NUM_GPUS, 1) * cfg.NUM_SHARDS
+    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
+        size = cfg[key.split(".")[0]].BATCH_SIZE
+        if size < 1 or size % processes:
+            raise cfg_error(
+                cfg,
+                key,
+                f"the global batch size must be a positive multiple of NUM_GPUS * NUM_SHARDS = "
+                f"{processes}",
+            )
+
+    if cfg.MODEL.MODEL_NAME not in MODEL_REGISTRY:
+        raise cfg_error(
+            cfg, "MODEL.MODEL_NAME", f"not a registered model; registered: {', '.join(MODEL_REGISTRY)}"
+        )
+    arch = cfg.MODEL.ARCH.lower()
+    families = {name.lower() for name in MODEL_REGISTRY}
+    if arch in families and arch != cfg.MODEL.MODEL_NAME.lower():
+        raise cfg_error(cfg, "MODEL.ARCH", f"names another network than MODEL.MODEL_NAME {cfg.MODEL.MODEL_NAME}")
+    model_cls = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)
+    model_cls.from_cfg(cfg)  # raises ConfigError for values the network does not support
+
+    for key in ("TRAIN.DATASET", "TEST.DATASET"):
+        name = cfg[key.split(".")[0]].DATASET
+        if name not in DATASET_REGISTRY:
+            raise cfg_error(cfg, key, f"not a registered dataset; registered: {', '.join(DATASET_REGISTRY)}")
+    if cfg.DATA.INPUT_CHANNEL_NUM != [3]:
+        raise cfg_error(cfg, "DATA.INPUT_CHANNEL_NUM", "only single-pathway RGB input, [3], is supported")
+    for key in ("DATA.MEAN", "DATA.STD"):
+        if len(cfg.DATA[key.split(".")[1]]) != 3:
+            raise cfg_error(cfg, key, "needs one value per RGB channel")
+    if len(cfg.DATA.TRAIN_JITTER_SCALES) != 2:
+        raise cfg_error(cfg, "DATA.TRAIN_JITTER_SCALES", "must be [min, max]")
+    if cfg.DATA.ENSEMBLE_METHOD not in ("sum", "max"):
+        raise cfg_error(cfg, "DATA.ENSEMBLE_METHOD", "must be sum or max")
+    if cfg.TEST.NUM_SPATIAL_CROPS not in (1, 3):
+        raise cfg_error(cfg, "TEST.NUM_SPATIAL_CROPS", "must be 1 or 3")
+    if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1:
+        raise cfg_error(cfg, "TEST.NUM_ENSEMBLE_VIEWS", "must be 1 or more")
