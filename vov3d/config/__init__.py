@@ -7,7 +7,7 @@ from typing import Sequence
 from iopath.common.file_io import g_pathmgr
 
 from .defaults import get_cfg
-from .node import CfgNode, ConfigError, cfg_error, key_source
+from .node import CfgNode, ConfigError, cfg_error, key_source, override_pairs
 from .validation import validate_cfg
 
 __all__ = ["CfgNode", "ConfigError", "cfg_error", "get_cfg", "key_source", "load_config", "save_config", "validate_cfg"]
@@ -15,6 +15,7 @@ __all__ = ["CfgNode", "ConfigError", "cfg_error", "get_cfg", "key_source", "load
 
 def load_config(cfg_files: Sequence[str], opts: Sequence[str] = ()) -> CfgNode:
     """Defaults, then each YAML file in order, then ``KEY VALUE`` overrides; validated, frozen."""
+    override_pairs(list(opts))  # an odd count is reported before any file is read
     cfg = get_cfg()
     for path in cfg_files:
         cfg.merge_from_file(path)

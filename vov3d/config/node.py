@@ -31,13 +31,17 @@ class CfgNode(_YacsCfgNode):
 
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as typed on the command line."""
-        if len(cfg_list) % 2:
-            raise ConfigError(
-                f"command-line override {cfg_list[-1]!r} has no value: overrides come in "
-                "KEY VALUE pairs"
-            )
-        for key, raw in zip(cfg_list[0::2], cfg_list[1::2]):
+        for key, raw in override_pairs(cfg_list):
             _merge_value(self, key, _decode(raw), "the command line")
+
+
+def override_pairs(tokens: list) -> list[tuple[str, Any]]:
+    """``[KEY, VALUE, ...]`` as pairs; an odd count names the token that has no value."""
+    if len(tokens) % 2:
+        raise ConfigError(
+            f"command-line override {tokens[-1]!r} has no value: overrides come in KEY VALUE pairs"
+        )
+    return list(zip(tokens[0::2], tokens[1::2]))
 
 
 def key_source(cfg: CfgNode, key: str) -> str:

@@ -1,0 +1,84 @@
+"""``run_net``: train and/or test a network from YAML configs and ``KEY VALUE`` overrides.
+
+The command line is PySlowFast's, so the VoV3D paper's commands run as written::
+
+    python tools/run_net.py --cfg configs/Kinetics/vov3d/vov3d_L.yaml \\
+        DATA.PATH_TO_DATA_DIR /data NUM_GPUS 8 TRAIN.BATCH_SIZE 64
+
+Overrides may also follow ``--opts``. The same entry point is installed as ``vov3d-run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from vov3d.config import CfgNode, ConfigError, load_config
+
+_CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_net.py",
+        description="Train and test X3D / VoV3D video classifiers (TRAIN.ENABLE, TEST.ENABLE).",
+        epilog="Overrides: any config key and value, e.g. NUM_GPUS 8 TRAIN.BATCH_SIZE 64, "
+        "after the config files or after --opts.",
+    )
+    parser.add_argument(
+        "--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE",
+        help="YAML config file(s), merged in order (each may inherit with _BASE_)",
+    )
+    parser.add_argument("--shard_id", type=int, default=None, help="this machine's index (sets SHARD_ID)")
+    parser.add_argument("--num_shards", type=int, default=None, help="number of machines (sets NUM_SHARDS)")
+    parser.add_argument(
+        "--init_method", default="tcp://localhost:9999",
+        help="torch.distributed rendezvous for multi-machine jobs, e.g. tcp://host:port",
+    )
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
+                        help="config overrides (the same as trailing KEY VALUE pairs)")
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line. Trailing ``KEY VALUE`` tokens after the config files become
+    overrides, as do the tokens after ``--opts``."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    flags = [token for token in unknown if token.startswith("--")]
+    if flags:
+        parser.error(f"unrecognized arguments: {' '.join(flags)}")
+    # --cfg takes one or more files; the first token that is not a YAML file starts the overrides.
+    files = args.cfg_files
+    split = next((i for i, token in enumerate(files) if not token.endswith(_CONFIG_SUFFIXES)), len(files))
+    if split == 0:
+        parser.error(f"--cfg needs a .yaml config file first, got {files[0]!r}")
+    args.cfg_files, args.opts = files[:split], files[split:] + unknown + args.opts
+    return args
+
+
+def setup_cfg(args: argparse.Namespace) -> CfgNode:
+    """Load, override, validate and freeze the config described by ``args``."""
+    opts = list(args.opts)
+    if args.num_shards is not None:
+        opts += ["NUM_SHARDS", str(args.num_shards)]
+    if args.shard_id is not None:
+        opts += ["SHARD_ID", str(args.shard_id)]
+    return load_config(args.cfg_files, opts)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = setup_cfg(args)
+    except ConfigError as e:
+        print(f"run_net: config error: {e}", file=sys.stderr)
+        return 2
+    from vov3d.engine.launch import run_jobs
+
+    return run_jobs(cfg, args.init_method)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
