@@ -1,0 +1,175 @@
+"""Config loading: _BASE_ chains, overrides, ignored legacy keys and every validation error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS
+from vov3d.config import ConfigError, get_cfg, key_source, load_config, save_config
+
+
+def write(path: Path, data: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+ALL_CONFIGS = sorted(str(p) for p in CONFIGS.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(Path(p).relative_to(CONFIGS)))
+def test_every_config_file_loads(path: str) -> None:
+    cfg = load_config([path])
+    assert cfg.is_frozen()
+
+
+def test_configs_exist() -> None:
+    assert len(ALL_CONFIGS) >= 24, "the 20 paper configs, the X3D sizes and their bases"
+
+
+def test_base_chain_relative_to_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "bases" / "Base.yaml", {"SOLVER": {"BASE_LR": 0.5, "MAX_EPOCH": 7}})
+    write(tmp_path / "bases" / "Mid.yaml", {"_BASE_": "Base.yaml", "SOLVER": {"MAX_EPOCH": 9}})
+    child = write(tmp_path / "exp" / "child.yaml", {"_BASE_": "../bases/Mid.yaml", "RNG_SEED": 3})
+    cfg = get_cfg()
+    cfg.merge_from_file(child)
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_EPOCH, cfg.RNG_SEED) == (0.5, 9, 3)
+    assert key_source(cfg, "SOLVER.MAX_EPOCH").endswith("Mid.yaml")
+    assert key_source(cfg, "SOLVER.BASE_LR").endswith("Base.yaml")
+    assert key_source(cfg, "NUM_GPUS") == "the defaults"
+
+
+def test_base_list_and_cycle(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.yaml", {"_BASE_": ["b.yaml"], "RNG_SEED": 1})
+    write(tmp_path / "b.yaml", {"_BASE_": "a.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        get_cfg().merge_from_file(a)
+
+
+def test_missing_base_names_the_child(tmp_path: Path) -> None:
+    child = write(tmp_path / "child.yaml", {"_BASE_": "nope.yaml"})
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*_BASE_ of .*child\.yaml"):
+        get_cfg().merge_from_file(child)
+
+
+def test_unknown_key_names_file_and_suggests(tmp_path: Path) -> None:
+    path = write(tmp_path / "typo.yaml", {"SOLVER": {"BASE_RL": 0.1}})
+    with pytest.raises(ConfigError) as err:
+        get_cfg().merge_from_file(path)
+    assert "typo.yaml" in str(err.value) and "SOLVER.BASE_RL" in str(err.value)
+    assert "SOLVER.BASE_LR" in str(err.value)
+
+
+def test_unknown_key_in_wrong_section_suggests_the_right_one() -> None:
+    with pytest.raises(ConfigError, match="did you mean DATA.NUM_FRAMES"):
+        get_cfg().merge_from_list(["TRAIN.NUM_FRAMES", "8"])
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("NUM_GPUS", 1.5), ("TRAIN.ENABLE", "yes"), ("DATA.TRAIN_JITTER_SCALES", 256), ("SOLVER.BASE_LR", "fast")],
+)
+def test_wrong_type_names_key_and_file(tmp_path: Path, key: str, value: object) -> None:
+    section, _, leaf = key.rpartition(".")
+    data = {section: {leaf: value}} if section else {leaf: value}
+    path = write(tmp_path / "types.yaml", data)
+    with pytest.raises(ConfigError, match=rf"types\.yaml: {key} expects"):
+        get_cfg().merge_from_file(path)
+
+
+def test_int_becomes_float_and_bool_strings() -> None:
+    cfg = get_cfg()
+    cfg.merge_from_list(["SOLVER.BASE_LR", "1", "TRAIN.ENABLE", "false", "DATA.PATH_TO_DATA_DIR", "/data/k400"])
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.TRAIN.ENABLE is False
+    assert cfg.DATA.PATH_TO_DATA_DIR == "/data/k400"
+    assert key_source(cfg, "SOLVER.BASE_LR") == "the command line"
+
+
+def test_odd_override_count_names_the_token() -> None:
+    with pytest.raises(ConfigError, match="'TRAIN.BATCH_SIZE' has no value"):
+        load_config([], ["NUM_GPUS", "1", "TRAIN.BATCH_SIZE"])
+
+
+def test_ignored_legacy_keys_warn_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "legacy.yaml",
+        {
+            "NONLOCAL": {"LOCATION": [[[]], [[]], [[]], [[]]], "GROUP": [[1], [1], [1], [1]]},
+            "RESNET": {"NUM_BLOCK_TEMP_KERNEL": [[3], [4]], "ZERO_INIT_FINAL_BN": True},
+            "DETECTION": {"ENABLE": False},
+        },
+    )
+    cfg = get_cfg()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger("vov3d.config").addHandler(handler)
+    try:
+        cfg.merge_from_file(path)
+    finally:
+        logging.getLogger("vov3d.config").removeHandler(handler)
+    ignored = [r.getMessage() for r in records if "ignoring" in r.getMessage()]
+    assert len(ignored) == 3, ignored  # NONLOCAL once, not once per sub-key
+    assert all("legacy.yaml" in line for line in ignored)
+    assert cfg.RESNET.ZERO_INIT_FINAL_BN is True
+
+
+def test_ignored_key_with_a_meaningful_value_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="DETECTION.ENABLE = True is not supported"):
+        get_cfg().merge_from_list(["DETECTION.ENABLE", "True"])
+
+
+def test_setting_a_section_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="SOLVER is a section"):
+        get_cfg().merge_from_list(["SOLVER", "1"])
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("SOLVER: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
+        get_cfg().merge_from_file(str(path))
+
+
+@pytest.mark.parametrize(
+    "opts, key, words",
+    [
+        (["TRAIN.BATCH_SIZE", "6", "NUM_GPUS", "4"], "TRAIN.BATCH_SIZE", "multiple of NUM_GPUS"),
+        (["TEST.BATCH_SIZE", "3", "NUM_GPUS", "2"], "TEST.BATCH_SIZE", "multiple of NUM_GPUS"),
+        (["NUM_SHARDS", "2", "SHARD_ID", "2"], "SHARD_ID", "[0, NUM_SHARDS)"),
+        (["MODEL.MODEL_NAME", "ResNet"], "MODEL.MODEL_NAME", "registered: VoV3D, X3D"),
+        (["TRAIN.DATASET", "ucf101"], "TRAIN.DATASET", "registered: kinetics, ssv1, ssv2"),
+        (["MODEL.ARCH", "vov3d"], "MODEL.ARCH", "another network"),
+        (["VOV3D.DEPTH", "19", "MODEL.MODEL_NAME", "VoV3D", "MODEL.ARCH", "vov3d"], "VOV3D.DEPTH", "19"),
+        (["DATA.ENSEMBLE_METHOD", "mean"], "DATA.ENSEMBLE_METHOD", "sum or max"),
+    ],
+)
+def test_validation_errors_name_key_and_source(opts: list, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config([], opts)
+    message = str(err.value)
+    assert key in message and words in message and "the command line" in message
+
+
+def test_validation_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "bs.yaml", {"NUM_GPUS": 8, "TRAIN": {"BATCH_SIZE": 12}})
+    with pytest.raises(ConfigError, match=r"TRAIN.BATCH_SIZE = 12 \(set in .*bs\.yaml\)"):
+        load_config([path])
+
+
+def test_files_then_overrides_then_frozen_and_saved(tmp_path: Path) -> None:
+    first = write(tmp_path / "one.yaml", {"SOLVER": {"MAX_EPOCH": 5}, "RNG_SEED": 4})
+    second = write(tmp_path / "two.yaml", {"SOLVER": {"MAX_EPOCH": 6}})
+    cfg = load_config([first, second], ["SOLVER.MAX_EPOCH", "8"])
+    assert (cfg.SOLVER.MAX_EPOCH, cfg.RNG_SEED) == (8, 4)
+    with pytest.raises(AttributeError):
+        cfg.RNG_SEED = 5
+    out = tmp_path / "config.yaml"
+    save_config(cfg, str(out))
+    again = load_config([str(out)])
+    assert again == cfg
