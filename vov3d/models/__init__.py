@@ -1,5 +1,6 @@
 """Networks: X3D and VoV3D, registered by name in MODEL_REGISTRY."""
 
+from . import vov3d, x3d  # noqa: F401  (registers the networks)
 from .build import MODEL_REGISTRY, build_model
 
 __all__ = ["MODEL_REGISTRY", "build_model"]

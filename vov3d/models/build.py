@@ -12,6 +12,12 @@ MODEL_REGISTRY = Registry("model")
 
 def build_model(cfg: CfgNode) -> nn.Module:
     """Build ``cfg.MODEL.MODEL_NAME`` on the CPU. Registered classes map the cfg to their
-    constructor arguments in a ``from_cfg`` classmethod, so blocks never see the cfg."""
+    constructor arguments in a ``from_cfg`` classmethod, so blocks never see the cfg.
+    With LOG_MODEL_INFO, log the parameter count and GMACs once."""
+    from vov3d.utils.complexity import log_model_info
+
     cls = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)
-    return cls(**cls.from_cfg(cfg))
+    model = cls(**cls.from_cfg(cfg))
+    if cfg.LOG_MODEL_INFO:
+        log_model_info(model, cfg)
+    return model

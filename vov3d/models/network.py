@@ -1,0 +1,123 @@
+"""The network skeleton that X3D and VoV3D share: stem, four residual stages, head.
+
+X3D and VoV3D subclass ``VideoNet`` and differ only in widths, depths and the block transform.
+Module names (``s1.pathway0_stem``, ``s2.pathway0_res0.branch2``, ``head.projection``) are the
+legacy PySlowFast names, so published X3D and VoV3D checkpoints load without any renaming.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Union
+
+import torch
+import torch.nn as nn
+
+from vov3d.config import CfgNode, cfg_error
+
+from .head import Head, head_pool_size
+from .layers import NORM_LAYERS, NormFactory
+from .stage import ResBlock, TransformFactory, make_stage
+from .stem import Stem
+
+Clip = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+class VideoNet(nn.Module):
+    """Stem -> s2..s5 (each strides space by 2, never time) -> head.
+
+    Input: a clip (N, 3, T, H, W), or a one-element list of it (PySlowFast's pathway list).
+    Output (N, classes): logits in training mode, probabilities in evaluation mode.
+    """
+
+    def __init__(
+        self,
+        *,
+        stem_width: int,
+        stage_widths: Sequence[int],
+        stage_depths: Sequence[int],
+        transforms: Sequence[TransformFactory],
+        head_width: int,
+        dim_c5: int,
+        num_classes: int,
+        num_frames: int,
+        crop_size: int,
+        dropout_rate: float = 0.0,
+        bn_lin5: bool = False,
+        zero_init_final_bn: bool = False,
+        norm: NormFactory = nn.BatchNorm3d,
+    ) -> None:
+        super().__init__()
+        self.s1 = nn.Sequential(OrderedDict(pathway0_stem=Stem(3, stem_width, norm)))
+        dim_in = stem_width
+        for i, (width, depth, transform) in enumerate(zip(stage_widths, stage_depths, transforms)):
+            self.add_module(f"s{i + 2}", make_stage(dim_in, width, depth, 2, transform, norm))
+            dim_in = width
+        self.head = Head(
+            dim_in,
+            head_width,
+            dim_c5,
+            num_classes,
+            head_pool_size(num_frames, crop_size),
+            dropout_rate,
+            bn_lin5,
+            norm,
+        )
+        init_weights(self, zero_init_final_bn)
+
+    def forward(self, x: Clip) -> torch.Tensor:
+        if isinstance(x, (list, tuple)):
+            if len(x) != 1:
+                raise ValueError(f"expected one clip (a single pathway), got a list of {len(x)}")
+            x = x[0]
+        for stage in (self.s1, self.s2, self.s3, self.s4, self.s5, self.head):
+            x = stage(x)
+        return x
+
+
+def init_weights(model: nn.Module, zero_init_final_bn: bool) -> None:
+    """MSRA fill for convs, BN 1/0, Linear N(0, 0.01); optionally zero the BN closing each
+    block's transform so every residual block starts as its shortcut."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+    if zero_init_final_bn:
+        for m in model.modules():
+            if isinstance(m, ResBlock):
+                nn.init.zeros_(m.branch2.c_bn.weight)
+
+
+def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
+    """Constructor arguments both networks read the same way: classes, clip size, head, init."""
+    positive = {
+        "MODEL.NUM_CLASSES": cfg.MODEL.NUM_CLASSES,
+        "DATA.NUM_FRAMES": cfg.DATA.NUM_FRAMES,
+        "DATA.TRAIN_CROP_SIZE": cfg.DATA.TRAIN_CROP_SIZE,
+        "X3D.DIM_C5": cfg.X3D.DIM_C5,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise cfg_error(cfg, key, "must be 1 or more")
+    if not 0.0 <= cfg.MODEL.DROPOUT_RATE < 1.0:
+        raise cfg_error(cfg, "MODEL.DROPOUT_RATE", "must be in [0, 1)")
+    if cfg.BN.NORM_TYPE not in NORM_LAYERS:
+        raise cfg_error(cfg, "BN.NORM_TYPE", f"must be one of {', '.join(NORM_LAYERS)}")
+    return {
+        "num_classes": cfg.MODEL.NUM_CLASSES,
+        "num_frames": cfg.DATA.NUM_FRAMES,
+        "crop_size": cfg.DATA.TRAIN_CROP_SIZE,
+        "dim_c5": cfg.X3D.DIM_C5,
+        "bn_lin5": cfg.X3D.BN_LIN5,
+        "dropout_rate": cfg.MODEL.DROPOUT_RATE,
+        "zero_init_final_bn": cfg.RESNET.ZERO_INIT_FINAL_BN,
+        "norm": NORM_LAYERS[cfg.BN.NORM_TYPE],
+    }
