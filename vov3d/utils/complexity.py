@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Optional
 
 import torch
@@ -22,7 +23,9 @@ def count_gmacs(model: nn.Module, num_frames: int, crop_size: int) -> float:
     fvcore counts a multiply-add as one flop; ops it has no formula for (activations, pooling)
     count as zero, which is how the published figures were made.
     """
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore's import uses APIs that torch marks deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     param = next(model.parameters())
     clip = torch.zeros(1, 3, num_frames, crop_size, crop_size, dtype=param.dtype, device=param.device)
