@@ -1,0 +1,317 @@
+"""Evaluation: ``validate`` (one clip per video, during training) and the multi-view ``test``,
+whose ``ViewAggregator`` is where the test views of a video are combined.
+
+The model returns class probabilities in eval mode, so scores are used as they come.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from vov3d.checkpoint import CheckpointError, load_checkpoint
+from vov3d.config import CfgNode, cfg_error
+from vov3d.datasets import build_loader
+from vov3d.utils.distributed import all_gather_tensors, is_main_process
+from vov3d.utils.logging import log_json_stats
+from vov3d.utils.meters import memory_mib, topk_correct
+from vov3d.utils.tensorboard import heat_map, make_writer, write_png
+
+from .checkpoint import checkpoint_dir, load_newest_checkpoint
+from .runtime import (
+    autocast,
+    autocast_dtype,
+    compile_model,
+    current_device,
+    prepare_model,
+    progress,
+    to_input,
+)
+
+logger = logging.getLogger(__name__)
+
+# Videos named in a log line about missing or broken views.
+_MAX_LISTED = 5
+
+
+def first_occurrences(keys: torch.Tensor) -> torch.Tensor:
+    """Bool mask of the first occurrence of each value of ``keys`` (1-D, integer)."""
+    unique, inverse = torch.unique(keys, return_inverse=True)
+    positions = torch.arange(keys.numel(), device=keys.device)
+    first = torch.full((unique.numel(),), keys.numel(), dtype=torch.long, device=keys.device)
+    first.scatter_reduce_(0, inverse, positions, reduce="amin")
+    mask = torch.zeros(keys.numel(), dtype=torch.bool, device=keys.device)
+    mask[first] = True
+    return mask
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, loader: DataLoader, epoch: int, cfg: CfgNode, writer: Optional[Any] = None
+) -> dict[str, Any]:
+    """Top-1 / top-5 error (in %) over the val split, one clip per video, as PySlowFast reports it.
+
+    Every process scores its shard; the per-clip results are gathered and each dataset index is
+    counted once, so the DistributedSampler's padding repeats do not count twice.
+    """
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(cfg, device)
+    started = time.perf_counter()
+    model.eval()
+    rows = []
+    for frames, labels, index, _meta in progress(loader, len(loader), "val"):
+        with autocast(device, dtype):
+            probs = model(to_input(frames, device, cfg))
+        top1, top5 = topk_correct(probs.float(), labels.to(device))
+        rows.append(torch.stack([index.to(device), top1.long(), top5.long()], dim=1))
+    local = torch.cat(rows) if rows else torch.zeros((0, 3), dtype=torch.long, device=device)
+    clips = all_gather_tensors(local).cpu()
+    clips = clips[first_occurrences(clips[:, 0])]
+    if not len(clips):
+        raise ValueError("the val split has no clips to evaluate")
+    stats = {
+        "_type": "val_epoch",
+        "epoch": f"{epoch + 1}/{cfg.SOLVER.MAX_EPOCH}",
+        "top1_err": 100.0 * (1 - clips[:, 1].float().mean().item()),
+        "top5_err": 100.0 * (1 - clips[:, 2].float().mean().item()),
+        "num_clips": len(clips),
+        "time_diff": time.perf_counter() - started,
+        "mem": memory_mib(device),
+    }
+    if is_main_process():
+        log_json_stats(stats, cfg.OUTPUT_DIR)
+        if writer is not None:
+            writer.add_scalar("val/top1_err", stats["top1_err"], epoch + 1)
+            writer.add_scalar("val/top5_err", stats["top5_err"], epoch + 1)
+    return stats
+
+
+@dataclass
+class TestResult:
+    """Per-video scores and the metrics of a multi-view test (accuracies in %)."""
+
+    scores: torch.Tensor  # (videos, classes): the combined views
+    labels: torch.Tensor  # (videos,), -1 for a video none of whose views arrived
+    views: torch.Tensor  # (videos,): views combined
+    lost_views: torch.Tensor  # (videos,): views that could not be decoded
+    scored: torch.Tensor  # (videos,) bool: videos with at least one view, the ones measured
+    top1_acc: float
+    top5_acc: float
+    mean_class_acc: float
+    confusion: torch.Tensor  # (classes, classes): rows are labels, columns predictions
+
+
+class ViewAggregator:
+    """Combines the test views of each video by ``sum`` of probabilities or element-wise ``max``.
+
+    Memory is one row of scores per video, however many views there are. Each dataset item is
+    counted once, so items repeated by a DistributedSampler's padding (or gathered twice) are
+    ignored; views marked invalid (undecodable videos skipped with TEST.SKIP_BROKEN_VIDEOS) are
+    counted as lost instead of combined.
+    """
+
+    def __init__(self, num_videos: int, num_items: int, num_classes: int, method: str = "sum") -> None:
+        if method not in ("sum", "max"):
+            raise ValueError(f"ensemble method must be sum or max, got {method!r}")
+        self.method = method
+        self.scores = torch.zeros(num_videos, num_classes)
+        self.labels = torch.full((num_videos,), -1, dtype=torch.long)
+        self.views = torch.zeros(num_videos, dtype=torch.long)
+        self.lost_views = torch.zeros(num_videos, dtype=torch.long)
+        self.seen = torch.zeros(num_items, dtype=torch.bool)
+
+    def update(
+        self,
+        probs: torch.Tensor,
+        labels: torch.Tensor,
+        video_index: torch.Tensor,
+        item_index: torch.Tensor,
+        valid: Optional[torch.Tensor] = None,
+    ) -> None:
+        """Add a batch of views (CPU tensors): probabilities (B, classes) and, per view, the
+        label, video index, dataset item index and validity."""
+        valid = torch.ones_like(item_index, dtype=torch.bool) if valid is None else valid.bool()
+        keep = first_occurrences(item_index) & ~self.seen[item_index]
+        self.seen[item_index[keep]] = True
+        videos = video_index[keep]
+        self.labels[videos] = labels[keep]
+        self.lost_views.index_add_(0, videos, (~valid[keep]).long())
+        use = keep & valid
+        videos, probs = video_index[use], probs[use].float()
+        self.views.index_add_(0, videos, torch.ones_like(videos))
+        if self.method == "sum":
+            self.scores.index_add_(0, videos, probs)
+        else:  # probabilities are >= 0, so the zero start is neutral for max
+            self.scores.scatter_reduce_(0, videos.view(-1, 1).expand_as(probs), probs, reduce="amax")
+
+    def result(self) -> TestResult:
+        """Top-1, top-5 and mean per-class accuracy and the confusion matrix over the videos
+        that have at least one view."""
+        scored = self.views > 0
+        scores, labels = self.scores[scored], self.labels[scored]
+        classes = self.scores.shape[1]
+        confusion = torch.zeros(classes, classes, dtype=torch.long)
+        if len(labels):
+            top1, top5 = topk_correct(scores, labels)
+            confusion.index_put_((labels, scores.argmax(dim=1)), torch.ones_like(labels), accumulate=True)
+            per_class = confusion.diag().double() / confusion.sum(dim=1).double()
+            present = confusion.sum(dim=1) > 0
+            accuracies = (
+                100.0 * top1.double().mean().item(),
+                100.0 * top5.double().mean().item(),
+                100.0 * per_class[present].mean().item(),
+            )
+        else:
+            accuracies = (float("nan"),) * 3
+        return TestResult(
+            self.scores, self.labels, self.views, self.lost_views, scored, *accuracies, confusion
+        )
+
+
+def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
+    """Load TEST.CHECKPOINT_FILE_PATH, else the newest checkpoint of OUTPUT_DIR, else
+    TRAIN.CHECKPOINT_FILE_PATH; return its path. Testing random weights needs
+    TEST.ALLOW_RANDOM_WEIGHTS (returns None, with a warning)."""
+    found = None
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        found = cfg.TEST.CHECKPOINT_FILE_PATH, load_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, model)
+    else:
+        found = load_newest_checkpoint(cfg.OUTPUT_DIR, model)
+        if found is None and cfg.TRAIN.CHECKPOINT_FILE_PATH:
+            found = cfg.TRAIN.CHECKPOINT_FILE_PATH, load_checkpoint(cfg.TRAIN.CHECKPOINT_FILE_PATH, model)
+    if found is None:
+        if not cfg.TEST.ALLOW_RANDOM_WEIGHTS:
+            raise cfg_error(
+                cfg,
+                "TEST.CHECKPOINT_FILE_PATH",
+                f"no checkpoint to test: none given, none in {checkpoint_dir(cfg.OUTPUT_DIR)} and no "
+                "TRAIN.CHECKPOINT_FILE_PATH; set one, or TEST.ALLOW_RANDOM_WEIGHTS True to test random "
+                "weights",
+            )
+        logger.warning(
+            "testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing"
+        )
+        return None
+    path, checkpoint = found
+    classes = [
+        v.shape[0] for k, v in checkpoint["model_state"].items() if k.endswith("head.projection.weight")
+    ]
+    if classes and classes[0] != cfg.MODEL.NUM_CLASSES:
+        raise CheckpointError(
+            f"checkpoint {path} classifies {classes[0]} classes but MODEL.NUM_CLASSES is "
+            f"{cfg.MODEL.NUM_CLASSES}: testing needs the trained classifier"
+        )
+    logger.info("testing the weights of %s", path)
+    return path
+
+
+@torch.no_grad()
+def test(cfg: CfgNode) -> TestResult:
+    """Multi-view test of TEST.DATASET: NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS views per video,
+    combined by DATA.ENSEMBLE_METHOD. Views are gathered from all processes every batch, so each
+    holds only the per-video scores. Logs a ``test_final`` line, writes the confusion matrix
+    (CSV and PNG in OUTPUT_DIR, image in TensorBoard) and TEST.SAVE_RESULTS_PATH."""
+    device = current_device(cfg)
+    model = prepare_model(cfg, device, train=False)
+    load_test_weights(cfg, model)
+    model = compile_model(model, cfg).eval()
+    dtype = autocast_dtype(cfg, device)
+    loader = build_loader(cfg, "test")
+    dataset = loader.dataset
+    aggregator = ViewAggregator(
+        dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD
+    )
+    started = time.perf_counter()
+    for frames, labels, index, meta in progress(loader, len(loader), "test"):
+        with autocast(device, dtype):
+            probs = model(to_input(frames, device, cfg)).float()
+        ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long()], dim=1).to(device)
+        probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids).cpu()
+        aggregator.update(probs, ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3].bool())
+    result = aggregator.result()
+    _report_views(result, dataset.num_views, getattr(dataset, "paths", None))
+    stats = {
+        "_type": "test_final",
+        "top1_acc": result.top1_acc,
+        "top5_acc": result.top5_acc,
+        "top1_err": 100.0 - result.top1_acc,
+        "top5_err": 100.0 - result.top5_acc,
+        "mean_class_acc": result.mean_class_acc,
+        "num_videos": int(result.scored.sum()),
+        "num_views": dataset.num_views,
+        "skipped_videos": int((~result.scored).sum()),
+        "lost_views": int(result.lost_views.sum()),
+        "time_diff": time.perf_counter() - started,
+        "mem": memory_mib(device),
+    }
+    if is_main_process():
+        log_json_stats(stats, cfg.OUTPUT_DIR)
+        _write_outputs(cfg, result, getattr(dataset, "paths", None))
+    return result
+
+
+def _report_views(result: TestResult, num_views: int, paths: Optional[list[str]]) -> None:
+    """Warn about videos whose views did not all arrive, and about views lost to broken files."""
+
+    def named(mask: torch.Tensor) -> str:
+        videos = mask.nonzero().flatten().tolist()
+        names = [paths[v] if paths else f"video {v}" for v in videos[:_MAX_LISTED]]
+        return ", ".join(names) + (
+            f" and {len(videos) - _MAX_LISTED} more" if len(videos) > _MAX_LISTED else ""
+        )
+
+    missing = result.views + result.lost_views < num_views
+    if missing.any():
+        logger.warning(
+            "%d videos are missing test views (of %d each): %s", int(missing.sum()), num_views, named(missing)
+        )
+    if result.lost_views.any():
+        logger.warning(
+            "%d views of %d videos could not be decoded and were left out; %d videos had no view at all and "
+            "are not scored: %s",
+            int(result.lost_views.sum()),
+            int((result.lost_views > 0).sum()),
+            int((~result.scored).sum()),
+            named(result.lost_views > 0),
+        )
+
+
+def _write_outputs(cfg: CfgNode, result: TestResult, paths: Optional[list[str]]) -> None:
+    """Confusion matrix as CSV and PNG (and in TensorBoard), and the per-video results."""
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    np.savetxt(
+        os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.csv"),
+        result.confusion.numpy(),
+        fmt="%d",
+        delimiter=",",
+    )
+    image = heat_map(result.confusion)
+    write_png(os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"), image)
+    writer = make_writer(cfg, cfg.TEST.DATASET)
+    if writer is not None:
+        writer.add_image("test/confusion_matrix", image, dataformats="HWC")
+        for key in ("top1_acc", "top5_acc", "mean_class_acc"):
+            writer.add_scalar(f"test/{key}", getattr(result, key))
+        writer.close()
+    if cfg.TEST.SAVE_RESULTS_PATH:
+        path = os.path.join(cfg.OUTPUT_DIR, cfg.TEST.SAVE_RESULTS_PATH)
+        torch.save(
+            {
+                "scores": result.scores,
+                "labels": result.labels,
+                "views": result.views,
+                "lost_views": result.lost_views,
+                "paths": paths,
+                "ensemble_method": cfg.DATA.ENSEMBLE_METHOD,
+            },
+            path,
+        )
+        logger.info("saved per-video scores and labels to %s", path)

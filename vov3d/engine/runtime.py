@@ -1,0 +1,105 @@
+"""How the model runs in this process: device, mixed precision, memory format, SyncBatchNorm,
+torch.compile and DistributedDataParallel. Training and testing share these."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Optional, TypeVar
+
+import torch
+import torch.nn as nn
+
+from vov3d.config import CfgNode, cfg_error
+from vov3d.models import build_model
+from vov3d.utils.distributed import consecutive_groups, get_world_size, is_distributed, is_main_process
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def current_device(cfg: CfgNode) -> torch.device:
+    """This process's GPU (set by the launcher) when NUM_GPUS > 0, else the CPU."""
+    if cfg.NUM_GPUS > 0:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def autocast_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
+    """TRAIN.MIXED_PRECISION's dtype: bf16 where the device supports it (CPUs, Ampere and newer
+    GPUs), else fp16 (which needs a GradScaler); None when mixed precision is off."""
+    if not cfg.TRAIN.MIXED_PRECISION:
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> torch.autocast:
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> Optional[torch.amp.GradScaler]:
+    """A loss scaler for fp16, whose small range would let gradients underflow; bf16 needs none."""
+    return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+
+
+def to_input(frames: torch.Tensor, device: torch.device, cfg: CfgNode) -> torch.Tensor:
+    """A batch of clips on ``device``, in channels_last_3d when MODEL.CHANNELS_LAST."""
+    frames = frames.to(device, non_blocking=True)
+    if cfg.MODEL.CHANNELS_LAST:
+        frames = frames.contiguous(memory_format=torch.channels_last_3d)
+    return frames
+
+
+def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
+    """``build_model`` on ``device``; for training BN layers become SyncBatchNorm when
+    BN.NORM_TYPE asks for it (before the optimizer sees the parameters)."""
+    model = build_model(cfg)
+    if train and cfg.BN.NORM_TYPE == "sync_batchnorm":
+        model = _convert_sync_bn(model, cfg, device)
+    model = model.to(device)
+    if cfg.MODEL.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model
+
+
+def _convert_sync_bn(model: nn.Module, cfg: CfgNode, device: torch.device) -> nn.Module:
+    """BN statistics over groups of BN.NUM_SYNC_DEVICES consecutive ranks (the SS fine-tuning
+    configs use 4). Plain BN where syncing would change nothing or cannot run."""
+    world, size = get_world_size(), cfg.BN.NUM_SYNC_DEVICES
+    if device.type != "cuda":
+        logger.warning("BN.NORM_TYPE sync_batchnorm needs GPUs; using per-process BatchNorm on the CPU")
+        return model
+    if world == 1 or size == 1:
+        logger.info("sync_batchnorm over 1 process is plain BatchNorm; not converting")
+        return model
+    if size < 1 or world % size:
+        raise cfg_error(cfg, "BN.NUM_SYNC_DEVICES", f"must divide the number of processes, {world}")
+    group = consecutive_groups(size) if size < world else None  # None: the whole world
+    logger.info("BatchNorm synchronised over groups of %d processes", size)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model, group)
+
+
+def compile_model(model: nn.Module, cfg: CfgNode) -> nn.Module:
+    """torch.compile when MODEL.COMPILE (checkpoints unwrap it: parameter names do not change)."""
+    return torch.compile(model) if cfg.MODEL.COMPILE else model
+
+
+def distribute(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel when there is more than one process."""
+    if not is_distributed() or get_world_size() == 1:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
+    """A tqdm bar on an interactive terminal of the main process; the items unchanged otherwise
+    (log files and batch jobs get json_stats lines instead)."""
+    if not (is_main_process() and sys.stdout.isatty()):
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=description, leave=False, dynamic_ncols=True)

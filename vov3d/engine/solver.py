@@ -1,0 +1,145 @@
+"""The learning-rate schedule (per iteration, with linear warm-up), the SGD optimizer with BN
+parameters in their own group, and the loss."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vov3d.config import CfgNode, cfg_error
+
+LR_POLICIES = ("cosine", "steps_with_relative_lrs")
+LOSSES = ("cross_entropy", "soft_cross_entropy")
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """Learning rate as a function of the fractional epoch ``epoch + iteration / iterations``.
+
+    Values are PySlowFast's: cosine from ``base_lr`` to ``end_lr`` over ``max_epoch``, or
+    ``base_lr * lrs[i]`` from epoch ``steps[i]``; during the first ``warmup_epochs`` the rate
+    rises linearly from ``warmup_start_lr`` to the policy's value at the end of the warm-up.
+    """
+
+    policy: str
+    base_lr: float
+    end_lr: float
+    steps: tuple[float, ...]
+    lrs: tuple[float, ...]
+    max_epoch: int
+    warmup_epochs: float
+    warmup_start_lr: float
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode) -> LRSchedule:
+        """The SOLVER schedule; with BASE_LR_SCALE_NUM_SHARDS every rate is multiplied by NUM_SHARDS
+        (linear scaling), computed here because the cfg is frozen."""
+        s = cfg.SOLVER
+        if s.LR_POLICY not in LR_POLICIES:
+            raise cfg_error(cfg, "SOLVER.LR_POLICY", f"must be one of {', '.join(LR_POLICIES)}")
+        if s.LR_POLICY == "steps_with_relative_lrs":
+            if not s.STEPS or s.STEPS[0] != 0 or list(s.STEPS) != sorted(s.STEPS):
+                raise cfg_error(cfg, "SOLVER.STEPS", "must be increasing start epochs beginning with 0")
+            if len(s.LRS) < len(s.STEPS):
+                raise cfg_error(cfg, "SOLVER.LRS", f"needs a rate for each of the {len(s.STEPS)} STEPS")
+        if s.MAX_EPOCH < 1:
+            raise cfg_error(cfg, "SOLVER.MAX_EPOCH", "must be 1 or more")
+        if not 0 <= s.WARMUP_EPOCHS <= s.MAX_EPOCH:
+            raise cfg_error(cfg, "SOLVER.WARMUP_EPOCHS", f"must be in [0, MAX_EPOCH = {s.MAX_EPOCH}]")
+        scale = cfg.NUM_SHARDS if s.BASE_LR_SCALE_NUM_SHARDS else 1
+        return cls(
+            policy=s.LR_POLICY,
+            base_lr=s.BASE_LR * scale,
+            end_lr=s.COSINE_END_LR * scale,
+            steps=tuple(s.STEPS),
+            lrs=tuple(s.LRS),
+            max_epoch=s.MAX_EPOCH,
+            warmup_epochs=s.WARMUP_EPOCHS,
+            warmup_start_lr=s.WARMUP_START_LR * scale,
+        )
+
+    def __call__(self, epoch: float) -> float:
+        if epoch < self.warmup_epochs:
+            end = self._policy(self.warmup_epochs)
+            return self.warmup_start_lr + (end - self.warmup_start_lr) * epoch / self.warmup_epochs
+        return self._policy(epoch)
+
+    def _policy(self, epoch: float) -> float:
+        if self.policy == "cosine":
+            return (
+                self.end_lr
+                + (self.base_lr - self.end_lr) * (math.cos(math.pi * epoch / self.max_epoch) + 1) / 2
+            )
+        return self.base_lr * self.lrs[bisect.bisect_right(self.steps, epoch) - 1]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Stored in checkpoints, so a resumed run can say when its schedule differs."""
+        return asdict(self)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, bn_weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: the parameters of BatchNorm layers (any ``_BatchNorm``, SyncBatchNorm included,
+    found by module type rather than by name) with ``bn_weight_decay``, and all others."""
+    bn_params, other_params = [], []
+    for module in model.modules():
+        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        (bn_params if isinstance(module, nn.modules.batchnorm._BatchNorm) else other_params).extend(params)
+    groups = [
+        {"params": other_params, "weight_decay": weight_decay},
+        {"params": bn_params, "weight_decay": bn_weight_decay},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
+    """SGD with SOLVER's momentum, dampening and Nesterov options; the rate is set per iteration."""
+    s = cfg.SOLVER
+    if s.OPTIMIZING_METHOD != "sgd":
+        raise cfg_error(cfg, "SOLVER.OPTIMIZING_METHOD", "only sgd is supported")
+    if s.NESTEROV and (s.MOMENTUM <= 0 or s.DAMPENING != 0):
+        raise cfg_error(cfg, "SOLVER.NESTEROV", "Nesterov momentum needs SOLVER.MOMENTUM > 0 and DAMPENING 0")
+    return torch.optim.SGD(
+        parameter_groups(model, s.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY),
+        lr=s.BASE_LR,
+        momentum=s.MOMENTUM,
+        dampening=s.DAMPENING,
+        nesterov=s.NESTEROV,
+    )
+
+
+def soft_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross entropy against soft targets: ``1 - smoothing`` on the label, ``smoothing`` spread
+    evenly over all classes."""
+    classes = logits.shape[1]
+    target = torch.full_like(logits, smoothing / classes, dtype=torch.float32)
+    target.scatter_(1, labels.view(-1, 1), 1 - smoothing + smoothing / classes)
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def build_loss(cfg: CfgNode) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """MODEL.LOSS_FUNC as ``loss(logits, labels)``, averaged over the batch."""
+    name, smoothing = cfg.MODEL.LOSS_FUNC, cfg.MODEL.LABEL_SMOOTHING
+    if name not in LOSSES:
+        raise cfg_error(cfg, "MODEL.LOSS_FUNC", f"must be one of {', '.join(LOSSES)}")
+    if not 0 <= smoothing < 1:
+        raise cfg_error(cfg, "MODEL.LABEL_SMOOTHING", "must be in [0, 1)")
+    if name == "cross_entropy":
+        if smoothing:
+            raise cfg_error(
+                cfg,
+                "MODEL.LABEL_SMOOTHING",
+                "applies to MODEL.LOSS_FUNC soft_cross_entropy, not cross_entropy",
+            )
+        return lambda logits, labels: F.cross_entropy(logits.float(), labels)
+    return lambda logits, labels: soft_cross_entropy(logits, labels, smoothing)

@@ -1,0 +1,218 @@
+"""Training: ``train_one_epoch`` and the epoch loop ``train`` (resume, precise BN, validation,
+checkpoints). Read top to bottom, it is the whole recipe of a run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from vov3d.checkpoint import unwrap_model
+from vov3d.config import CfgNode
+from vov3d.datasets import build_loader, shuffle_loader
+from vov3d.utils.distributed import all_reduce_sum, get_world_size, is_main_process
+from vov3d.utils.logging import log_json_stats
+from vov3d.utils.meters import Timer, WindowAverage, format_eta, memory_mib, topk_correct
+from vov3d.utils.tensorboard import make_writer
+
+from .checkpoint import restore_rng_states, resume_or_initialise, save_training_checkpoint
+from .evaluate import validate
+from .runtime import (
+    autocast,
+    autocast_dtype,
+    compile_model,
+    current_device,
+    distribute,
+    grad_scaler,
+    prepare_model,
+    progress,
+    to_input,
+)
+from .solver import LRSchedule, build_loss, build_optimizer, set_lr
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the message gives the iteration and the rate."""
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    loss_fn: LossFn,
+    epoch: int,
+    cfg: CfgNode,
+    scaler: Optional[torch.amp.GradScaler] = None,
+    writer: Optional[Any] = None,
+) -> dict[str, Any]:
+    """One pass over ``loader`` with the learning rate set every iteration.
+
+    Loss and top-k counts are summed over all processes every iteration (one small all-reduce),
+    so every rank sees the same global loss and all stop together on a NaN. Only the main process
+    logs. Returns the epoch's ``train_epoch`` statistics.
+    """
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(cfg, device)
+    iters, max_epoch = len(loader), cfg.SOLVER.MAX_EPOCH
+    meters = {
+        name: WindowAverage(cfg.LOG_PERIOD) for name in ("loss", "top1_err", "top5_err", "dt_data", "dt_net")
+    }
+    data_timer, net_timer = Timer(), Timer(synchronize=device.type == "cuda")
+    lr = schedule(epoch)
+    model.train()
+    for it, (frames, labels, _index, _meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
+        meters["dt_data"].update(data_timer.seconds())
+        net_timer.reset()
+        frames, labels = to_input(frames, device, cfg), labels.to(device, non_blocking=True)
+        lr = schedule(epoch + it / iters)
+        set_lr(optimizer, lr)
+        with autocast(device, dtype):
+            logits = model(frames)
+            loss = loss_fn(logits, labels)
+        top1, top5 = topk_correct(logits.detach(), labels)
+        count = torch.tensor(float(labels.shape[0]), device=device)
+        totals = torch.stack([loss.detach().float() * count, top1.sum().float(), top5.sum().float(), count])
+        loss_sum, correct1, correct5, total = all_reduce_sum(totals).tolist()
+        if not math.isfinite(loss_sum):
+            raise NonFiniteLossError(
+                f"the training loss is {loss_sum / total} at epoch {epoch + 1}/{max_epoch}, iteration "
+                f"{it + 1}/{iters}, with learning rate {lr:.6g}; lower SOLVER.BASE_LR, lengthen "
+                "SOLVER.WARMUP_EPOCHS or check the input data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        meters["dt_net"].update(net_timer.seconds())
+        meters["loss"].update(loss_sum / total, total)
+        meters["top1_err"].update(100.0 * (1 - correct1 / total), total)
+        meters["top5_err"].update(100.0 * (1 - correct5 / total), total)
+        if (it + 1) % cfg.LOG_PERIOD == 0 and is_main_process():
+            stats = _iteration_stats(meters, epoch, it, iters, max_epoch, lr, device)
+            log_json_stats(stats, cfg.OUTPUT_DIR)
+            if writer is not None:
+                step = epoch * iters + it
+                for key in ("loss", "lr", "top1_err", "top5_err"):
+                    writer.add_scalar(f"train/{key}", stats[key], step)
+        data_timer.reset()
+
+    stats = {
+        "_type": "train_epoch",
+        "epoch": f"{epoch + 1}/{max_epoch}",
+        "lr": lr,
+        **{name: meter.global_average for name, meter in meters.items()},
+        "eta": format_eta(_iteration_time(meters, global_average=True) * (max_epoch - epoch - 1) * iters),
+        "mem": memory_mib(device),
+    }
+    if is_main_process():
+        log_json_stats(stats, cfg.OUTPUT_DIR)
+    return stats
+
+
+def _iteration_time(meters: dict[str, WindowAverage], global_average: bool = False) -> float:
+    return sum(
+        meters[k].global_average if global_average else meters[k].window_average
+        for k in ("dt_data", "dt_net")
+    )
+
+
+def _iteration_stats(
+    meters: dict[str, WindowAverage],
+    epoch: int,
+    it: int,
+    iters: int,
+    max_epoch: int,
+    lr: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One ``train_iter`` line: averages over the last LOG_PERIOD iterations."""
+    remaining = iters - it - 1 + (max_epoch - epoch - 1) * iters
+    return {
+        "_type": "train_iter",
+        "epoch": f"{epoch + 1}/{max_epoch}",
+        "iter": f"{it + 1}/{iters}",
+        "lr": lr,
+        **{name: meter.window_average for name, meter in meters.items()},
+        "eta": format_eta(_iteration_time(meters) * remaining),
+        "mem": memory_mib(device),
+    }
+
+
+@torch.no_grad()
+def update_precise_bn(model: nn.Module, loader: DataLoader, cfg: CfgNode) -> None:
+    """Recompute BN statistics as true averages over BN.NUM_BATCHES_PRECISE training batches with
+    the weights fixed (fvcore's precise BN), then average them over processes so that every
+    rank evaluates and saves the same model."""
+    with warnings.catch_warnings():  # fvcore's import uses APIs that torch marks deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
+
+    net = unwrap_model(model)
+    device = next(net.parameters()).device
+    num_batches = min(cfg.BN.NUM_BATCHES_PRECISE, len(loader))
+    clips = (to_input(frames, device, cfg) for frames, *_ in loader)
+    net.train()
+    with autocast(device, autocast_dtype(cfg, device)):
+        update_bn_stats(net, clips, num_batches)
+    world = get_world_size()
+    for bn in get_bn_modules(net):
+        for stats in (bn.running_mean, bn.running_var):
+            stats.copy_(all_reduce_sum(stats.clone()) / world)
+
+
+def train(cfg: CfgNode) -> dict[str, Any]:
+    """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
+    when possible. Validates every TRAIN.EVAL_PERIOD epochs and saves every
+    TRAIN.CHECKPOINT_PERIOD (and both after the last epoch). Returns the last statistics logged
+    (``train_epoch`` and ``val_epoch``)."""
+    device = current_device(cfg)
+    model = prepare_model(cfg, device, train=True)
+    optimizer = build_optimizer(model, cfg)
+    schedule = LRSchedule.from_cfg(cfg)
+    loss_fn = build_loss(cfg)
+    scaler = grad_scaler(device, autocast_dtype(cfg, device))
+    start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler)
+    net = distribute(compile_model(model, cfg), device)
+
+    train_loader = build_loader(cfg, "train")
+    val_loader = build_loader(cfg, "val")
+    if resumed is not None:
+        restore_rng_states(resumed, train_loader.dataset)
+    writer = make_writer(cfg, cfg.TRAIN.DATASET)
+    results: dict[str, Any] = {}
+    if start_epoch >= cfg.SOLVER.MAX_EPOCH:
+        logger.info("training already finished: %d of %d epochs done", start_epoch, cfg.SOLVER.MAX_EPOCH)
+    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        started = time.perf_counter()
+        shuffle_loader(train_loader, epoch)
+        results["train"] = train_one_epoch(
+            net, train_loader, optimizer, schedule, loss_fn, epoch, cfg, scaler=scaler, writer=writer
+        )
+        done, last = epoch + 1, epoch + 1 == cfg.SOLVER.MAX_EPOCH
+        evaluate_now = done % cfg.TRAIN.EVAL_PERIOD == 0 or last
+        save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
+        if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
+            update_precise_bn(net, train_loader, cfg)
+        if evaluate_now:
+            results["val"] = validate(net, val_loader, epoch, cfg, writer)
+        if save_now:
+            save_training_checkpoint(cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset)
+        logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
+    if writer is not None:
+        writer.close()
+    return results
