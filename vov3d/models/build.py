@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from vov3d.config import CfgNode
+from vov3d.utils.complexity import log_model_info
 from vov3d.utils.registry import Registry
 
 MODEL_REGISTRY = Registry("model")
@@ -14,8 +15,6 @@ def build_model(cfg: CfgNode) -> nn.Module:
     """Build ``cfg.MODEL.MODEL_NAME`` on the CPU. Registered classes map the cfg to their
     constructor arguments in a ``from_cfg`` classmethod, so blocks never see the cfg.
     With LOG_MODEL_INFO, log the parameter count and GMACs once."""
-    from vov3d.utils.complexity import log_model_info
-
     cls = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)
     model = cls(**cls.from_cfg(cfg))
     if cfg.LOG_MODEL_INFO:

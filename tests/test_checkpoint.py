@@ -1,0 +1,235 @@
+"""vov3d.checkpoint: round trips, the layouts it reads, atomic writes, and every load error."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from vov3d.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vov3d.config import get_cfg
+from vov3d.models.vov3d import VoV3D
+from vov3d.models.x3d import X3D
+
+
+def tiny_vov3d(num_classes: int = 5, dim_c5: int = 32, seed: int = 0) -> VoV3D:
+    torch.manual_seed(seed)
+    return VoV3D(depth=31, inner_ch=8, num_classes=num_classes, num_frames=2, crop_size=32, dim_c5=dim_c5)
+
+
+def tiny_x3d(num_classes: int = 5, seed: int = 0) -> X3D:
+    torch.manual_seed(seed)
+    return X3D(
+        width_factor=1.0,
+        depth_factor=1.0,
+        bottleneck_factor=2.25,
+        num_classes=num_classes,
+        num_frames=2,
+        crop_size=32,
+        dim_c5=32,
+    )
+
+
+def clip() -> torch.Tensor:
+    return torch.randn(2, 3, 2, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """One step, so weights, BN statistics and optimizer buffers all differ from a fresh model."""
+    model.train()
+    torch.nn.functional.cross_entropy(model(clip()), torch.tensor([0, 1])).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models: threads only cost time, a lot of it when other jobs share the two cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def checkpoint_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog for the ``vov3d.checkpoint`` logger, which stops propagating after setup_logging."""
+    logger = logging.getLogger("vov3d.checkpoint")
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = propagate
+
+
+@pytest.mark.parametrize("make", [tiny_vov3d, tiny_x3d])
+def test_round_trip_gives_identical_outputs(make, tmp_path: Path) -> None:
+    model = make()
+    optimizer = sgd(model)
+    train_step(model, optimizer)
+    path = tmp_path / "ckpt" / "checkpoint_epoch_00003.pyth"
+    save_checkpoint(str(path), model, optimizer, epoch=3, cfg=get_cfg(), scheduler_state={"last_epoch": 3})
+
+    restored = make(seed=1)
+    restored_optimizer = sgd(restored)
+    checkpoint = load_checkpoint(str(path), restored, restored_optimizer)
+    assert checkpoint["epoch"] == 3 and checkpoint["scheduler_state"] == {"last_epoch": 3}
+    assert "MODEL_NAME" in checkpoint["cfg"]
+    with torch.no_grad():
+        torch.testing.assert_close(restored.eval()(clip()), model.eval()(clip()), rtol=0, atol=0)
+    ours, theirs = optimizer.state_dict()["state"], restored_optimizer.state_dict()["state"]
+    assert all(torch.equal(ours[i]["momentum_buffer"], theirs[i]["momentum_buffer"]) for i in ours)
+
+
+def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_vov3d()
+    path = tmp_path / "last.pyth"
+    save_checkpoint(str(path), model, epoch=1)
+    assert os.listdir(tmp_path) == ["last.pyth"]
+    before = path.read_bytes()
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(str(path), model, epoch=2)
+    assert os.listdir(tmp_path) == ["last.pyth"] and path.read_bytes() == before
+
+
+def test_save_unwraps_compiled_models(tmp_path: Path) -> None:
+    model = tiny_vov3d()
+    save_checkpoint(str(tmp_path / "c.pyth"), torch.compile(model))
+    names = list(torch.load(tmp_path / "c.pyth", weights_only=True)["model_state"])
+    assert names == list(model.state_dict())
+
+
+def test_standard_keys_are_not_extras(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="model_state"):
+        save_checkpoint(str(tmp_path / "x.pyth"), tiny_vov3d(), model_state={})
+
+
+def test_ddp_prefix_and_bare_state_dict(tmp_path: Path) -> None:
+    expected = tiny_vov3d(seed=0).state_dict()
+    ddp = {f"module.{k}": v for k, v in expected.items()}
+    torch.save({"epoch": 7, "model_state": ddp, "optimizer_state": None, "cfg": ""}, tmp_path / "ddp.pth")
+    torch.save(expected, tmp_path / "bare.pth")
+    for name in ("ddp.pth", "bare.pth"):
+        model = tiny_vov3d(seed=1)
+        checkpoint = load_checkpoint(str(tmp_path / name), model, sgd(model))  # no optimizer state: fine
+        assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    assert set(checkpoint) == {"model_state"}
+
+
+def _saved_with(tmp_path: Path, edit) -> str:
+    state = tiny_vov3d().state_dict()
+    edit(state)
+    path = tmp_path / "edited.pth"
+    torch.save({"epoch": 1, "model_state": state, "optimizer_state": None, "cfg": ""}, path)
+    return str(path)
+
+
+def test_missing_tensor_is_an_error(tmp_path: Path) -> None:
+    path = _saved_with(tmp_path, lambda s: s.pop("s3.pathway0_res1.branch2.c_bn.weight"))
+    with pytest.raises(CheckpointError, match=r"edited\.pth.*1 missing from the file: s3\.pathway0_res1"):
+        load_checkpoint(path, tiny_vov3d())
+
+
+def test_unexpected_tensor_is_an_error(tmp_path: Path) -> None:
+    path = _saved_with(tmp_path, lambda s: s.update({"s6.pathway0_res0.branch1.weight": torch.zeros(1)}))
+    with pytest.raises(CheckpointError, match=r"1 not in the model: s6\.pathway0_res0\.branch1\.weight"):
+        load_checkpoint(path, tiny_vov3d())
+
+
+def test_misshaped_tensor_is_an_error(tmp_path: Path) -> None:
+    path = _saved_with(
+        tmp_path, lambda s: s.update({"s1.pathway0_stem.conv.weight": torch.zeros(5, 1, 3, 1, 1)})
+    )
+    with pytest.raises(
+        CheckpointError, match=r"mis-shaped: s1\.pathway0_stem\.conv\.weight \(file \(5, 1, 3"
+    ):
+        load_checkpoint(path, tiny_vov3d())
+
+
+def test_long_lists_are_capped(tmp_path: Path) -> None:
+    with pytest.raises(
+        CheckpointError, match=r"missing from the file: .*, and \d+ more; \d+ not in the model"
+    ):
+        load_checkpoint(_saved_with(tmp_path, lambda s: None), tiny_x3d())  # a VoV3D file into an X3D
+
+
+@pytest.mark.parametrize("content", ["truncated", "text", "list", "empty"])
+def test_unreadable_files_are_errors(content: str, tmp_path: Path) -> None:
+    path = tmp_path / "broken.pyth"
+    save_checkpoint(str(path), tiny_vov3d())
+    if content == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif content == "text":
+        path.write_text("MODEL:\n  NUM_CLASSES: 5\n")
+    elif content == "list":
+        torch.save([1, 2, 3], path)
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"checkpoint {path}"):
+        load_checkpoint(str(path), tiny_vov3d())
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(str(tmp_path / "nothing.pyth"), tiny_vov3d())
+
+
+def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, checkpoint_log) -> None:
+    k400 = tiny_vov3d(num_classes=400, seed=0)
+    path = tmp_path / "vov3d_M_k400.pth"
+    save_checkpoint(str(path), k400)
+    model = tiny_vov3d(num_classes=174, seed=1)
+    fresh = model.head.projection.weight.clone()
+    load_checkpoint(str(path), model)
+
+    lines = [r.getMessage() for r in checkpoint_log.records]
+    assert lines == [
+        f"checkpoint {path}: classifier head.projection has 400 classes, the model 174: re-initialised it"
+    ]
+    assert torch.equal(model.head.projection.weight, fresh)
+    loaded = {k: v for k, v in model.state_dict().items() if not k.startswith("head.projection.")}
+    expected = k400.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.items())
+
+
+def test_other_classifier_width_is_an_error(tmp_path: Path) -> None:
+    save_checkpoint(str(tmp_path / "w.pth"), tiny_vov3d(num_classes=400, dim_c5=32))
+    with pytest.raises(
+        CheckpointError, match=r"head\.projection\.weight \(file \(400, 32\), model \(174, 64\)\)"
+    ):
+        load_checkpoint(str(tmp_path / "w.pth"), tiny_vov3d(num_classes=174, dim_c5=64))
+
+
+def test_optimizer_state_needs_the_same_classifier(tmp_path: Path) -> None:
+    source = tiny_vov3d(num_classes=400)
+    optimizer = sgd(source)
+    train_step(source, optimizer)
+    save_checkpoint(str(tmp_path / "o.pth"), source, optimizer)
+    model = tiny_vov3d(num_classes=174)
+    with pytest.raises(CheckpointError, match="optimizer state"):
+        load_checkpoint(str(tmp_path / "o.pth"), model, sgd(model))
+
+
+def test_optimizer_state_that_does_not_fit_is_an_error(tmp_path: Path) -> None:
+    source = tiny_vov3d()
+    save_checkpoint(str(tmp_path / "o.pth"), source, sgd(source))
+    model = tiny_vov3d()
+    other = torch.optim.SGD(
+        [{"params": [model.head.projection.weight]}, {"params": [model.head.projection.bias]}]
+    )
+    with pytest.raises(CheckpointError, match="optimizer state does not fit"):
+        load_checkpoint(str(tmp_path / "o.pth"), model, other)
