@@ -22,6 +22,8 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
+from vov3d.config import CfgNode
+
 logger = logging.getLogger(__name__)
 
 CLASSIFIER = "head.projection."
@@ -51,7 +53,7 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer] = None,
     epoch: int = 0,
-    cfg: Any = None,
+    cfg: Optional[CfgNode] = None,
     **extra: Any,
 ) -> None:
     """Write a checkpoint atomically: a crash mid-write never leaves a truncated file at ``path``.
@@ -111,17 +113,18 @@ def load_checkpoint(
     checkpoint = read_checkpoint(path)
     state = {_strip_wrappers(k): v for k, v in checkpoint["model_state"].items()}
     net = unwrap_model(model)
-    reinitialised = _drop_other_classifier(path, state, net.state_dict())
-    _check_tensors(path, state, net.state_dict(), reinitialised)
-    net.load_state_dict(state, strict=False)  # every key was checked above
-
+    expected = net.state_dict()
+    reinitialised = _drop_other_classifier(path, state, expected)
+    _check_tensors(path, state, expected, reinitialised)
     optimizer_state = checkpoint.get("optimizer_state")
-    if optimizer is not None and optimizer_state is not None:
-        if reinitialised:
-            raise CheckpointError(
-                f"checkpoint {path}: cannot restore the optimizer state of a model whose classifier "
-                "was re-initialised; load the weights without an optimizer to fine-tune"
-            )
+    restore_optimizer = optimizer is not None and optimizer_state is not None
+    if restore_optimizer and reinitialised:
+        raise CheckpointError(
+            f"checkpoint {path}: cannot restore the optimizer state of a model whose classifier "
+            "was re-initialised; load the weights without an optimizer to fine-tune"
+        )
+    net.load_state_dict(state, strict=False)  # every key was checked above
+    if restore_optimizer:
         try:
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError, RuntimeError) as e:

@@ -49,6 +49,8 @@ class VideoNet(nn.Module):
         norm: NormFactory = nn.BatchNorm3d,
     ) -> None:
         super().__init__()
+        if not len(stage_widths) == len(stage_depths) == len(transforms) == 4:
+            raise ValueError("VideoNet has four stages (s2..s5): give four widths, depths and transforms")
         self.s1 = nn.Sequential(OrderedDict(pathway0_stem=Stem(3, stem_width, norm)))
         dim_in = stem_width
         for i, (width, depth, transform) in enumerate(zip(stage_widths, stage_depths, transforms)):
@@ -59,10 +61,10 @@ class VideoNet(nn.Module):
             head_width,
             dim_c5,
             num_classes,
-            head_pool_size(num_frames, crop_size),
-            dropout_rate,
-            bn_lin5,
-            norm,
+            pool_size=head_pool_size(num_frames, crop_size),
+            dropout_rate=dropout_rate,
+            bn_lin5=bn_lin5,
+            norm=norm,
         )
         init_weights(self, zero_init_final_bn)
 
@@ -97,7 +99,8 @@ def init_weights(model: nn.Module, zero_init_final_bn: bool) -> None:
 
 
 def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
-    """Constructor arguments both networks read the same way: classes, clip size, head, init."""
+    """Constructor arguments both networks read the same way: classes, clip size, head, init.
+    The head is X3D's in both networks, so VoV3D reads X3D.DIM_C5 and X3D.BN_LIN5 too."""
     positive = {
         "MODEL.NUM_CLASSES": cfg.MODEL.NUM_CLASSES,
         "DATA.NUM_FRAMES": cfg.DATA.NUM_FRAMES,
