@@ -2,6 +2,98 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+    get_worker_info,
+)
+
+from vov3d.config import CfgNode, cfg_error
+from vov3d.utils.distributed import get_world_size, is_distributed
 from vov3d.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
+
+
+def build_dataset(cfg: CfgNode, split: str) -> Dataset:
+    """The dataset of ``split`` ("train", "val": TRAIN.DATASET; "test": TEST.DATASET).
+
+    Registered classes map the cfg to their constructor arguments in ``from_cfg(cfg, split)``.
+    """
+    key = "TEST.DATASET" if split == "test" else "TRAIN.DATASET"
+    name = cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET
+    if name not in DATASET_REGISTRY:
+        raise cfg_error(cfg, key, f"not a registered dataset; registered: {', '.join(DATASET_REGISTRY)}")
+    cls = DATASET_REGISTRY.get(name)
+    dataset = cls(**cls.from_cfg(cfg, split))
+    top = max(dataset.labels)
+    if top >= cfg.MODEL.NUM_CLASSES:
+        raise cfg_error(cfg, "MODEL.NUM_CLASSES", f"the {split} split of {name} has labels up to {top}")
+    return dataset
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed Python, NumPy and the dataset's own generator in a loader worker.
+
+    torch gives each worker ``base_seed + worker_id``, where the base seed comes from the main
+    process's torch generator: augmentations differ per worker and epoch, yet a fixed RNG_SEED
+    reproduces them.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    info = get_worker_info()
+    if info is not None and hasattr(info.dataset, "reseed"):
+        info.dataset.reseed(seed)
+
+
+def build_loader(cfg: CfgNode, split: str) -> DataLoader:
+    """A DataLoader over ``build_dataset(cfg, split)`` for this process.
+
+    The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
+    the world size. When torch.distributed is initialised a DistributedSampler shards the data
+    (shuffled and dropping the last partial batch for train); for val/test it pads the last
+    shard with repeated items, which ``index`` identifies. Call ``shuffle_loader`` every epoch.
+    """
+    dataset = build_dataset(cfg, split)
+    train = split == "train"
+    key = "TRAIN.BATCH_SIZE" if split in ("train", "val") else "TEST.BATCH_SIZE"
+    global_batch = cfg.TRAIN.BATCH_SIZE if split in ("train", "val") else cfg.TEST.BATCH_SIZE
+    world = get_world_size()
+    if global_batch % world:
+        raise cfg_error(cfg, key, f"must be a multiple of the {world} processes")
+    batch = global_batch // world
+    if is_distributed():
+        sampler = DistributedSampler(dataset, shuffle=train, drop_last=train, seed=cfg.RNG_SEED)
+    else:
+        sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
+    if train and len(sampler) < batch:
+        raise cfg_error(
+            cfg,
+            key,
+            f"the train split gives this process {len(sampler)} clips, fewer than one batch of {batch}",
+        )
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+        drop_last=train,
+        worker_init_fn=seed_worker,
+        persistent_workers=workers > 0,
+    )
+
+
+def shuffle_loader(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's sampler the epoch, so a DistributedSampler reshuffles (no-op otherwise)."""
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)

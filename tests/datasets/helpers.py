@@ -1,0 +1,126 @@
+"""Test data: videos and JPEG folders whose pixels spell their frame numbers, tiny configs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vov3d.config import CfgNode, get_cfg
+from vov3d.datasets.encode import write_video
+
+SSV2_TEMPLATES = [
+    "Pushing something from left to right",
+    "Putting something on something",
+    "Holding something",
+]
+
+
+def numbered_frames(count: int, height: int, width: int, first: int = 0) -> np.ndarray:
+    """uint8 T x H x W x 3 frames of one flat colour each: frame n has R, G, B = 16 * the base-16
+    digits of n, plus 8. Flat colours survive compression and any resize or crop."""
+    numbers = np.arange(first, first + count)
+    digits = np.stack([numbers % 16, numbers // 16 % 16, numbers // 256 % 16], axis=-1)
+    colours = (digits * 16 + 8).astype(np.uint8)
+    return np.broadcast_to(colours[:, None, None, :], (count, height, width, 3)).copy()
+
+
+def frame_numbers(frames: torch.Tensor) -> list[int]:
+    """Read the numbers back from uint8 T x H x W x 3 frames (the mean colour of each)."""
+    colours = frames.reshape(frames.shape[0], -1, 3).double().mean(1)
+    digits = torch.round((colours - 8) / 16).long().clamp(0, 15)
+    return (digits[:, 0] + 16 * digits[:, 1] + 256 * digits[:, 2]).tolist()
+
+
+def clip_numbers(clip: torch.Tensor, cfg: CfgNode) -> list[int]:
+    """Frame numbers of a normalised 3 x T x H x W clip, undoing DATA.MEAN/STD and BGR."""
+    mean, std = torch.tensor(cfg.DATA.MEAN), torch.tensor(cfg.DATA.STD)
+    if cfg.DATA.REVERSE_INPUT_CHANNEL:
+        clip, mean, std = clip.flip(0), mean.flip(0), std.flip(0)
+    pixels = (clip * std.view(3, 1, 1, 1) + mean.view(3, 1, 1, 1)) * 255
+    return frame_numbers(pixels.permute(1, 2, 3, 0))
+
+
+def make_video(path: Path, count: int, fps: float = 30, size: tuple[int, int] = (48, 64), **kwargs) -> str:
+    """A numbered video; the codec follows the suffix (.mp4: H.264, .webm: VP9)."""
+    codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(str(path), numbered_frames(count, *size), fps, codec=codec, **kwargs)
+    return str(path)
+
+
+def make_jpeg_folder(folder: Path, video_id: str, count: int, size: tuple[int, int] = (48, 64)) -> list[str]:
+    """Numbered JPEG frames ``{id}_{k:06d}.jpg`` (k from 1); paths relative to folder's parent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    relative = []
+    for k, frame in enumerate(numbered_frames(count, *size)):
+        name = f"{video_id}_{k + 1:06d}.jpg"
+        Image.fromarray(frame).save(folder / name, quality=95)
+        relative.append(f"{folder.name}/{name}")
+    return relative
+
+
+def write_frame_list(path: Path, videos: dict[str, list[str]]) -> None:
+    rows = ["original_vido_id video_id frame_id path labels"]
+    for number, (video_id, frames) in enumerate(videos.items()):
+        rows += [f'{video_id} {number} {k} {frame} ""' for k, frame in enumerate(frames)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def make_ssv2(root: Path, counts: dict[str, int], frames: bool = True, webm: bool = False) -> None:
+    """An SSv2 layout in root: annotations (all videos in both splits), numbered JPEG folders
+    under root/frames with frame lists train.csv / val.csv, and/or .webm files under root/videos.
+    Video i has label i % 3."""
+    (root / "something-something-v2-labels.json").write_text(
+        json.dumps({t: str(i) for i, t in enumerate(SSV2_TEMPLATES)})
+    )
+    entries = []
+    for i, video_id in enumerate(counts):
+        template = SSV2_TEMPLATES[i % 3].replace("something", "[something]")
+        entries.append({"id": video_id, "label": "x", "template": template, "placeholders": ["x"]})
+    for split in ("train", "validation"):
+        (root / f"something-something-v2-{split}.json").write_text(json.dumps(entries, indent=1))
+    if frames:
+        lists = {v: make_jpeg_folder(root / "frames" / v, v, n) for v, n in counts.items()}
+        write_frame_list(root / "train.csv", lists)
+        write_frame_list(root / "val.csv", lists)
+    if webm:
+        for video_id, count in counts.items():
+            make_video(root / "videos" / f"{video_id}.webm", count, fps=12)
+
+
+def make_ssv1(root: Path, counts: dict[str, int]) -> None:
+    """An SSv1 layout: labels csv, split csvs (video_id;template), JPEG frames and frame lists."""
+    (root / "something-something-v1-labels.csv").write_text("\n".join(SSV2_TEMPLATES) + "\n")
+    lines = [f"{v};{SSV2_TEMPLATES[i % 3]}" for i, v in enumerate(counts)]
+    for split in ("train", "validation"):
+        (root / f"something-something-v1-{split}.csv").write_text("\n".join(lines) + "\n")
+    lists = {v: make_jpeg_folder(root / "frames" / v, v, n) for v, n in counts.items()}
+    write_frame_list(root / "train.csv", lists)
+    write_frame_list(root / "val.csv", lists)
+
+
+def write_kinetics_csvs(root: Path, rows: Sequence[tuple[str, int]]) -> None:
+    text = "".join(f"{path} {label}\n" for path, label in rows)
+    for split in ("train", "val", "test"):
+        (root / f"{split}.csv").write_text(text)
+
+
+def small_cfg(data_dir: os.PathLike, prefix: os.PathLike, dataset: str = "kinetics") -> CfgNode:
+    """A tiny config: 4-frame clips, crops of 32, no workers."""
+    cfg = get_cfg()
+    cfg.TRAIN.DATASET = cfg.TEST.DATASET = dataset
+    cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX = str(data_dir), str(prefix)
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 4, 2
+    cfg.DATA.TRAIN_JITTER_SCALES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = [40, 48], 32, 40
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = 2, 3
+    cfg.TRAIN.BATCH_SIZE = cfg.TEST.BATCH_SIZE = 2
+    cfg.DATA_LOADER.NUM_WORKERS = 0
+    if dataset != "kinetics":
+        cfg.DATA.RANDOM_FLIP, cfg.DATA.REVERSE_INPUT_CHANNEL = False, True
+    return cfg

@@ -1,0 +1,199 @@
+"""Kinetics, SSv1 and SSv2 datasets end to end: item contract, the right frames for train and
+every test view, distinct and reproducible SS views, and the webm mode of SSv2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.datasets.helpers import (
+    clip_numbers,
+    make_ssv1,
+    make_ssv2,
+    make_video,
+    small_cfg,
+    write_frame_list,
+    write_kinetics_csvs,
+)
+from vov3d.config import ConfigError
+from vov3d.datasets import AnnotationError, build_dataset
+from vov3d.datasets.sampling import kinetics_indices, segment_indices
+
+# name: frames, fps, (height, width)
+KINETICS = {
+    "a.mp4": (90, 30, (48, 64)),
+    "b.webm": (60, 30, (48, 64)),
+    "c.mp4": (50, 60, (72, 96)),
+    "d.mp4": (40, 15, (64, 48)),
+}
+SS = {"1001": 24, "1002": 40, "1003": 9}
+
+
+@pytest.fixture(scope="module")
+def kinetics_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kinetics")
+    for name, (count, fps, size) in KINETICS.items():
+        make_video(root / "videos" / name, count, fps=fps, size=size, gop_size=10)
+    write_kinetics_csvs(root, [(name, label) for label, name in enumerate(KINETICS)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def ssv2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ssv2")
+    make_ssv2(root, SS, frames=True, webm=True)
+    return root
+
+
+def check_item(item: tuple, index: int, shape: tuple) -> dict:
+    frames, label, item_index, meta = item
+    assert frames.shape == shape and frames.dtype == torch.float32
+    assert isinstance(label, int) and item_index == index
+    assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid"}
+    assert all(type(meta[k]) is int for k in ("video_index", "temporal_index", "spatial_index"))
+    assert meta["valid"] is True
+    return meta
+
+
+def test_kinetics_train_clips(kinetics_root: Path) -> None:
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    ds = build_dataset(cfg, "train")
+    assert (len(ds), ds.num_videos, ds.num_views, ds.labels) == (4, 4, 1, [0, 1, 2, 3])
+    assert ds.paths[1] == str(kinetics_root / "videos" / "b.webm")
+    for i, (count, fps, _) in enumerate(KINETICS.values()):
+        ds.reseed(i)
+        frames, label, _, meta = ds[i]
+        check_item((frames, label, i, meta), i, (3, 4, 32, 32))
+        assert (label, meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (i, i, -1, -1)
+        numbers = clip_numbers(frames, cfg)
+        step = 2 * fps / 30
+        assert all(abs(d - step) < 1 for d in np.diff(numbers)) and 0 <= numbers[0] and numbers[-1] < count
+        ds.reseed(i)
+        assert torch.equal(ds[i][0], frames)  # same seed, same clip and crop
+
+
+def test_kinetics_every_test_view(kinetics_root: Path) -> None:
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    ds = build_dataset(cfg, "test")
+    assert (len(ds), ds.num_views) == (24, 6)
+    for i in range(len(ds)):
+        video, view = divmod(i, 6)
+        count, fps, _ = list(KINETICS.values())[video]
+        frames, label, index, meta = ds[i]
+        check_item((frames, label, index, meta), i, (3, 4, 40, 40))
+        assert (meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (
+            video,
+            view // 3,
+            view % 3,
+        )
+        expected = kinetics_indices(count, fps, 4, 2, 30, view=view // 3, num_views=2)
+        assert clip_numbers(frames, cfg) == expected.tolist()
+
+
+def test_kinetics_val_is_the_middle_clip(kinetics_root: Path) -> None:
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    ds = build_dataset(cfg, "val")
+    assert (len(ds), ds.num_views) == (4, 1)
+    frames, _, _, meta = ds[0]
+    check_item(ds[0], 0, (3, 4, 40, 40))
+    assert (meta["temporal_index"], meta["spatial_index"]) == (0, 0)
+    assert clip_numbers(frames, cfg) == kinetics_indices(90, 30, 4, 2, 30, view=0, num_views=1).tolist()
+
+
+@pytest.mark.parametrize("mode", ["frames", "webm"])
+def test_ssv2_segments_and_distinct_reproducible_views(ssv2_root: Path, tmp_path: Path, mode: str) -> None:
+    if mode == "frames":
+        cfg = small_cfg(ssv2_root, ssv2_root / "frames", "ssv2")
+    else:  # the same annotations without frame lists: the .webm files are read
+        for name in ("labels", "train", "validation"):
+            file = f"something-something-v2-{name}.json"
+            (tmp_path / file).write_text((ssv2_root / file).read_text())
+        cfg = small_cfg(tmp_path, ssv2_root / "videos", "ssv2")
+    train = build_dataset(cfg, "train")
+    assert train.labels == [0, 1, 2]  # brackets removed before the label lookup
+    for i, count in enumerate(SS.values()):
+        frames, *_ = train[i]
+        check_item(train[i], i, (3, 4, 32, 32))
+        numbers = clip_numbers(frames, cfg)  # BGR is on for SS configs; clip_numbers undoes it
+        assert [n * 4 // count for n in numbers] == [0, 1, 2, 3]  # one frame per segment
+    test = build_dataset(cfg, "test")
+    assert len(test) == 3 * 6
+    for video, count in enumerate(SS.values()):
+        views = [test[video * 6 + view] for view in range(6)]
+        clips = [clip_numbers(v[0], cfg) for v in views]
+        for view, clip in enumerate(clips):
+            assert clip == segment_indices(count, 4, view=view // 3, num_views=2).tolist()
+        if count >= 8:
+            assert clips[0] != clips[3]  # temporal views 0 and 1 are different clips
+    again = build_dataset(cfg, "test")
+    assert all(torch.equal(test[i][0], again[i][0]) for i in (0, 4, 11))
+
+
+def test_ssv1(tmp_path: Path) -> None:
+    make_ssv1(tmp_path, SS)
+    cfg = small_cfg(tmp_path, tmp_path / "frames", "ssv1")
+    ds = build_dataset(cfg, "val")
+    assert (len(ds), ds.labels, ds.paths[0]) == (3, [0, 1, 2], str(tmp_path / "frames" / "1001"))
+    frames, *_ = ds[1]
+    check_item(ds[1], 1, (3, 4, 40, 40))
+    assert clip_numbers(frames, cfg) == segment_indices(40, 4, view=0, num_views=1).tolist()
+    (tmp_path / "val.csv").unlink()
+    with pytest.raises(ConfigError, match="DATA.PATH_TO_DATA_DIR.*val.csv"):
+        build_dataset(cfg, "test")
+
+
+def test_ssv2_without_frames_or_videos_says_how_to_fix(ssv2_root: Path, tmp_path: Path) -> None:
+    for name in ("labels", "train", "validation"):
+        file = f"something-something-v2-{name}.json"
+        (tmp_path / file).write_text((ssv2_root / file).read_text())
+    cfg = small_cfg(tmp_path, tmp_path / "nowhere", "ssv2")
+    with pytest.raises(ConfigError, match="DATA.PATH_PREFIX.*tools/extract_frames.py"):
+        build_dataset(cfg, "train")
+
+
+def test_ssv2_frame_list_missing_a_video(ssv2_root: Path, tmp_path: Path) -> None:
+    for name in ("labels", "train", "validation"):
+        file = f"something-something-v2-{name}.json"
+        (tmp_path / file).write_text((ssv2_root / file).read_text())
+    write_frame_list(tmp_path / "train.csv", {"1001": ["1001/1001_000001.jpg"]})
+    with pytest.raises(AnnotationError, match=r"train.csv: no frames for 2 videos .*\['1002', '1003'\]"):
+        build_dataset(small_cfg(tmp_path, ssv2_root / "frames", "ssv2"), "train")
+
+
+def test_malformed_annotations_fail_at_construction(kinetics_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("a.mp4 0\nb.webm\n")
+    with pytest.raises(AnnotationError, match=f"{tmp_path / 'train.csv'}:2:"):
+        build_dataset(small_cfg(tmp_path, kinetics_root / "videos"), "train")
+
+
+def test_config_errors_name_the_key(kinetics_root: Path, ssv2_root: Path) -> None:
+    cfg = small_cfg(kinetics_root / "absent", kinetics_root)
+    with pytest.raises(ConfigError, match="DATA.PATH_TO_DATA_DIR .*train.csv not found"):
+        build_dataset(cfg, "train")
+    cfg = small_cfg(ssv2_root, ssv2_root / "frames", "ssv2")
+    cfg.MODEL.NUM_CLASSES = 2
+    with pytest.raises(ConfigError, match="MODEL.NUM_CLASSES.*labels up to 2"):
+        build_dataset(cfg, "train")
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    cfg.DATA.TEST_CROP_SIZE = 41
+    cfg.TEST.NUM_SPATIAL_CROPS = 1
+    with pytest.raises(ConfigError, match="DATA.TEST_CROP_SIZE"):
+        build_dataset(cfg, "test")
+
+
+def test_decoding_backend_alias_and_unknown(kinetics_root: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
+    import vov3d.datasets.clip_dataset as clip_dataset
+
+    clip_dataset._backend_alias_logged = False
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    cfg.DATA.DECODING_BACKEND = "torchvision"  # as in PySlowFast-era configs
+    ds = build_dataset(cfg, "train")
+    build_dataset(cfg, "val")
+    assert ds[0][0].shape == (3, 4, 32, 32)
+    assert sum("torchvision is read as pyav" in r.getMessage() for r in vov3d_log.records) == 1
+    cfg.DATA.DECODING_BACKEND = "decord"
+    with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND = 'decord'.*available: pyav"):
+        build_dataset(cfg, "train")

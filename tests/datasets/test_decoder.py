@@ -1,0 +1,109 @@
+"""The PyAV reader on videos made here (H.264 and VP9, numbered frames) and on broken files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.datasets.helpers import frame_numbers, make_video
+from vov3d.datasets.decoder import PyAVVideo, VideoDecodeError
+
+GENERATED = [
+    # suffix, (height, width), fps, frames, keyframe interval
+    (".mp4", (48, 64), 30, 90, 12),
+    (".mp4", (72, 96), 25, 41, None),
+    (".mp4", (36, 64), 30000 / 1001, 70, 15),
+    (".webm", (48, 64), 30, 60, 10),
+    (".webm", (64, 48), 12, 30, None),
+]
+
+
+@pytest.fixture(
+    scope="module", params=GENERATED, ids=lambda p: f"{p[0][1:]}-{p[1][0]}x{p[1][1]}-{p[2]:.2f}fps-{p[3]}"
+)
+def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, tuple]:
+    suffix, size, fps, count, gop = request.param
+    path = tmp_path_factory.mktemp("videos") / f"v{suffix}"
+    return make_video(path, count, fps=fps, size=size, gop_size=gop), request.param
+
+
+def test_metadata(generated: tuple[str, tuple]) -> None:
+    path, (_, size, fps, count, _) = generated
+    with PyAVVideo(path) as video:
+        assert video.num_frames == count
+        assert video.fps == pytest.approx(fps, rel=1e-3)
+        assert video.size == size
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_requested_frames_come_out(generated: tuple[str, tuple], seed: int) -> None:
+    path, (_, size, _, count, _) = generated
+    rng = np.random.default_rng(seed)
+    cases = [[0], [count - 1], sorted(rng.choice(count, 6, replace=False)), rng.integers(0, count, 8)]
+    for indices in cases:  # sorted, unsorted, with repeats
+        with PyAVVideo(path) as video:
+            frames = video.get_frames(indices)
+        assert frames.shape == (len(indices), *size, 3) and frames.dtype.is_floating_point is False
+        assert frame_numbers(frames) == list(indices)
+
+
+def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "long.mp4", 240, gop_size=24)
+    with PyAVVideo(path) as video:
+        frames = video.get_frames([200, 210, 220])
+        assert frame_numbers(frames) == [200, 210, 220]
+        assert video.decoded_frames <= 24 + 24  # from the keyframe at 192 (or 168), not from 0
+    with PyAVVideo(path) as video:  # a second read on one open file rewinds correctly
+        assert frame_numbers(video.get_frames([230])) == [230]
+        assert frame_numbers(video.get_frames([3, 5])) == [3, 5]
+
+
+def test_multi_thread_decoding_gives_the_same_frames(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "v.mp4", 60, gop_size=10)
+    with PyAVVideo(path) as one, PyAVVideo(path, multi_thread=True) as many:
+        assert np.array_equal(one.get_frames([5, 33, 59]), many.get_frames([5, 33, 59]))
+
+
+def _write_audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def _truncate(path: str, fraction: float) -> str:
+    data = Path(path).read_bytes()
+    out = Path(path).with_name("truncated" + Path(path).suffix)
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return str(out)
+
+
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda d: str(d / "missing.mp4"), "file not found"),
+        (lambda d: _write(d / "zero.mp4", b""), r"empty \(0 bytes\)"),
+        (lambda d: _write(d / "text.mp4", b"not a video\n"), "cannot be opened as a video"),
+        (lambda d: _write_audio_only(d / "audio.wav") or str(d / "audio.wav"), "has no video stream"),
+        (lambda d: _truncate(make_video(d / "v.mp4", 60), 0.6), "truncated"),  # its index is at the end
+        (lambda d: _truncate(make_video(d / "v.webm", 60, gop_size=10), 0.5), "truncated or damaged"),
+        (lambda d: str(d), "is a folder"),
+    ],
+    ids=["missing", "zero-byte", "text", "audio-only", "truncated-mp4", "truncated-webm", "folder"],
+)
+def test_broken_files_raise_naming_the_file(tmp_path: Path, make, reason: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(VideoDecodeError, match=reason) as error:
+        with PyAVVideo(path) as video:
+            video.get_frames([0, video.num_frames - 1])
+    assert str(error.value).startswith(f"{path}: ")

@@ -1,0 +1,104 @@
+"""Real videos from ../shared/data/real-videos (see its SOURCES.md): metadata, clips that match a
+plain front-to-back decode, and correct colours for full-range and 10-bit video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vov3d.datasets.decoder import PyAVVideo, iter_frames
+from vov3d.datasets.sampling import kinetics_indices, segment_indices
+
+# file: (height, width), fps, frame count, as SOURCES.md states them
+REAL = {
+    "kinetics400_arm_wrestling_340x256_28fps.mp4": ((256, 340), 28, 280),
+    "kinetics_style_340x256_30fps.mp4": ((256, 340), 30, 300),
+    "ucf101_style_xvid_mp3.avi": ((240, 320), 25, 164),
+    "vfr_1080p_h264.mp4": ((1080, 1920), 28.05, 72),
+    "two_video_streams_h264.mp4": ((180, 320), 25, 325),  # the first video stream
+    "hevc_10bit.mp4": ((200, 200), 30, 30),
+    "av1.mkv": ((360, 640), 25, 125),  # no frame count in the container: from the duration
+    "h264_full_range_720p.mp4": ((720, 1280), 30, 30),
+}
+
+
+def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every frame decoded front to back, with its time in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin, base = stream.start_time or 0, float(stream.time_base)
+        timed = [
+            ((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)
+        ]
+    return np.array([t for t, _ in timed]), [a for _, a in timed]
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_video_clips_match_a_full_decode(real_videos: Path, name: str) -> None:
+    size, fps, count = REAL[name]
+    path = real_videos / name
+    with PyAVVideo(str(path)) as video:
+        assert (video.size, video.num_frames) == (size, count)
+        assert video.fps == pytest.approx(fps, rel=1e-3)
+    times, frames = reference_frames(path)
+    assert len(frames) == count and np.all(np.diff(times) > 0)  # AVI packed B-frames re-timed
+
+    def expected(index: int) -> np.ndarray:  # the frame on screen at index / fps
+        shown = np.nonzero(times <= (index + 0.5) / video.fps)[0]
+        return frames[shown[-1] if len(shown) else 0]
+
+    rng = np.random.default_rng(0)
+    clips = [kinetics_indices(count, video.fps, 8, 4, 30, rng=rng) for _ in range(2)]
+    clips += [kinetics_indices(count, video.fps, 8, 4, 30, view=v, num_views=3) for v in range(3)]
+    clips += [segment_indices(count, 8, view=v, num_views=2) for v in range(2)]
+    for indices in clips:
+        with PyAVVideo(str(path)) as video:
+            clip = video.get_frames(indices).numpy()
+        assert clip.shape == (8, *size, 3)
+        assert all(np.array_equal(clip[k], expected(i)) for k, i in enumerate(indices)), (name, indices)
+
+
+def _planes(frame: av.VideoFrame, dtype: str) -> list[np.ndarray]:
+    """Y, U, V planes, chroma upsampled to full size by repetition."""
+    out = []
+    for plane, scale in zip(frame.planes, (1, 2, 2)):
+        item = np.dtype(dtype).itemsize
+        rows = np.frombuffer(bytes(plane), dtype).reshape(plane.height, plane.line_size // item)
+        out.append(rows[:, : plane.width].repeat(scale, 0).repeat(scale, 1)[: frame.height, : frame.width])
+    return [p.astype(np.float64) for p in out]
+
+
+def _to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, kr: float, kb: float) -> np.ndarray:
+    """Normalised Y in [0, 1] and U, V in [-0.5, 0.5] -> RGB in [0, 255]."""
+    r = y + 2 * (1 - kr) * v
+    b = y + 2 * (1 - kb) * u
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return np.clip(np.stack([r, g, b], -1) * 255, 0, 255)
+
+
+def _first_frames(path: Path) -> tuple[av.VideoFrame, np.ndarray]:
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        with PyAVVideo(str(path)) as video:
+            return frame, video.get_frames([0])[0].numpy().astype(np.float64)
+
+
+def test_full_range_h264_is_decoded_as_full_range(real_videos: Path) -> None:
+    frame, rgb = _first_frames(real_videos / "h264_full_range_720p.mp4")
+    assert frame.format.name == "yuvj420p"
+    y, u, v = _planes(frame, "u1")
+    full = _to_rgb(y / 255, (u - 128) / 255, (v - 128) / 255, 0.2126, 0.0722)  # BT.709 full range
+    limited = _to_rgb((y - 16) / 219, (u - 128) / 224, (v - 128) / 224, 0.2126, 0.0722)
+    assert np.median(np.abs(rgb - full)) < 2 and np.median(np.abs(rgb - limited)) > 5
+
+
+def test_10bit_hevc_is_converted_from_10_bits(real_videos: Path) -> None:
+    frame, rgb = _first_frames(real_videos / "hevc_10bit.mp4")
+    assert frame.format.name == "yuv420p10le"
+    y, u, v = _planes(frame, "<u2")
+    expected = _to_rgb((y - 64) / 876, (u - 512) / 896, (v - 512) / 896, 0.299, 0.114)  # BT.601 limited
+    assert np.median(np.abs(rgb - expected)) < 2  # the median ignores chroma edges
+    assert rgb.std() > 40  # colour bars, not a flat or garbled image

@@ -1,0 +1,223 @@
+"""The base of every dataset: splits and test views, the transform, and broken videos.
+
+Items are ``(frames, label, index, meta)``: frames float32 3 x T x H x W, the integer label, the
+item index, and ``meta`` = {"video_index", "temporal_index", "spatial_index", "valid"} (python
+ints and a bool, so the default collate makes tensors of them). In the test split item ``i`` is
+view ``i % num_views`` of video ``i // num_views``; train and val have one item per video.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vov3d.config import CfgNode, cfg_error
+from vov3d.utils.distributed import get_rank
+
+from .decoder import BACKENDS, PyAVVideo, VideoDecodeError
+from .frames import JpegFrames
+from .transforms import ClipTransform
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+# Training checks the failure fraction only after this many load attempts, so that a few broken
+# files early on do not stop a run whose overall fraction is small.
+MIN_ATTEMPTS = 100
+
+Source = Union[PyAVVideo, JpegFrames]
+Item = tuple[torch.Tensor, int, int, dict[str, Any]]
+_backend_alias_logged = False
+
+
+class TooManyBrokenVideosError(RuntimeError):
+    """Training met more unreadable videos than DATA.MAX_BAD_VIDEO_FRACTION allows."""
+
+
+def decoding_backend(cfg: CfgNode) -> str:
+    """DATA.DECODING_BACKEND, with PySlowFast's "torchvision" read as "pyav"."""
+    global _backend_alias_logged
+    name = cfg.DATA.DECODING_BACKEND.lower()
+    if name == "torchvision":
+        if not _backend_alias_logged:
+            logger.info(
+                "DATA.DECODING_BACKEND torchvision is read as pyav (torchvision no longer decodes video)"
+            )
+            _backend_alias_logged = True
+        return "pyav"
+    if name not in BACKENDS:
+        raise cfg_error(
+            cfg, "DATA.DECODING_BACKEND", f"not an available video decoder; available: {', '.join(BACKENDS)}"
+        )
+    return name
+
+
+class ClipDataset(Dataset):
+    """Subclasses parse their annotations in ``from_cfg`` and define ``open_video`` (a file or a
+    frame folder) and ``sample_frames`` (which frame indices make a clip)."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        labels: list[int],
+        split: str,
+        transform: ClipTransform,
+        num_frames: int,
+        num_temporal_views: int = 1,
+        num_spatial_crops: int = 1,
+        skip_broken: bool = False,
+        max_bad_fraction: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths, self.labels = list(paths), [int(label) for label in labels]
+        self.split = split
+        self.transform = transform
+        self.num_frames = num_frames
+        self.num_temporal_views = num_temporal_views if split == "test" else 1
+        self.num_spatial_crops = num_spatial_crops if split == "test" else 1
+        self.skip_broken = skip_broken
+        self.max_bad_fraction = max_bad_fraction
+        self.rng = np.random.default_rng(seed)
+        self._attempts = 0
+        self._failed: dict[int, str] = {}  # video index -> reason, in this process
+        self._failures = 0
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        """Arguments shared by all datasets; subclasses add paths, labels and their own."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        data = cfg.DATA
+        decoding_backend(cfg)
+        low, high = data.TRAIN_JITTER_SCALES
+        if data.TRAIN_CROP_SIZE > low:
+            raise cfg_error(
+                cfg, "DATA.TRAIN_CROP_SIZE", f"must not exceed DATA.TRAIN_JITTER_SCALES[0] = {low}"
+            )
+        norm = dict(mean=tuple(data.MEAN), std=tuple(data.STD), bgr=data.REVERSE_INPUT_CHANNEL)
+        crops = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
+        if split == "train":
+            transform = ClipTransform(
+                data.TRAIN_CROP_SIZE,
+                (low, high),
+                True,
+                flip=data.RANDOM_FLIP,
+                inv_uniform=data.INV_UNIFORM_SAMPLE,
+                **norm,
+            )
+        else:  # 3 crops: short side = crop size; 1 crop (and val): short side = jitter min
+            short = data.TEST_CROP_SIZE if crops == 3 else low
+            if data.TEST_CROP_SIZE > short:
+                raise cfg_error(
+                    cfg, "DATA.TEST_CROP_SIZE", f"must not exceed the short side {short} of 1-crop views"
+                )
+            transform = ClipTransform(data.TEST_CROP_SIZE, (short, short), False, num_crops=crops, **norm)
+        return dict(
+            split=split,
+            transform=transform,
+            num_frames=data.NUM_FRAMES,
+            num_temporal_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+            num_spatial_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+            skip_broken=cfg.TEST.SKIP_BROKEN_VIDEOS,
+            max_bad_fraction=data.MAX_BAD_VIDEO_FRACTION,
+            seed=cfg.RNG_SEED + get_rank(),
+        )
+
+    def open_video(self, video_index: int) -> Source:
+        """The video file or frame folder of ``video_index``; raises VideoDecodeError."""
+        raise NotImplementedError
+
+    def sample_frames(
+        self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
+    ) -> np.ndarray:
+        """Frame indices of a clip: random for ``view=None``, else temporal view ``view``."""
+        raise NotImplementedError
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_views(self) -> int:
+        return self.num_temporal_views * self.num_spatial_crops
+
+    def __len__(self) -> int:
+        return self.num_videos * self.num_views
+
+    def reseed(self, seed: int) -> None:
+        """Give this copy its own augmentation stream (the loader calls it in each worker)."""
+        self.rng = np.random.default_rng(seed)
+
+    def load_clip(self, video_index: int, temporal_index: Optional[int], spatial_index: int) -> torch.Tensor:
+        """Decode and transform one clip; ``temporal_index=None`` draws a random clip."""
+        with self.open_video(video_index) as video:
+            indices = self.sample_frames(video.num_frames, video.fps, temporal_index, self.rng)
+            frames = video.get_frames(indices)
+        return self.transform(frames, spatial_index, self.rng)
+
+    def __getitem__(self, index: int) -> Item:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        if self.split == "train":
+            return self._train_item(index)
+        video, view = divmod(index, self.num_views)
+        temporal, spatial = divmod(view, self.num_spatial_crops)
+        if self.split == "val":  # one view per video: the middle clip, centre crop
+            temporal, spatial = 0, 0
+        valid = True
+        try:
+            frames = self.load_clip(video, temporal, spatial)
+        except VideoDecodeError as e:
+            if not self.skip_broken:
+                raise
+            if video not in self._failed:
+                self._failed[video] = str(e)
+                logger.warning("skipping %s video (TEST.SKIP_BROKEN_VIDEOS): %s", self.split, e)
+            crop = self.transform.crop_size
+            frames, valid = torch.zeros(3, self.num_frames, crop, crop), False
+        meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid)
+        return frames, self.labels[video], index, meta
+
+    def _train_item(self, index: int) -> Item:
+        """Load ``index``; if it cannot be read, warn, count it and load a random other video."""
+        video = index
+        while True:
+            self._attempts += 1
+            try:
+                frames = self.load_clip(video, None, 0)
+            except VideoDecodeError as e:
+                self._record_failure(video, e)
+                video = int(self.rng.integers(self.num_videos))
+                continue
+            meta = dict(video_index=video, temporal_index=-1, spatial_index=-1, valid=True)
+            return frames, self.labels[video], index, meta
+
+    def _record_failure(self, video: int, error: VideoDecodeError) -> None:
+        self._failures += 1
+        if video not in self._failed:
+            self._failed[video] = str(error)
+            logger.warning(
+                "unreadable training video, using another one: %s (%d of %d loads failed in this process)",
+                error,
+                self._failures,
+                self._attempts,
+            )
+        if len(self._failed) == self.num_videos:
+            raise TooManyBrokenVideosError(
+                f"none of the {self.num_videos} videos of the {self.split} split could be read; "
+                f"the last: {error}. Check DATA.PATH_PREFIX and DATA.PATH_TO_DATA_DIR"
+            )
+        if self._attempts >= MIN_ATTEMPTS and self._failures > self.max_bad_fraction * self._attempts:
+            raise TooManyBrokenVideosError(
+                f"{self._failures} of {self._attempts} training loads failed ({len(self._failed)} distinct "
+                f"videos), more than DATA.MAX_BAD_VIDEO_FRACTION = {self.max_bad_fraction}; the last: "
+                f"{error}. List the unreadable videos with tools/scan_dataset.py"
+            )

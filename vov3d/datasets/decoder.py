@@ -1,0 +1,221 @@
+"""Read the frames a clip needs from a video file with PyAV.
+
+A clip asks for frame indices; index ``i`` means "the frame on screen at time ``i / fps``" from the
+start of the stream, so variable-frame-rate videos are sampled in time rather than by counting
+frames. The reader seeks to the keyframe before the first needed frame, decodes up to the last
+one, and converts only the frames that are used to RGB.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Optional
+
+import av
+import numpy as np
+import torch
+
+# Seek a few frames before the first needed one: containers index keyframes by decode time,
+# which may precede the presentation time by the B-frame delay.
+_SEEK_MARGIN_FRAMES = 4
+# A video may end this many frames before its header says (rounded durations) without error.
+_END_TOLERANCE_FRAMES = 2
+
+BACKENDS = ("pyav",)
+"""Video decoders that DATA.DECODING_BACKEND may name."""
+
+
+class VideoDecodeError(RuntimeError):
+    """A video or frame folder cannot be read. The message starts with the file, then the reason."""
+
+
+def decode_error(path: str, reason: str) -> VideoDecodeError:
+    return VideoDecodeError(f"{path}: {reason}")
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise decode_error(path, "file not found")
+    if os.path.isdir(path):
+        raise decode_error(path, "is a folder, not a video file")
+    if os.path.getsize(path) == 0:
+        raise decode_error(path, "file is empty (0 bytes)")
+
+
+class PyAVVideo:
+    """An open video file: its first video stream, frame rate, frame count, and ``get_frames``.
+
+    Use as a context manager (or call ``close``) so the file is released promptly in workers.
+    """
+
+    def __init__(self, path: str, multi_thread: bool = False) -> None:
+        self.path = path
+        _check_file(path)
+        try:
+            self._container = av.open(path, metadata_errors="ignore")
+        except (av.FFmpegError, OSError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise decode_error(
+                path, f"cannot be opened as a video: {reason} (not a video, or truncated)"
+            ) from None
+        try:
+            streams = self._container.streams.video
+            if not self._container.streams:
+                raise decode_error(path, "contains no streams (truncated, or not a video)")
+            if not streams:
+                raise decode_error(path, "has no video stream")
+            self._stream = streams[0]
+            self._stream.thread_type = "AUTO" if multi_thread else "SLICE"
+            self._stream.thread_count = 0 if multi_thread else 1
+            self._time_base = float(self._stream.time_base)
+            self._origin = self._stream.start_time or 0
+            self._at_start = True
+            self.decoded_frames = 0  # frames the decoder produced so far: tests check seeking
+            self.fps = self._frame_rate()
+            self.num_frames = self._frame_count()
+        except Exception:
+            self.close()
+            raise
+
+    def _frame_rate(self) -> float:
+        stream = self._stream
+        for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+            if rate and rate > 0:
+                return float(rate)
+        raise decode_error(self.path, "the container gives no frame rate")
+
+    def _frame_count(self) -> int:
+        """The header's frame count, else duration x fps (Matroska/WebM store no frame count)."""
+        stream = self._stream
+        if stream.frames > 0:
+            return int(stream.frames)
+        if stream.duration:
+            seconds = stream.duration * self._time_base
+        elif self._container.duration:
+            seconds = self._container.duration / av.time_base
+        else:
+            raise decode_error(self.path, "the container gives neither a frame count nor a duration")
+        count = int(round(seconds * self.fps))
+        if count < 1:
+            raise decode_error(self.path, f"has no frames (duration {seconds:.3f} s)")
+        return count
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the decoded frames."""
+        return self._stream.height, self._stream.width
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> PyAVVideo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """The frames at ``indices`` (any order, repeats allowed) as uint8 T x H x W x 3 RGB."""
+        indices = np.asarray(indices, dtype=np.int64)
+        wanted = np.unique(indices)
+        if wanted[0] < 0:
+            raise ValueError(f"frame indices must be >= 0, got {wanted[0]}")
+        try:
+            arrays = self._decode(wanted / self.fps)
+        except av.FFmpegError as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
+        by_index = dict(zip(wanted.tolist(), arrays))
+        return torch.from_numpy(np.stack([by_index[i] for i in indices.tolist()]))
+
+    def _decode(self, times: np.ndarray) -> list[np.ndarray]:
+        seek_to = times[0] - _SEEK_MARGIN_FRAMES / self.fps
+        if seek_to > 0:
+            self._seek(seek_to)
+            arrays = self._scan(times, from_start=False)
+            if arrays is not None:
+                return arrays
+        if seek_to > 0 or not self._at_start:  # the seek landed after the first needed frame
+            self._seek(0.0)
+        arrays = self._scan(times, from_start=True)
+        assert arrays is not None
+        return arrays
+
+    def _seek(self, seconds: float) -> None:
+        offset = self._origin + int(seconds / self._time_base)
+        self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+
+    def _scan(self, times: np.ndarray, from_start: bool) -> Optional[list[np.ndarray]]:
+        """Decode forward and pick, for each time, the last frame shown at or before it.
+
+        Returns None when the first decoded frame is already past ``times[0]`` after a seek. From
+        the start, a time before the first frame gets the first frame.
+        """
+        self._at_start = False
+        half = 0.5 / self.fps
+        out: list[np.ndarray] = []
+        prev_t, prev, prev_rgb = -1.0, None, None
+        for ts, frame in iter_frames(self._container, self._stream):
+            t = (ts - self._origin) * self._time_base
+            self.decoded_frames += 1
+            if prev is None:
+                if t > times[0] + half and not from_start:
+                    return None
+                prev_t, prev = t, frame  # from the start, the first frame stands for earlier times
+            while len(out) < len(times) and t > times[len(out)] + half:
+                prev_rgb = prev.to_ndarray(format="rgb24") if prev_rgb is None else prev_rgb
+                out.append(prev_rgb)
+            if len(out) == len(times):
+                return out
+            if frame is not prev:
+                prev_t, prev, prev_rgb = t, frame, None
+        if prev is None:
+            raise decode_error(self.path, "no frame could be decoded")
+        end = prev_t + _END_TOLERANCE_FRAMES / self.fps
+        if times[-1] > end:
+            raise decode_error(
+                self.path,
+                f"the video ends at {prev_t:.2f} s (frame {round(prev_t * self.fps)}) but frame "
+                f"{round(times[-1] * self.fps)} is needed; the header promises {self.num_frames} frames "
+                f"at {self.fps:.2f} fps: the file is truncated or damaged",
+            )
+        prev_rgb = prev.to_ndarray(format="rgb24") if prev_rgb is None else prev_rgb
+        return out + [prev_rgb] * (len(times) - len(out))
+
+
+def iter_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decoded frames in display order with a timestamp in ``stream.time_base`` units.
+
+    The timestamp is the pts, unless pts go backwards while dts do not (packed B-frames in AVI,
+    as in FFmpeg's best-effort timestamp); then dts from there on. Frames are yielded one late so
+    that the frame whose pts revealed the fault is re-timed too.
+    """
+    pending: Optional[tuple[int, av.VideoFrame]] = None
+    use_dts = False
+    last_pts: Optional[int] = None
+    last_dts: Optional[int] = None
+    for packet in container.demux(stream):
+        for frame in packet.decode():
+            pts, dts = frame.pts, frame.dts
+            if (
+                not use_dts
+                and None not in (pts, last_pts, dts)
+                and pts <= last_pts
+                and (last_dts is None or dts > last_dts)
+            ):
+                use_dts = True
+                if pending is not None and pending[1].dts is not None:
+                    pending = (pending[1].dts, pending[1])
+            ts = dts if (use_dts or pts is None) else pts
+            if ts is None:  # no timestamp at all: one tick after the previous frame
+                ts = pending[0] + 1 if pending is not None else 0
+            last_pts = pts if pts is not None else last_pts
+            last_dts = dts if dts is not None else last_dts
+            if pending is not None:
+                yield pending
+            pending = (ts, frame)
+    if pending is not None:
+        yield pending

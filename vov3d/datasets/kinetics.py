@@ -1,0 +1,77 @@
+"""Kinetics (and any folder of videos listed as ``path label`` lines), as PySlowFast lays it out."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from vov3d.config import CfgNode, cfg_error
+
+from .annotations import read_kinetics_csv
+from .build import DATASET_REGISTRY
+from .clip_dataset import ClipDataset
+from .decoder import PyAVVideo
+from .sampling import kinetics_indices
+
+SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
+
+
+@DATASET_REGISTRY.register("kinetics")
+class Kinetics(ClipDataset):
+    """``{PATH_TO_DATA_DIR}/{train,val,test}.csv``: one ``path label`` line per video; paths are
+    joined to ``PATH_PREFIX``. Clips are ``num_frames`` frames ``sampling_rate`` apart at
+    ``target_fps``; test views are evenly spaced clips."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        labels: list[int],
+        split: str,
+        sampling_rate: int,
+        target_fps: float,
+        multi_thread_decode: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(paths, labels, split, **kwargs)
+        self.sampling_rate = sampling_rate
+        self.target_fps = target_fps
+        self.multi_thread_decode = multi_thread_decode
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        kwargs = super().from_cfg(cfg, split)
+        csv = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, SPLIT_FILES[split])
+        if not os.path.isfile(csv):
+            raise cfg_error(
+                cfg, "DATA.PATH_TO_DATA_DIR", f"{csv} not found; Kinetics needs train.csv, val.csv, test.csv"
+            )
+        paths, labels = read_kinetics_csv(
+            csv, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR, cfg.MODEL.NUM_CLASSES
+        )
+        return dict(
+            kwargs,
+            paths=paths,
+            labels=labels,
+            sampling_rate=cfg.DATA.SAMPLING_RATE,
+            target_fps=cfg.DATA.TARGET_FPS,
+            multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
+        )
+
+    def open_video(self, video_index: int) -> PyAVVideo:
+        return PyAVVideo(self.paths[video_index], self.multi_thread_decode)
+
+    def sample_frames(
+        self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
+    ) -> np.ndarray:
+        return kinetics_indices(
+            video_frames,
+            video_fps,
+            self.num_frames,
+            self.sampling_rate,
+            self.target_fps,
+            view=view,
+            num_views=self.num_temporal_views,
+            rng=rng,
+        )

@@ -1,0 +1,140 @@
+"""Something-Something V1 and V2: one base for the frame folders and segment sampling; the two
+versions differ only in how their annotation files are parsed.
+
+SSv2 reads JPEG frames when the frame list (``train.csv`` / ``val.csv``) is in PATH_TO_DATA_DIR,
+and otherwise the original ``{PATH_PREFIX}/{id}.webm`` videos, so no frame extraction is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from vov3d.config import CfgNode, cfg_error
+
+from .annotations import (
+    AnnotationError,
+    read_frame_list,
+    read_ssv1_labels,
+    read_ssv1_split,
+    read_ssv2_labels,
+    read_ssv2_split,
+)
+from .build import DATASET_REGISTRY
+from .clip_dataset import ClipDataset, Source
+from .decoder import PyAVVideo
+from .frames import JpegFrames, frame_folder
+from .sampling import segment_indices
+
+logger = logging.getLogger(__name__)
+
+
+def _annotation_file(cfg: CfgNode, name: str) -> str:
+    path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, name)
+    if not os.path.isfile(path):
+        raise cfg_error(cfg, "DATA.PATH_TO_DATA_DIR", f"{path} not found (see DATA.md for the layout)")
+    return path
+
+
+class SomethingSomething(ClipDataset):
+    """Videos as JPEG frame lists (``frame_paths``) or, when that is None, as video files
+    (``paths``); ``num_frames`` segments, one frame from each."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        labels: list[int],
+        split: str,
+        frame_paths: Optional[list[list[str]]] = None,
+        multi_thread_decode: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(paths, labels, split, **kwargs)
+        if frame_paths is not None and len(frame_paths) != len(paths):
+            raise ValueError(f"{len(paths)} videos but {len(frame_paths)} frame lists")
+        self.frame_paths = frame_paths
+        self.multi_thread_decode = multi_thread_decode
+
+    @staticmethod
+    def split_name(split: str) -> str:
+        """Validation and test both use the validation split."""
+        return "train" if split == "train" else "validation"
+
+    @classmethod
+    def sources(
+        cls, cfg: CfgNode, split: str, ids: list[str], split_file: str, videos: bool
+    ) -> dict[str, Any]:
+        """``paths`` and ``frame_paths`` of the videos ``ids``: from the frame list when it exists,
+        else (when ``videos``) the files ``{PATH_PREFIX}/{id}.webm``."""
+        frame_list = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, "train.csv" if split == "train" else "val.csv")
+        if os.path.isfile(frame_list):
+            frames = read_frame_list(frame_list, cfg.DATA.PATH_PREFIX)
+            missing = [video for video in ids if video not in frames]
+            if missing:
+                raise AnnotationError(
+                    f"{frame_list}: no frames for {len(missing)} videos of {split_file}, e.g. {missing[:3]}"
+                )
+            frame_paths = [frames[video] for video in ids]
+            return dict(paths=[frame_folder(f) for f in frame_paths], frame_paths=frame_paths)
+        if not videos:
+            raise cfg_error(cfg, "DATA.PATH_TO_DATA_DIR", f"{frame_list} (the frame list) not found")
+        paths = [os.path.join(cfg.DATA.PATH_PREFIX, f"{video}.webm") for video in ids]
+        if not os.path.isfile(paths[0]):
+            raise cfg_error(
+                cfg,
+                "DATA.PATH_PREFIX",
+                f"neither the frame list {frame_list} nor the video {paths[0]} exists: extract frames "
+                "with tools/extract_frames.py, or point DATA.PATH_PREFIX at the folder of .webm videos",
+            )
+        logger.info(
+            "%s split: no frame list %s, reading the .webm videos in %s",
+            split,
+            frame_list,
+            cfg.DATA.PATH_PREFIX,
+        )
+        return dict(paths=paths, frame_paths=None)
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        kwargs = super().from_cfg(cfg, split)
+        kwargs["multi_thread_decode"] = cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE
+        return kwargs
+
+    def open_video(self, video_index: int) -> Source:
+        if self.frame_paths is None:
+            return PyAVVideo(self.paths[video_index], self.multi_thread_decode)
+        return JpegFrames(self.frame_paths[video_index], self.paths[video_index])
+
+    def sample_frames(
+        self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
+    ) -> np.ndarray:
+        return segment_indices(video_frames, self.num_frames, view, self.num_temporal_views, rng)
+
+
+@DATASET_REGISTRY.register("ssv2")
+class SomethingSomethingV2(SomethingSomething):
+    """``something-something-v2-labels.json`` and ``-{train,validation}.json``; frames or .webm."""
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        kwargs = super().from_cfg(cfg, split)
+        label_ids = read_ssv2_labels(_annotation_file(cfg, "something-something-v2-labels.json"))
+        split_file = _annotation_file(cfg, f"something-something-v2-{cls.split_name(split)}.json")
+        ids, labels = read_ssv2_split(split_file, label_ids)
+        return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=True))
+
+
+@DATASET_REGISTRY.register("ssv1")
+class SomethingSomethingV1(SomethingSomething):
+    """``something-something-v1-labels.csv`` and ``-{train,validation}.csv``; JPEG frames only."""
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        kwargs = super().from_cfg(cfg, split)
+        label_ids = read_ssv1_labels(_annotation_file(cfg, "something-something-v1-labels.csv"))
+        split_file = _annotation_file(cfg, f"something-something-v1-{cls.split_name(split)}.csv")
+        ids, labels = read_ssv1_split(split_file, label_ids)
+        return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=False))
