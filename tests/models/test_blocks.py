@@ -235,3 +235,22 @@ def test_config_error_names_the_file(tmp_path: Path) -> None:
     path.write_text("MODEL:\n  ARCH: vov3d\n  MODEL_NAME: VoV3D\nVOV3D:\n  DEPTH: 19\n")
     with pytest.raises(ConfigError, match=rf"VOV3D.DEPTH = 19 \(set in {path}\)"):
         load_config([str(path)])
+
+
+def test_x3d_variant_options() -> None:
+    dense = build_model(
+        small_cfg("X3D-XS", X3D__CHANNELWISE_3x3x3=False, X3D__BN_LIN5=True, X3D__SCALE_RES2=True)
+    )
+    assert dense.s2.pathway0_res0.branch2.b.groups == 1
+    assert isinstance(dense.head.lin_5_bn, nn.BatchNorm3d) and "head.lin_5_bn.weight" in dense.state_dict()
+    assert dense.s2.pathway0_res0.branch2.c.out_channels == 48  # res2 base doubled: 24, times 2.0
+    assert "head.lin_5_bn.weight" not in build_model(small_cfg("X3D-XS")).state_dict()
+
+
+def test_vov3d_multipliers() -> None:
+    model = build_model(
+        small_cfg("VoV3D-M", VOV3D__INNER_MULTIPLIER=[2, 2, 4, 8], VOV3D__OUT_MULTIPLIER=[1, 1, 2, 4])
+    )
+    assert model.s2.pathway0_res0.branch2.layers[0].a[0].out_channels == 80
+    assert model.s2.pathway0_res0.branch2.c.out_channels == 40
+    assert model.s2.pathway0_res0.branch2.c.in_channels == 5 * 40  # five units of 80 / 2, stride 2
