@@ -146,19 +146,32 @@ class PyAVVideo:
         offset = self._origin + int(seconds / self._time_base)
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
 
+    def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Every frame from the start with its time in seconds (for the preparation tools)."""
+        if not self._at_start:
+            self._seek(0.0)
+        try:
+            yield from self._timed()
+        except av.FFmpegError as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
+
+    def _timed(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        self._at_start = False
+        for ts, frame in iter_frames(self._container, self._stream):
+            self.decoded_frames += 1
+            yield (ts - self._origin) * self._time_base, frame
+
     def _scan(self, times: np.ndarray, from_start: bool) -> Optional[list[np.ndarray]]:
         """Decode forward and pick, for each time, the last frame shown at or before it.
 
         Returns None when the first decoded frame is already past ``times[0]`` after a seek. From
         the start, a time before the first frame gets the first frame.
         """
-        self._at_start = False
         half = 0.5 / self.fps
         out: list[np.ndarray] = []
         prev_t, prev, prev_rgb = -1.0, None, None
-        for ts, frame in iter_frames(self._container, self._stream):
-            t = (ts - self._origin) * self._time_base
-            self.decoded_frames += 1
+        for t, frame in self._timed():
             if prev is None:
                 if t > times[0] + half and not from_start:
                     return None

@@ -1,0 +1,83 @@
+"""The preparation tools: resize videos, extract SSv2 frames with frame lists, scan a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.datasets.helpers import frame_numbers, make_ssv2, make_video, small_cfg, write_kinetics_csvs
+from vov3d.datasets import build_dataset
+from vov3d.datasets.decoder import PyAVVideo
+from vov3d.datasets.frames import JpegFrames
+from vov3d.datasets.prepare import extract_main, resize_main, scan_main
+
+
+def read_all(path: Path) -> tuple[PyAVVideo, list[int]]:
+    with PyAVVideo(str(path)) as video:
+        return video, frame_numbers(video.get_frames(range(video.num_frames)))
+
+
+def test_resize_keeps_every_frame_and_its_time(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "a.mp4", 30, fps=25, size=(96, 128))
+    make_video(src / "sub" / "b.webm", 20, fps=30, size=(128, 96))
+    (src / "broken.mp4").write_text("not a video")
+    assert resize_main([str(src), str(dst), "--short-side", "64", "--jobs", "1"]) == 1
+    assert "FAILED" in capsys.readouterr().out and not (dst / "broken.mp4").exists()
+    a, numbers = read_all(dst / "a.mp4")
+    assert (a.size, a.num_frames, a.fps, numbers) == ((64, 86), 30, 25, list(range(30)))
+    b, numbers = read_all(dst / "sub" / "b.mp4")
+    assert (b.size, b.num_frames, numbers) == ((86, 64), 20, list(range(20)))
+    before = (dst / "a.mp4").stat().st_mtime_ns
+    resize_main([str(src), str(dst), "--short-side", "64", "--jobs", "2"])  # existing outputs are kept
+    assert (dst / "a.mp4").stat().st_mtime_ns == before
+
+
+def test_resize_real_avi(real_videos: Path, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "clip.avi").symlink_to(real_videos / "ucf101_style_xvid_mp3.avi")
+    assert (
+        resize_main([str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "120", "--jobs", "1"]) == 0
+    )
+    with PyAVVideo(str(tmp_path / "dst" / "clip.mp4")) as video:
+        assert (video.size, video.num_frames, video.fps) == ((120, 160), 164, 25)
+
+
+def test_extract_ssv2_frames_at_30_fps(tmp_path: Path) -> None:
+    counts = {"11": 24, "12": 18}  # 12 fps webm, as SSv2 ships
+    make_ssv2(tmp_path, counts, frames=False, webm=True)
+    frames = tmp_path / "frames"
+    args = ["--videos", str(tmp_path / "videos"), "--annotations", str(tmp_path), "--frames", str(frames)]
+    assert extract_main(args + ["--jobs", "1"]) == 0
+    for video_id, count in counts.items():
+        files = sorted((frames / video_id).glob("*.jpg"))
+        assert len(files) == count * 30 // 12 and files[0].name == f"{video_id}_000001.jpg"
+        with JpegFrames([str(f) for f in files], str(frames / video_id)) as images:
+            shown = [min(int(k * 12 / 30 + 0.5), count - 1) for k in range(len(files))]  # nearest at k / 30 s
+            assert frame_numbers(images.get_frames(range(len(files)))) == shown
+    rows = (tmp_path / "val.csv").read_text().splitlines()
+    assert rows[0] == "original_vido_id video_id frame_id path labels"
+    assert rows[1] == '11 0 0 11/11_000001.jpg ""' and len(rows) == 1 + 60 + 45
+    ds = build_dataset(small_cfg(tmp_path, frames, "ssv2"), "train")  # frame lists found: frames mode
+    assert ds.frame_paths is not None and ds[0][0].shape == (3, 4, 32, 32)
+
+
+def test_scan_lists_unreadable_videos(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make_video(tmp_path / "good.mp4", 20)
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    data = Path(make_video(tmp_path / "whole.webm", 60, gop_size=10)).read_bytes()
+    (tmp_path / "cut.webm").write_bytes(data[: len(data) // 2])
+    write_kinetics_csvs(tmp_path, [("good.mp4", 0), ("zero.mp4", 1), ("cut.webm", 2), ("gone.mp4", 3)])
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text(f"DATA:\n  PATH_TO_DATA_DIR: {tmp_path}\n  PATH_PREFIX: {tmp_path}\n")
+    out = tmp_path / "bad.txt"
+    for extra in (["--jobs", "1"], ["--jobs", "2", "--full"]):
+        assert scan_main(["--cfg", str(cfg), "--splits", "train", "test", "--output", str(out), *extra]) == 1
+        lines = out.read_text().splitlines()
+        assert [line.split(":")[0] for line in lines] == [
+            str(tmp_path / n) for n in ("cut.webm", "gone.mp4", "zero.mp4")
+        ]
+        printed = capsys.readouterr().out
+        assert "train: 3 of 4 videos unreadable" in printed and "test: 0 of 0" in printed
+    assert scan_main(["--cfg", str(cfg), "--opts", "DATA.NUM_FRAMES", "x"]) == 2  # a config error

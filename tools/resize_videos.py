@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Resize videos to a short side of 320 as H.264 MP4: ``python tools/resize_videos.py SRC DST``."""
+
+import sys
+
+from vov3d.datasets.prepare import resize_main
+
+if __name__ == "__main__":
+    sys.exit(resize_main())

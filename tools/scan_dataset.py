@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+"""List the unreadable videos of a dataset config:
+``python tools/scan_dataset.py --cfg FILE [--opts KEY VALUE ...]``."""
+
+import sys
+
+from vov3d.datasets.prepare import scan_main
+
+if __name__ == "__main__":
+    sys.exit(scan_main())
