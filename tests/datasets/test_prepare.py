@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.datasets.helpers import frame_numbers, make_ssv2, make_video, small_cfg, write_kinetics_csvs
 from vov3d.datasets import build_dataset
 from vov3d.datasets.decoder import PyAVVideo
@@ -81,3 +85,13 @@ def test_scan_lists_unreadable_videos(tmp_path: Path, capsys: pytest.CaptureFixt
         printed = capsys.readouterr().out
         assert "train: 3 of 4 videos unreadable" in printed and "test: 0 of 0" in printed
     assert scan_main(["--cfg", str(cfg), "--opts", "DATA.NUM_FRAMES", "x"]) == 2  # a config error
+
+
+def test_every_tool_data_md_names_runs() -> None:
+    scripts = sorted(set(re.findall(r"python (tools/\w+\.py)", (REPO / "DATA.md").read_text())))
+    assert {"tools/resize_videos.py", "tools/extract_frames.py", "tools/scan_dataset.py"} <= set(scripts)
+    for script in scripts:
+        result = subprocess.run(
+            [sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0 and "usage" in result.stdout, (script, result.stderr)
