@@ -123,7 +123,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
     )
     try:
         _select_device(cfg, plan.first_device + index)
-        if plan.world_size > 1:
+        if plan.world_size > 1 or plan.mode == "launcher":
             du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size)
         setup_logging(cfg.OUTPUT_DIR, rank)
         if rank == 0:

@@ -1,0 +1,116 @@
+"""Training checkpoints: names, picking the newest readable one, fine-tuning from a published
+VoV3D checkpoint, and the random-generator states that make resuming exact."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from tests.conftest import CONFIGS
+from vov3d.checkpoint import CheckpointError, save_checkpoint
+from vov3d.config import load_config
+from vov3d.engine.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_newest_checkpoint,
+    restore_rng_states,
+    resume_or_initialise,
+    rng_state,
+)
+from vov3d.engine.runtime import prepare_model
+from vov3d.engine.solver import LRSchedule, build_optimizer
+
+
+def net(seed: int, width: int = 4) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, width), nn.BatchNorm1d(width))
+
+
+def test_names_and_listing(tmp_path: Path) -> None:
+    assert checkpoint_path(str(tmp_path), 12).endswith("checkpoints/checkpoint_epoch_00012.pyth")
+    for epochs in (10, 2, 100000):
+        save_checkpoint(checkpoint_path(str(tmp_path), epochs), net(0), epoch=epochs - 1)
+    (tmp_path / "checkpoints" / ".checkpoint_epoch_00011.pyth.abc.tmp").write_bytes(b"half")
+    names = [Path(p).name for p in list_checkpoints(str(tmp_path))]
+    assert names == ["checkpoint_epoch_00002.pyth", "checkpoint_epoch_00010.pyth", "checkpoint_epoch_100000.pyth"]
+
+
+def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
+    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2), epoch=1)
+    newest = Path(checkpoint_path(str(tmp_path), 2))
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    model = net(3)
+    with caplog.at_level(logging.WARNING, logger="vov3d"):
+        path, checkpoint = load_newest_checkpoint(str(tmp_path), model)
+    assert path.endswith("checkpoint_epoch_00001.pyth") and checkpoint["epoch"] == 0
+    assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
+    assert torch.equal(model[0].weight, net(1)[0].weight)
+
+
+def test_a_readable_checkpoint_of_another_model_is_an_error(tmp_path: Path) -> None:
+    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
+    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2, width=5), epoch=1)
+    with pytest.raises(CheckpointError, match="checkpoint_epoch_00002"):
+        load_newest_checkpoint(str(tmp_path), net(3))
+
+
+def test_no_checkpoint(tmp_path: Path) -> None:
+    assert load_newest_checkpoint(str(tmp_path), net(0)) is None
+
+
+def test_rng_states_round_trip() -> None:
+    dataset = type("D", (), {"rng": np.random.default_rng(5)})()
+    checkpoint = {"rng_states": [rng_state(dataset)]}
+    expected = (random.random(), np.random.rand(), torch.rand(1).item(), dataset.rng.random())
+    random.seed(99), np.random.seed(99), torch.manual_seed(99), dataset.rng.random()
+    restore_rng_states(checkpoint, dataset)
+    assert (random.random(), np.random.rand(), torch.rand(1).item(), dataset.rng.random()) == expected
+
+
+def manifest_checkpoint(shared_dir: Path, name: str, folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A file in the published layout whose tensors have the manifest's names and shapes."""
+    entry = json.loads((shared_dir / "reference" / "state_dict_manifest.json").read_text())[name]
+    generator = torch.Generator().manual_seed(0)
+    state = {
+        key: torch.randint(0, 100, shape, generator=generator) if dtype == "int64"
+        else torch.randn(shape, generator=generator)
+        for key, shape, dtype in entry["state_dict"]
+    }  # fmt: skip
+    path = folder / f"{name}.pyth"
+    torch.save({"epoch": 255, "model_state": state, "optimizer_state": None, "cfg": "..."}, path)
+    return path, state
+
+
+def test_finetune_400_to_174_reinitialises_only_the_classifier(
+    shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, state = manifest_checkpoint(shared_dir, "K400_vov3d_M", tmp_path)
+    cfg = load_config(
+        [str(CONFIGS / "SSv1/vov3d/finetune/vov3d_M_F32_finetune.yaml")],
+        ["TRAIN.CHECKPOINT_FILE_PATH", str(path), "OUTPUT_DIR", str(tmp_path / "out"), "LOG_MODEL_INFO", "False"],
+    )
+    assert cfg.MODEL.NUM_CLASSES == 174 and cfg.TRAIN.CHECKPOINT_EPOCH_RESET
+    model = prepare_model(cfg, torch.device("cpu"), train=True)
+    fresh_classifier = model.head.projection.weight.detach().clone()
+    optimizer = build_optimizer(model, cfg)
+    with caplog.at_level(logging.INFO, logger="vov3d"):
+        start, resumed = resume_or_initialise(cfg, model, optimizer, LRSchedule.from_cfg(cfg), None)
+    assert (start, resumed) == (0, None)
+    assert "400 classes, the model 174: re-initialised" in caplog.text
+    assert "starting at epoch 1 with a fresh optimizer" in caplog.text
+    loaded = model.state_dict()
+    for key, tensor in state.items():
+        if key.startswith("head.projection."):
+            assert loaded[key].shape[0] == 174
+        else:
+            assert torch.equal(loaded[key], tensor.to(loaded[key].dtype)), key
+    assert torch.equal(model.head.projection.weight, fresh_classifier)
+    assert not optimizer.state  # no momentum buffers from the old run

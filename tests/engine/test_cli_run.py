@@ -1,0 +1,76 @@
+"""``tools/run_net.py`` end to end on the quick config: train, validate, checkpoint, test; and a
+run killed after a checkpoint resumes to the same parameters as one that was not."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.engine.conftest import SUBPROCESS_ENV, final_weights, json_stats, run_net, run_net_command
+
+EPOCHS = 3
+OPTS = ["TENSORBOARD.ENABLE", True, "TEST.SAVE_RESULTS_PATH", "results.pyth"]
+
+
+@pytest.fixture(scope="module")
+def full_run(colour_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output_dir = tmp_path_factory.mktemp("full_run")
+    run_net(colour_data, output_dir, *OPTS)
+    return output_dir
+
+
+def test_outputs_of_a_run(full_run: Path) -> None:
+    for name in ("config.yaml", "stdout.log", "json_stats.log", "confusion_matrix.csv", "confusion_matrix.png"):
+        assert (full_run / name).is_file(), name
+    assert sorted(os.listdir(full_run / "checkpoints")) == [
+        f"checkpoint_epoch_{e:05d}.pyth" for e in range(1, EPOCHS + 1)
+    ]
+    checkpoint = torch.load(full_run / "checkpoints" / "checkpoint_epoch_00003.pyth", weights_only=True)
+    assert {"epoch", "model_state", "optimizer_state", "cfg", "scaler_state", "scheduler_state", "rng_states"} <= set(
+        checkpoint
+    )
+    assert checkpoint["epoch"] == EPOCHS - 1 and "VoV3D" in checkpoint["cfg"]
+    assert [s["epoch"] for s in json_stats(full_run, "train_epoch")] == ["1/3", "2/3", "3/3"]
+    assert [s["iter"] for s in json_stats(full_run, "train_iter")][:2] == ["2/4", "4/4"]
+    assert len(json_stats(full_run, "val_epoch")) == EPOCHS
+    (final,) = json_stats(full_run, "test_final")
+    assert final["num_videos"] == 4 and final["num_views"] == 6 and final["skipped_videos"] == 0
+    assert {"top1_acc", "top5_acc", "mean_class_acc", "top1_err", "top5_err"} <= set(final)
+    events = list((full_run / "runs-kinetics").glob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file"
+    results = torch.load(full_run / "results.pyth", weights_only=True)
+    assert results["scores"].shape == (4, 4) and results["views"].tolist() == [6, 6, 6, 6]
+
+
+def test_killed_run_resumes_to_the_same_parameters(full_run: Path, colour_data: Path, tmp_path: Path) -> None:
+    """Kill the process once epoch 2's checkpoint exists; leave a truncated epoch-3 checkpoint
+    behind as a crash mid-write without the atomic rename would; the rerun must skip it, resume
+    from epoch 2 and end with the uninterrupted run's weights."""
+    process = subprocess.Popen(
+        run_net_command(colour_data, tmp_path, *OPTS), cwd=REPO, env=SUBPROCESS_ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    second = tmp_path / "checkpoints" / "checkpoint_epoch_00002.pyth"
+    deadline = time.monotonic() + 240
+    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert second.exists(), "the run ended before writing its second checkpoint"
+    third = tmp_path / "checkpoints" / "checkpoint_epoch_00003.pyth"
+    third.write_bytes(second.read_bytes()[: second.stat().st_size // 3])
+
+    run_net(colour_data, tmp_path, *OPTS)
+    log = (tmp_path / "stdout.log").read_text()
+    assert "skipping unreadable checkpoint" in log and "checkpoint_epoch_00003.pyth" in log
+    assert f"resumed from {second} (epoch 2 done); continuing at epoch 3" in log
+    expected, resumed = final_weights(full_run, EPOCHS), final_weights(tmp_path, EPOCHS)
+    for key, tensor in expected.items():
+        assert torch.equal(resumed[key], tensor), key

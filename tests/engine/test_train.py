@@ -1,0 +1,111 @@
+"""The training loop: the loss goes down, a NaN stops the run with the iteration and the rate,
+statistics and logs have the documented form, mixed precision runs on the CPU."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from tests.engine.conftest import json_stats, quick_cfg
+from vov3d.config import get_cfg
+from vov3d.engine import launch, train
+from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
+from vov3d.utils.logging import setup_logging
+
+
+class Clips(Dataset):
+    """8 random clips, label = the sign of their mean (learnable by a linear model)."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.clips = torch.randn(8, 3, 2, 4, 4, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        clip = self.clips[i]
+        return clip, int(clip.mean() > 0), i, {"video_index": i}
+
+
+class Tiny(nn.Module):
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.linear = nn.Linear(3 * 2 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)) * self.scale
+
+
+def tiny_cfg(tmp_path: Path, *opts):
+    cfg = get_cfg()
+    cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path), "LOG_PERIOD", 2, "SOLVER.MAX_EPOCH", 4,
+                         "SOLVER.BASE_LR", 0.5, "SOLVER.WARMUP_EPOCHS", 0.5, *opts])  # fmt: skip
+    cfg.freeze()
+    return cfg
+
+
+def run_epoch(model: nn.Module, cfg, epoch: int = 0, loss_fn=None) -> dict:
+    loader = DataLoader(Clips(), batch_size=2)
+    optimizer = build_optimizer(model, cfg)
+    schedule, loss_fn = LRSchedule.from_cfg(cfg), loss_fn or build_loss(cfg)
+    return train.train_one_epoch(model, loader, optimizer, schedule, loss_fn, epoch, cfg)
+
+
+def test_nan_loss_stops_with_iteration_and_learning_rate(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path)
+    with pytest.raises(train.NonFiniteLossError) as error:
+        run_epoch(Tiny(scale=math.nan), cfg, epoch=1)
+    message = str(error.value)
+    assert "the training loss is nan at epoch 2/4, iteration 1/4, with learning rate" in message
+    assert f"{LRSchedule.from_cfg(cfg)(1.0):.6g}" in message
+
+
+def test_infinite_loss_stops_too(tmp_path: Path) -> None:
+    with pytest.raises(train.NonFiniteLossError, match="loss is inf at epoch 1/4, iteration 1/4"):
+        run_epoch(Tiny(), tiny_cfg(tmp_path), loss_fn=lambda logits, labels: (logits.sum() ** 2 + 1) * math.inf)
+
+
+def test_epoch_statistics_and_json_lines(tmp_path: Path) -> None:
+    setup_logging(str(tmp_path))
+    stats = run_epoch(Tiny(), tiny_cfg(tmp_path))
+    assert stats["_type"] == "train_epoch" and stats["epoch"] == "1/4"
+    assert set(stats) == {"_type", "epoch", "lr", "loss", "top1_err", "top5_err", "dt_data", "dt_net", "eta", "mem"}
+    assert stats["top5_err"] == 0.0 and 0 <= stats["top1_err"] <= 100
+    iterations = json_stats(tmp_path, "train_iter")
+    assert [s["iter"] for s in iterations] == ["2/4", "4/4"]
+    assert set(iterations[0]) == set(stats) | {"iter"}
+    assert iterations[0]["lr"] < iterations[1]["lr"]  # inside the warm-up, rising every iteration
+
+
+def test_bf16_mixed_precision_on_the_cpu(tmp_path: Path) -> None:
+    stats = run_epoch(Tiny(), tiny_cfg(tmp_path, "TRAIN.MIXED_PRECISION", True))
+    assert math.isfinite(stats["loss"])
+
+
+def test_loss_goes_down_on_a_learnable_set(colour_data: Path, tmp_path: Path) -> None:
+    cfg = quick_cfg(
+        colour_data, tmp_path, "SOLVER.MAX_EPOCH", 8, "TRAIN.EVAL_PERIOD", 8, "TRAIN.CHECKPOINT_PERIOD", 8,
+        "LOG_PERIOD", 100, "TEST.ENABLE", False,
+    )  # fmt: skip
+    assert launch.run_jobs(cfg, "tcp://localhost:9999") == 0
+    losses = [s["loss"] for s in json_stats(tmp_path, "train_epoch")]
+    assert len(losses) == 8
+    assert sum(losses[-2:]) < 0.5 * sum(losses[:2]), losses
+    assert json_stats(tmp_path, "val_epoch")[-1]["top1_err"] < 75  # better than chance
+    assert (tmp_path / "checkpoints" / "checkpoint_epoch_00008.pyth").is_file()
+
+
+def test_nan_loss_exits_nonzero_with_the_message(
+    colour_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(train, "build_loss", lambda cfg: lambda logits, labels: logits.sum() * math.nan)
+    cfg = quick_cfg(colour_data, tmp_path, "TEST.ENABLE", False)
+    assert launch.run_jobs(cfg, "tcp://localhost:9999") == 1
+    assert "NonFiniteLossError: the training loss is nan at epoch 1/3, iteration 1/4" in capsys.readouterr().err
