@@ -94,9 +94,7 @@ def resume_or_initialise(
             scaler.load_state_dict(checkpoint["scaler_state"])
         saved = checkpoint.get("scheduler_state")
         if saved and saved != schedule.state_dict():
-            logger.warning(
-                "the learning-rate schedule differs from the checkpoint's %s; following the config", saved
-            )
+            logger.warning("the learning-rate schedule differs from the checkpoint's %s; following the config", saved)
         return start, checkpoint
 
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH

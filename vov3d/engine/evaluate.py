@@ -171,9 +171,7 @@ class ViewAggregator:
             )
         else:
             accuracies = (float("nan"),) * 3
-        return TestResult(
-            self.scores, self.labels, self.views, self.lost_views, scored, *accuracies, confusion
-        )
+        return TestResult(self.scores, self.labels, self.views, self.lost_views, scored, *accuracies, confusion)
 
 
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
@@ -196,14 +194,10 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
                 "TRAIN.CHECKPOINT_FILE_PATH; set one, or TEST.ALLOW_RANDOM_WEIGHTS True to test random "
                 "weights",
             )
-        logger.warning(
-            "testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing"
-        )
+        logger.warning("testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing")
         return None
     path, checkpoint = found
-    classes = [
-        v.shape[0] for k, v in checkpoint["model_state"].items() if k.endswith("head.projection.weight")
-    ]
+    classes = [v.shape[0] for k, v in checkpoint["model_state"].items() if k.endswith("head.projection.weight")]
     if classes and classes[0] != cfg.MODEL.NUM_CLASSES:
         raise CheckpointError(
             f"checkpoint {path} classifies {classes[0]} classes but MODEL.NUM_CLASSES is "
@@ -226,9 +220,7 @@ def test(cfg: CfgNode) -> TestResult:
     dtype = autocast_dtype(cfg, device)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
-    aggregator = ViewAggregator(
-        dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD
-    )
+    aggregator = ViewAggregator(dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     started = time.perf_counter()
     for frames, labels, index, meta in progress(loader, len(loader), "test"):
         with autocast(device, dtype):
@@ -264,9 +256,7 @@ def _report_views(result: TestResult, num_views: int, paths: Optional[list[str]]
     def named(mask: torch.Tensor) -> str:
         videos = mask.nonzero().flatten().tolist()
         names = [paths[v] if paths else f"video {v}" for v in videos[:_MAX_LISTED]]
-        return ", ".join(names) + (
-            f" and {len(videos) - _MAX_LISTED} more" if len(videos) > _MAX_LISTED else ""
-        )
+        return ", ".join(names) + (f" and {len(videos) - _MAX_LISTED} more" if len(videos) > _MAX_LISTED else "")
 
     missing = result.views + result.lost_views < num_views
     if missing.any():

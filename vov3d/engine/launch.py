@@ -53,9 +53,7 @@ def plan_processes(cfg: CfgNode, init_method: str, environ: Optional[dict[str, s
     env = du.launcher_env(env_vars)
     if env is not None:
         method = "env://" if "MASTER_ADDR" in env_vars else init_method
-        return ProcessPlan(
-            "launcher", 1, env.world_size, env.rank, env.local_rank, backend, method, env.source
-        )
+        return ProcessPlan("launcher", 1, env.world_size, env.rank, env.local_rank, backend, method, env.source)
     if cfg.NUM_GPUS > 1:
         return ProcessPlan(
             "spawn",
@@ -160,8 +158,7 @@ def _select_device(cfg: CfgNode, gpu: int) -> None:
         raise cfg_error(
             cfg,
             "NUM_GPUS",
-            f"a process of this machine needs GPU {gpu}, but {available} are visible; "
-            "use NUM_GPUS 0 to run on the CPU",
+            f"a process of this machine needs GPU {gpu}, but {available} are visible; use NUM_GPUS 0 to run on the CPU",
         )
     torch.cuda.set_device(gpu)
 

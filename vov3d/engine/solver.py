@@ -72,10 +72,7 @@ class LRSchedule:
 
     def _policy(self, epoch: float) -> float:
         if self.policy == "cosine":
-            return (
-                self.end_lr
-                + (self.base_lr - self.end_lr) * (math.cos(math.pi * epoch / self.max_epoch) + 1) / 2
-            )
+            return self.end_lr + (self.base_lr - self.end_lr) * (math.cos(math.pi * epoch / self.max_epoch) + 1) / 2
         return self.base_lr * self.lrs[bisect.bisect_right(self.steps, epoch) - 1]
 
     def state_dict(self) -> dict[str, Any]:

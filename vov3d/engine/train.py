@@ -65,9 +65,7 @@ def train_one_epoch(
     device = next(model.parameters()).device
     dtype = autocast_dtype(cfg, device)
     iters, max_epoch = len(loader), cfg.SOLVER.MAX_EPOCH
-    meters = {
-        name: WindowAverage(cfg.LOG_PERIOD) for name in ("loss", "top1_err", "top5_err", "dt_data", "dt_net")
-    }
+    meters = {name: WindowAverage(cfg.LOG_PERIOD) for name in ("loss", "top1_err", "top5_err", "dt_data", "dt_net")}
     data_timer, net_timer = Timer(), Timer(synchronize=device.type == "cuda")
     lr = schedule(epoch)
     model.train()
@@ -125,10 +123,7 @@ def train_one_epoch(
 
 
 def _iteration_time(meters: dict[str, WindowAverage], global_average: bool = False) -> float:
-    return sum(
-        meters[k].global_average if global_average else meters[k].window_average
-        for k in ("dt_data", "dt_net")
-    )
+    return sum(meters[k].global_average if global_average else meters[k].window_average for k in ("dt_data", "dt_net"))
 
 
 def _iteration_stats(

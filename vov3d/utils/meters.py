@@ -4,6 +4,7 @@ top-k correctness and memory use."""
 from __future__ import annotations
 
 import datetime
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -62,9 +63,7 @@ def format_eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(seconds, 0.0))))
 
 
-def topk_correct(
-    scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
-) -> list[torch.Tensor]:
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[torch.Tensor]:
     """For each k, a bool tensor (N,) saying whether the label is among the k highest scores.
 
     k is capped at the number of classes, so top-5 of a 3-class problem is always correct.
@@ -80,4 +79,5 @@ def memory_mib(device: torch.device) -> int:
         return int(torch.cuda.max_memory_allocated(device) / 2**20)
     if resource is None:  # pragma: no cover
         return 0
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(peak / (2**20 if sys.platform == "darwin" else 2**10))
