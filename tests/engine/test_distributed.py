@@ -109,3 +109,25 @@ def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
     assert results[1]["views"].tolist() == [1, 1, 1]
     torch.testing.assert_close(results[1]["scores"], results[0]["scores"], rtol=1e-4, atol=1e-5)
     assert results[1]["labels"].tolist() == [2, 1, 0]
+
+
+def gather_worker(rank: int, port: int, results: Path) -> None:
+    from vov3d.utils import distributed as du
+
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    try:
+        gathered = du.all_gather_tensors(torch.full((rank + 1, 2), float(rank)))  # 1 row, then 2
+        total = du.all_reduce_sum(torch.tensor([rank + 1.0]))
+        objects = du.all_gather_objects({"rank": rank})
+        torch.save({"gathered": gathered, "total": total, "objects": objects}, results / f"{rank}.pt")
+    finally:
+        du.destroy_process_group()
+
+
+def test_collectives_with_unequal_sizes(tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(gather_worker, args=(free_port(), tmp_path), nprocs=2)
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
+        assert saved["gathered"].tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+        assert saved["total"].item() == 3.0
+        assert saved["objects"] == [{"rank": 0}, {"rank": 1}]

@@ -109,3 +109,22 @@ def test_nan_loss_exits_nonzero_with_the_message(
     cfg = quick_cfg(colour_data, tmp_path, "TEST.ENABLE", False)
     assert launch.run_jobs(cfg, "tcp://localhost:9999") == 1
     assert "NonFiniteLossError: the training loss is nan at epoch 1/3, iteration 1/4" in capsys.readouterr().err
+
+
+class TinyConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm3d(4)
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.bn(self.conv(x)).mean(dim=(2, 3, 4)))
+
+
+def test_channels_last_3d_with_mixed_precision(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path, "MODEL.CHANNELS_LAST", True, "TRAIN.MIXED_PRECISION", True)
+    model = TinyConv().to(memory_format=torch.channels_last_3d)
+    stats = run_epoch(model, cfg)
+    assert math.isfinite(stats["loss"])
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
