@@ -93,9 +93,7 @@ def test_ssv2_malformed_entries_name_their_line(tmp_path: Path) -> None:
     labels = {"Holding something": 0}
     text = '[\n  {"id": "1", "template": "Holding [something]"},\n  {"id": "2", "template": "Juggling"}\n]'
     path = write(tmp_path / "validation.json", text)
-    with pytest.raises(
-        AnnotationError, match=f"^{path}:3: template 'Juggling' of video 2 is not in the labels"
-    ):
+    with pytest.raises(AnnotationError, match=f"^{path}:3: template 'Juggling' of video 2 is not in the labels"):
         read_ssv2_split(path, labels)
     path = write(tmp_path / "missing.json", '[{"id": "1", "template": "Holding something"},\n {"id": "2"}]')
     with pytest.raises(AnnotationError, match=f"^{path}:2: expected an object with 'id' and 'template'"):

@@ -39,9 +39,7 @@ def warnings_about(log: pytest.LogCaptureFixture, name: str) -> list[str]:
     return [r.getMessage() for r in log.records if r.levelname == "WARNING" and name in r.getMessage()]
 
 
-def test_training_uses_another_video_and_warns_once_per_file(
-    root: Path, vov3d_log: pytest.LogCaptureFixture
-) -> None:
+def test_training_uses_another_video_and_warns_once_per_file(root: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
     ds = build_dataset(small_cfg(root, root / "videos"), "train")
     for _ in range(4):
         for i in range(len(ds)):
@@ -61,9 +59,7 @@ def test_training_stops_past_the_bad_fraction(root: Path, monkeypatch: pytest.Mo
     cfg = small_cfg(root, root / "videos")
     cfg.DATA.MAX_BAD_VIDEO_FRACTION = 0.2
     ds = build_dataset(cfg, "train")
-    with pytest.raises(
-        TooManyBrokenVideosError, match=r"DATA.MAX_BAD_VIDEO_FRACTION = 0.2; the last: .*videos/"
-    ):
+    with pytest.raises(TooManyBrokenVideosError, match=r"DATA.MAX_BAD_VIDEO_FRACTION = 0.2; the last: .*videos/"):
         for i in list(range(len(ds))) * 10:
             ds[i]
     assert ds._attempts >= 10
@@ -72,9 +68,7 @@ def test_training_stops_past_the_bad_fraction(root: Path, monkeypatch: pytest.Mo
 def test_training_stops_when_every_video_fails(tmp_path: Path) -> None:
     write_kinetics_csvs(tmp_path, [("missing.mp4", 0), ("gone.mp4", 1)])
     ds = build_dataset(small_cfg(tmp_path, tmp_path), "train")
-    with pytest.raises(
-        TooManyBrokenVideosError, match="none of the 2 videos .* could be read.*DATA.PATH_PREFIX"
-    ):
+    with pytest.raises(TooManyBrokenVideosError, match="none of the 2 videos .* could be read.*DATA.PATH_PREFIX"):
         ds[0]
 
 
@@ -96,11 +90,7 @@ def test_evaluation_can_skip_broken_videos(root: Path, vov3d_log: pytest.LogCapt
     # 6 views of 2 good videos, 3 unreadable ones, then the truncated one: its early views decode
     assert valid == [True] * 12 + [False] * 18 + [True] * 3 + [False] * 3
     frames, label, index, meta = items[20]
-    assert (
-        frames.shape == (3, 4, 40, 40)
-        and not frames.any()
-        and (label, index, meta["video_index"]) == (3, 20, 3)
-    )
+    assert frames.shape == (3, 4, 40, 40) and not frames.any() and (label, index, meta["video_index"]) == (3, 20, 3)
     for name in BROKEN:
         assert len(warnings_about(vov3d_log, name)) == 1
 
@@ -114,9 +104,7 @@ def test_missing_and_corrupt_jpeg_frames(tmp_path: Path, vov3d_log: pytest.LogCa
     test = build_dataset(cfg, "val")
     with pytest.raises(VideoDecodeError, match=r"frames/1: frame file .*1_000003.jpg is missing"):
         test[0]
-    with pytest.raises(
-        VideoDecodeError, match=r"frames/2: frame file .*2_000005.jpg is not a readable image"
-    ):
+    with pytest.raises(VideoDecodeError, match=r"frames/2: frame file .*2_000005.jpg is not a readable image"):
         test[1]
     train = build_dataset(cfg, "train")
     frames, _, _, meta = train[0]

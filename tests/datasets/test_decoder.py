@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import av
@@ -21,9 +23,7 @@ GENERATED = [
 ]
 
 
-@pytest.fixture(
-    scope="module", params=GENERATED, ids=lambda p: f"{p[0][1:]}-{p[1][0]}x{p[1][1]}-{p[2]:.2f}fps-{p[3]}"
-)
+@pytest.fixture(scope="module", params=GENERATED, ids=lambda p: f"{p[0][1:]}-{p[1][0]}x{p[1][1]}-{p[2]:.2f}fps-{p[3]}")
 def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, tuple]:
     suffix, size, fps, count, gop = request.param
     path = tmp_path_factory.mktemp("videos") / f"v{suffix}"
@@ -65,6 +65,25 @@ def test_multi_thread_decoding_gives_the_same_frames(tmp_path: Path) -> None:
     path = make_video(tmp_path / "v.mp4", 60, gop_size=10)
     with PyAVVideo(path) as one, PyAVVideo(path, multi_thread=True) as many:
         assert np.array_equal(one.get_frames([5, 33, 59]), many.get_frames([5, 33, 59]))
+
+
+def test_a_reader_alive_at_fork_is_freed_in_the_child(tmp_path: Path) -> None:
+    """Loader workers are forked while readers may still be referenced (e.g. by a traceback)."""
+    video = PyAVVideo(make_video(tmp_path / "v.mp4", 10))
+    video.get_frames([0, 9])
+    pid = os.fork()
+    if pid == 0:  # the child frees the inherited reader, as a worker's garbage collector would
+        del video
+        os._exit(0)
+    deadline, status = time.monotonic() + 30, (0, 0)
+    while status == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = os.waitpid(pid, os.WNOHANG)
+    if status == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert status != (0, 0), "freeing a PyAVVideo in a forked child hung"
+    video.close()
 
 
 def _write_audio_only(path: Path) -> None:

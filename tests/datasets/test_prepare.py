@@ -41,9 +41,7 @@ def test_resize_keeps_every_frame_and_its_time(tmp_path: Path, capsys: pytest.Ca
 def test_resize_real_avi(real_videos: Path, tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "clip.avi").symlink_to(real_videos / "ucf101_style_xvid_mp3.avi")
-    assert (
-        resize_main([str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "120", "--jobs", "1"]) == 0
-    )
+    assert resize_main([str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "120", "--jobs", "1"]) == 0
     with PyAVVideo(str(tmp_path / "dst" / "clip.mp4")) as video:
         assert (video.size, video.num_frames, video.fps) == ((120, 160), 164, 25)
 

@@ -30,9 +30,7 @@ def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         origin, base = stream.start_time or 0, float(stream.time_base)
-        timed = [
-            ((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)
-        ]
+        timed = [((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)]
     return np.array([t for t, _ in timed]), [a for _, a in timed]
 
 

@@ -56,9 +56,7 @@ def test_train_crop_is_the_planned_window_and_flip_mirrors_it() -> None:
         expected = torch.arange(plan.left, plan.left + 32, dtype=torch.float32)
         assert torch.equal(red, expected.flip(0) if plan.flip else expected)
         assert pixels[1, 0, :, 0].tolist() == list(range(plan.top, plan.top + 32))
-    assert not any(
-        ClipTransform(32, (48, 48), True).plan(48, 64, rng=np.random.default_rng(s)).flip for s in range(20)
-    )
+    assert not any(ClipTransform(32, (48, 48), True).plan(48, 64, rng=np.random.default_rng(s)).flip for s in range(20))
 
 
 @pytest.mark.parametrize("height,width", [(48, 96), (96, 48)])
@@ -86,9 +84,7 @@ def test_uint8_resize_matches_float_resize() -> None:
     t = ClipTransform(40, (40, 40), False)
     frames = ramp(60, 90)
     plan = t.plan(60, 90)
-    reference = F.interpolate(
-        frames.permute(0, 3, 1, 2).float(), size=(plan.height, plan.width), mode="bilinear"
-    )
+    reference = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(plan.height, plan.width), mode="bilinear")
     reference = reference[..., plan.top : plan.top + 40, plan.left : plan.left + 40].permute(1, 0, 2, 3)
     assert (unnormalise(t(frames), t) - reference).abs().max() <= 1.01
 

@@ -44,9 +44,7 @@ def decoding_backend(cfg: CfgNode) -> str:
     name = cfg.DATA.DECODING_BACKEND.lower()
     if name == "torchvision":
         if not _backend_alias_logged:
-            logger.info(
-                "DATA.DECODING_BACKEND torchvision is read as pyav (torchvision no longer decodes video)"
-            )
+            logger.info("DATA.DECODING_BACKEND torchvision is read as pyav (torchvision no longer decodes video)")
             _backend_alias_logged = True
         return "pyav"
     if name not in BACKENDS:
@@ -96,12 +94,10 @@ class ClipDataset(Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         data = cfg.DATA
-        decoding_backend(cfg)
+        decoding_backend(cfg)  # a config error unless it names PyAV, the one video backend
         low, high = data.TRAIN_JITTER_SCALES
         if data.TRAIN_CROP_SIZE > low:
-            raise cfg_error(
-                cfg, "DATA.TRAIN_CROP_SIZE", f"must not exceed DATA.TRAIN_JITTER_SCALES[0] = {low}"
-            )
+            raise cfg_error(cfg, "DATA.TRAIN_CROP_SIZE", f"must not exceed DATA.TRAIN_JITTER_SCALES[0] = {low}")
         norm = dict(mean=tuple(data.MEAN), std=tuple(data.STD), bgr=data.REVERSE_INPUT_CHANNEL)
         crops = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         if split == "train":
@@ -116,9 +112,7 @@ class ClipDataset(Dataset):
         else:  # 3 crops: short side = crop size; 1 crop (and val): short side = jitter min
             short = data.TEST_CROP_SIZE if crops == 3 else low
             if data.TEST_CROP_SIZE > short:
-                raise cfg_error(
-                    cfg, "DATA.TEST_CROP_SIZE", f"must not exceed the short side {short} of 1-crop views"
-                )
+                raise cfg_error(cfg, "DATA.TEST_CROP_SIZE", f"must not exceed the short side {short} of 1-crop views")
             transform = ClipTransform(data.TEST_CROP_SIZE, (short, short), False, num_crops=crops, **norm)
         return dict(
             split=split,

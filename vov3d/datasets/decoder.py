@@ -15,6 +15,7 @@ from typing import Optional
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 # Seek a few frames before the first needed one: containers index keyframes by decode time,
 # which may precede the presentation time by the B-frame delay.
@@ -56,9 +57,7 @@ class PyAVVideo:
             self._container = av.open(path, metadata_errors="ignore")
         except (av.FFmpegError, OSError) as e:
             reason = getattr(e, "strerror", None) or str(e)
-            raise decode_error(
-                path, f"cannot be opened as a video: {reason} (not a video, or truncated)"
-            ) from None
+            raise decode_error(path, f"cannot be opened as a video: {reason} (not a video, or truncated)") from None
         try:
             streams = self._container.streams.video
             if not self._container.streams:
@@ -66,12 +65,18 @@ class PyAVVideo:
             if not streams:
                 raise decode_error(path, "has no video stream")
             self._stream = streams[0]
-            self._stream.thread_type = "AUTO" if multi_thread else "SLICE"
-            self._stream.thread_count = 0 if multi_thread else 1
+            if multi_thread:  # frame and slice threads, as many as FFmpeg sees fit
+                self._stream.thread_type, self._stream.thread_count = "AUTO", 0
+            else:  # loader workers already decode videos in parallel
+                self._stream.thread_count = 1
             self._time_base = float(self._stream.time_base)
             self._origin = self._stream.start_time or 0
             self._at_start = True
             self.decoded_frames = 0  # frames the decoder produced so far: tests check seeking
+            # One reformatter keeps its swscale context (frame.to_ndarray makes a new one per frame,
+            # which costs more than the conversion). Single-threaded: swscale's own thread pool
+            # would hang a loader worker forked while a reader is alive.
+            self.reformatter = VideoReformatter()
             self.fps = self._frame_rate()
             self.num_frames = self._frame_count()
         except Exception:
@@ -119,8 +124,8 @@ class PyAVVideo:
         """The frames at ``indices`` (any order, repeats allowed) as uint8 T x H x W x 3 RGB."""
         indices = np.asarray(indices, dtype=np.int64)
         wanted = np.unique(indices)
-        if wanted[0] < 0:
-            raise ValueError(f"frame indices must be >= 0, got {wanted[0]}")
+        if len(wanted) == 0 or wanted[0] < 0:
+            raise ValueError(f"frame indices must be a non-empty list of indices >= 0, got {indices.tolist()}")
         try:
             arrays = self._decode(wanted / self.fps)
         except av.FFmpegError as e:
@@ -136,7 +141,7 @@ class PyAVVideo:
             arrays = self._scan(times, from_start=False)
             if arrays is not None:
                 return arrays
-        if seek_to > 0 or not self._at_start:  # the seek landed after the first needed frame
+        if not self._at_start:  # a second read, or the seek landed after the first needed frame
             self._seek(0.0)
         arrays = self._scan(times, from_start=True)
         assert arrays is not None
@@ -145,6 +150,10 @@ class PyAVVideo:
     def _seek(self, seconds: float) -> None:
         offset = self._origin + int(seconds / self._time_base)
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+
+    def rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """H x W x 3 uint8 RGB, honouring the frame's colour range, matrix and bit depth."""
+        return self.reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
     def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """Every frame from the start with its time in seconds (for the preparation tools)."""
@@ -177,7 +186,7 @@ class PyAVVideo:
                     return None
                 prev_t, prev = t, frame  # from the start, the first frame stands for earlier times
             while len(out) < len(times) and t > times[len(out)] + half:
-                prev_rgb = prev.to_ndarray(format="rgb24") if prev_rgb is None else prev_rgb
+                prev_rgb = self.rgb(prev) if prev_rgb is None else prev_rgb
                 out.append(prev_rgb)
             if len(out) == len(times):
                 return out
@@ -193,7 +202,7 @@ class PyAVVideo:
                 f"{round(times[-1] * self.fps)} is needed; the header promises {self.num_frames} frames "
                 f"at {self.fps:.2f} fps: the file is truncated or damaged",
             )
-        prev_rgb = prev.to_ndarray(format="rgb24") if prev_rgb is None else prev_rgb
+        prev_rgb = self.rgb(prev) if prev_rgb is None else prev_rgb
         return out + [prev_rgb] * (len(times) - len(out))
 
 

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Callable, Optional
 
 import av
+from PIL import Image
 
 from .annotations import FRAME_LIST_HEADER
 from .decoder import PyAVVideo, VideoDecodeError
@@ -51,13 +52,15 @@ def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23) -> No
             last = -1
             for seconds, frame in video.frames():
                 # BT.601 limited range: what players assume for untagged video
-                small = frame.reformat(
+                small = video.reformatter.reformat(
+                    frame,
                     out_w,
                     out_h,
                     "yuv420p",
                     interpolation="BICUBIC",
                     dst_colorspace="ITU601",
                     dst_color_range="MPEG",
+                    threads=1,
                 )
                 last = small.pts = max(int(round(seconds / _TIME_BASE)), last + 1)
                 small.time_base = _TIME_BASE
@@ -115,7 +118,8 @@ def extract_frames(video_path: str, out_dir: str, name: str, fps: float = 30, qu
         def write(frame: av.VideoFrame) -> None:
             nonlocal count
             count += 1
-            frame.to_image().save(os.path.join(out_dir, f"{name}_{count:06d}.jpg"), quality=quality)
+            image = Image.fromarray(video.rgb(frame))
+            image.save(os.path.join(out_dir, f"{name}_{count:06d}.jpg"), quality=quality)
 
         for t, frame in video.frames():
             prev = frame if prev is None else prev  # the first frame also stands for earlier times
@@ -134,9 +138,7 @@ def _extract_one(job: tuple[str, str, str, float, int]) -> tuple[str, Optional[s
     video_path, frame_root, video_id, fps, quality = job
     folder = os.path.join(frame_root, video_id)
     try:
-        existing = (
-            sorted(f for f in os.listdir(folder) if f.endswith(".jpg")) if os.path.isdir(folder) else []
-        )
+        existing = sorted(f for f in os.listdir(folder) if f.endswith(".jpg")) if os.path.isdir(folder) else []
         if not existing:
             extract_frames(video_path, folder, video_id, fps, quality)
             existing = sorted(f for f in os.listdir(folder) if f.endswith(".jpg"))
@@ -158,9 +160,7 @@ def extract_main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     failed = 0
     for split, list_name in (("train", "train.csv"), ("validation", "val.csv")):
-        with open(
-            os.path.join(args.annotations, f"something-something-v2-{split}.json"), encoding="utf-8"
-        ) as f:
+        with open(os.path.join(args.annotations, f"something-something-v2-{split}.json"), encoding="utf-8") as f:
             ids = [str(entry["id"]) for entry in json.load(f)]
         jobs = [(os.path.join(args.videos, f"{v}.webm"), args.frames, v, args.fps, args.quality) for v in ids]
         frames = {}
@@ -195,9 +195,7 @@ def check_video(dataset: object, index: int, full: bool) -> Optional[str]:
             if full and isinstance(video, PyAVVideo):
                 decoded = sum(1 for _ in video.frames())
                 if decoded < video.num_frames - 2:
-                    return (
-                        f"{video.path}: only {decoded} of the {video.num_frames} frames its header promises"
-                    )
+                    return f"{video.path}: only {decoded} of the {video.num_frames} frames its header promises"
             else:
                 video.get_frames(range(video.num_frames) if full else [0, video.num_frames - 1])
     except VideoDecodeError as e:
@@ -216,18 +214,12 @@ def scan_main(argv: Optional[Sequence[str]] = None) -> int:
     from .build import build_dataset
 
     parser = argparse.ArgumentParser(description="List the unreadable videos of a dataset config.")
-    parser.add_argument(
-        "--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE", help="config file(s)"
-    )
-    parser.add_argument(
-        "--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"]
-    )
+    parser.add_argument("--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE", help="config file(s)")
+    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--full", action="store_true", help="decode every frame (slow; finds more damage)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", help="also write the unreadable ones here, one 'path: reason' per line")
-    parser.add_argument(
-        "--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides"
-    )
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.cfg_files, args.opts)

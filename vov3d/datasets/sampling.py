@@ -19,9 +19,7 @@ def _clamped(positions: np.ndarray, video_frames: int) -> np.ndarray:
     return np.clip(np.floor(positions).astype(np.int64), 0, video_frames - 1)
 
 
-def _check(
-    video_frames: int, num_views: int, view: Optional[int], rng: Optional[np.random.Generator]
-) -> None:
+def _check(video_frames: int, num_views: int, view: Optional[int], rng: Optional[np.random.Generator]) -> None:
     if video_frames < 1:
         raise ValueError(f"a video needs at least one frame, got {video_frames}")
     if view is None and rng is None:

@@ -64,9 +64,7 @@ class SomethingSomething(ClipDataset):
         return "train" if split == "train" else "validation"
 
     @classmethod
-    def sources(
-        cls, cfg: CfgNode, split: str, ids: list[str], split_file: str, videos: bool
-    ) -> dict[str, Any]:
+    def sources(cls, cfg: CfgNode, split: str, ids: list[str], split_file: str, videos: bool) -> dict[str, Any]:
         """``paths`` and ``frame_paths`` of the videos ``ids``: from the frame list when it exists,
         else (when ``videos``) the files ``{PATH_PREFIX}/{id}.webm``."""
         frame_list = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, "train.csv" if split == "train" else "val.csv")
