@@ -45,12 +45,12 @@ def same_image_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def torchrun_style(data: Path, output_dir: Path, world_size: int) -> None:
+def torchrun_style(data: Path, output_dir: Path, world_size: int, *opts: object) -> None:
     """``world_size`` CPU processes of run_net.py with the variables torchrun would set."""
     port = str(free_port())
     processes = [
         subprocess.Popen(
-            run_net_command(data, output_dir, "NUM_GPUS", 0, *OPTS),
+            run_net_command(data, output_dir, "NUM_GPUS", 0, *OPTS, *opts),
             env={
                 **SUBPROCESS_ENV,
                 "RANK": str(rank),
@@ -74,7 +74,7 @@ def torchrun_style(data: Path, output_dir: Path, world_size: int) -> None:
 def runs(same_image_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: tmp_path_factory.mktemp(name) for name in ("one", "torchrun_two", "spawned_two")}
     torchrun_style(same_image_data, out["one"], 1)
-    torchrun_style(same_image_data, out["torchrun_two"], 2)
+    torchrun_style(same_image_data, out["torchrun_two"], 2, "LOG_ALL_RANKS", True)
     cfg = quick_cfg(same_image_data, out["spawned_two"], *OPTS)
     plan = ProcessPlan("spawn", 2, 2, 0, 0, "gloo", f"tcp://127.0.0.1:{free_port()}")
     with pytest.MonkeyPatch.context() as patch:
@@ -87,6 +87,8 @@ def runs(same_image_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
     one, other = runs["one"], runs[two]
     assert "2 process(es)" in (other / "stdout.log").read_text()
+    if two == "torchrun_two":  # LOG_ALL_RANKS: rank 1 writes its own log
+        assert "this is rank 1" in (other / "stdout_rank1.log").read_text()
     expected, actual = final_weights(one, 2), final_weights(other, 2)
     assert expected.keys() == actual.keys()
     for key, tensor in expected.items():

@@ -26,6 +26,8 @@ _C.RNG_SEED = 1
 _C.LOG_PERIOD = 10
 # Log the parameter count and GMACs of the model once it is built.
 _C.LOG_MODEL_INFO = True
+# Every process also writes its own OUTPUT_DIR/stdout_rank{r}.log (rank 0 always writes stdout.log).
+_C.LOG_ALL_RANKS = False
 
 # ---------------------------------------------------------------------------- #
 # Training.

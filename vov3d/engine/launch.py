@@ -123,7 +123,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         _select_device(cfg, plan.first_device + index)
         if plan.world_size > 1 or plan.mode == "launcher":
             du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size)
-        setup_logging(cfg.OUTPUT_DIR, rank)
+        setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
         if rank == 0:
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
             save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
