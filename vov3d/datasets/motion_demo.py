@@ -32,14 +32,14 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 class DemoSpec:
     """Size of the generated set; the defaults are what the quick-start config trains on."""
 
-    train_per_class: int = 60
+    train_per_class: int = 80
     val_per_class: int = 10
     test_per_class: int = 20
     width: int = 96
     height: int = 72
     fps: int = 30
-    min_frames: int = 40
-    max_frames: int = 70
+    min_frames: int = 24
+    max_frames: int = 36
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -88,15 +88,15 @@ def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.nda
     angle = np.full(t, rng.uniform(0, np.pi))
     scale = np.ones(t)
     if motion == 0:
-        travel = rng.uniform(0.35, 0.6) * w
+        travel = rng.uniform(0.45, 0.6) * w
         cx = rng.uniform(size, w - size - travel) + travel * progress
     elif motion == 1:
-        travel = rng.uniform(0.3, 0.5) * h
+        travel = rng.uniform(0.4, 0.55) * h
         cy = rng.uniform(size * 0.6, h - size * 0.6 - travel) + travel * progress
     elif motion == 2:
-        angle = angle[0] + rng.uniform(0.04, 0.09) * np.arange(t)
+        angle = angle[0] + rng.uniform(0.08, 0.14) * np.arange(t)
     else:
-        scale = rng.uniform(0.45, 0.6) + rng.uniform(0.7, 0.9) * progress
+        scale = rng.uniform(0.4, 0.5) + rng.uniform(0.8, 1.0) * progress
     frames = np.empty((t, h, w, 3), dtype=np.uint8)
     for i in range(t):
         mask = _shape_mask(kind, xx, yy, cx[i], cy[i], size * scale[i], angle[i])

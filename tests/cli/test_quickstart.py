@@ -1,0 +1,40 @@
+"""The README's main job, shortened: tiny demo data, one epoch, then the multi-view test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+from vov3d.cli.quickstart import final_test_stats
+from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
+
+
+def test_quickstart_end_to_end(tmp_path: Path) -> None:
+    data, out = tmp_path / "motion", tmp_path / "out"
+    spec = DemoSpec(train_per_class=2, val_per_class=1, test_per_class=1, min_frames=12, max_frames=16)
+    make_motion_dataset(str(data), spec)
+    result = subprocess.run(
+        [sys.executable, "tools/quickstart.py", "--data", str(data), "OUTPUT_DIR", str(out),
+         "SOLVER.MAX_EPOCH", "1", "DATA.NUM_FRAMES", "4", "VOV3D.INNER_CH", "8",
+         "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
+         "TEST.NUM_ENSEMBLE_VIEWS", "2", "DATA_LOADER.NUM_WORKERS", "0", "BN.NUM_BATCHES_PRECISE", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "quickstart: top-1" in result.stdout and str(out) in result.stdout
+    stats = final_test_stats(str(out))
+    assert stats["num_videos"] == 8 and stats["num_views"] == 6
+    assert (out / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
+    assert any(p.name.startswith("runs-") for p in out.iterdir())
+
+
+def test_missing_data_is_generated_once(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr("vov3d.cli.quickstart.make_motion_dataset", lambda path: calls.append(path))
+    from vov3d.cli import quickstart
+
+    assert quickstart.main(["--data", str(tmp_path / "none"), "SOLVER.BASE_RL", "1"]) == 2  # stops at the typo
+    assert calls == [str(tmp_path / "none")]
