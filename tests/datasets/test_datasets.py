@@ -20,6 +20,7 @@ from tests.datasets.helpers import (
 )
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
+from vov3d.datasets.decoder import VIDEO_BACKENDS, PyAVVideo
 from vov3d.datasets.sampling import kinetics_indices, segment_indices
 
 # name: frames, fps, (height, width)
@@ -197,3 +198,17 @@ def test_decoding_backend_alias_and_unknown(kinetics_root: Path, vov3d_log: pyte
     cfg.DATA.DECODING_BACKEND = "decord"
     with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND = 'decord'.*available: pyav"):
         build_dataset(cfg, "train")
+
+
+def test_another_video_backend_plugs_in(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = []
+
+    def reader(path: str, multi_thread: bool) -> PyAVVideo:
+        opened.append((path, multi_thread))
+        return PyAVVideo(path, multi_thread)
+
+    monkeypatch.setitem(VIDEO_BACKENDS, "mine", reader)
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    cfg.DATA.DECODING_BACKEND, cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = "mine", True
+    build_dataset(cfg, "val")[1]
+    assert opened == [(str(kinetics_root / "videos" / "b.webm"), True)]

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import get_rank
 
-from .decoder import BACKENDS, PyAVVideo, VideoDecodeError
+from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file
 from .frames import JpegFrames
 from .transforms import ClipTransform
 
@@ -47,16 +47,17 @@ def decoding_backend(cfg: CfgNode) -> str:
             logger.info("DATA.DECODING_BACKEND torchvision is read as pyav (torchvision no longer decodes video)")
             _backend_alias_logged = True
         return "pyav"
-    if name not in BACKENDS:
+    if name not in VIDEO_BACKENDS:
         raise cfg_error(
-            cfg, "DATA.DECODING_BACKEND", f"not an available video decoder; available: {', '.join(BACKENDS)}"
+            cfg, "DATA.DECODING_BACKEND", f"not an available video decoder; available: {', '.join(VIDEO_BACKENDS)}"
         )
     return name
 
 
 class ClipDataset(Dataset):
     """Subclasses parse their annotations in ``from_cfg`` and define ``open_video`` (a file or a
-    frame folder) and ``sample_frames`` (which frame indices make a clip)."""
+    frame folder) and ``sample_frames`` (which frame indices make a clip). Video files are read
+    with ``video_backend`` (DATA.DECODING_BACKEND), multi-threaded with ``multi_thread_decode``."""
 
     def __init__(
         self,
@@ -70,6 +71,8 @@ class ClipDataset(Dataset):
         skip_broken: bool = False,
         max_bad_fraction: float = 0.05,
         seed: int = 0,
+        video_backend: str = "pyav",
+        multi_thread_decode: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -84,6 +87,8 @@ class ClipDataset(Dataset):
         self.skip_broken = skip_broken
         self.max_bad_fraction = max_bad_fraction
         self.rng = np.random.default_rng(seed)
+        self.video_backend = video_backend
+        self.multi_thread_decode = multi_thread_decode
         self._attempts = 0
         self._failed: dict[int, str] = {}  # video index -> reason, in this process
         self._failures = 0
@@ -94,7 +99,6 @@ class ClipDataset(Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         data = cfg.DATA
-        decoding_backend(cfg)  # a config error unless it names PyAV, the one video backend
         low, high = data.TRAIN_JITTER_SCALES
         if data.TRAIN_CROP_SIZE > low:
             raise cfg_error(cfg, "DATA.TRAIN_CROP_SIZE", f"must not exceed DATA.TRAIN_JITTER_SCALES[0] = {low}")
@@ -123,11 +127,13 @@ class ClipDataset(Dataset):
             skip_broken=cfg.TEST.SKIP_BROKEN_VIDEOS,
             max_bad_fraction=data.MAX_BAD_VIDEO_FRACTION,
             seed=cfg.RNG_SEED + get_rank(),
+            video_backend=decoding_backend(cfg),
+            multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
         )
 
     def open_video(self, video_index: int) -> Source:
         """The video file or frame folder of ``video_index``; raises VideoDecodeError."""
-        raise NotImplementedError
+        return open_video_file(self.paths[video_index], self.video_backend, self.multi_thread_decode)
 
     def sample_frames(
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator

@@ -23,9 +23,6 @@ _SEEK_MARGIN_FRAMES = 4
 # A video may end this many frames before its header says (rounded durations) without error.
 _END_TOLERANCE_FRAMES = 2
 
-BACKENDS = ("pyav",)
-"""Video decoders that DATA.DECODING_BACKEND may name."""
-
 
 class VideoDecodeError(RuntimeError):
     """A video or frame folder cannot be read. The message starts with the file, then the reason."""
@@ -204,6 +201,16 @@ class PyAVVideo:
             )
         prev_rgb = self.rgb(prev) if prev_rgb is None else prev_rgb
         return out + [prev_rgb] * (len(times) - len(out))
+
+
+VIDEO_BACKENDS = {"pyav": PyAVVideo}
+"""Video readers that DATA.DECODING_BACKEND may name; another (torchcodec, decord) plugs in here
+with the same interface: ``num_frames``, ``fps``, ``get_frames`` and use as a context manager."""
+
+
+def open_video_file(path: str, backend: str = "pyav", multi_thread: bool = False) -> PyAVVideo:
+    """Open ``path`` with the reader named ``backend``; raises VideoDecodeError."""
+    return VIDEO_BACKENDS[backend](path, multi_thread)
 
 
 def iter_frames(

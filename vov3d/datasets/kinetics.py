@@ -12,7 +12,6 @@ from vov3d.config import CfgNode, cfg_error
 from .annotations import read_kinetics_csv
 from .build import DATASET_REGISTRY
 from .clip_dataset import ClipDataset
-from .decoder import PyAVVideo
 from .sampling import kinetics_indices
 
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
@@ -31,13 +30,11 @@ class Kinetics(ClipDataset):
         split: str,
         sampling_rate: int,
         target_fps: float,
-        multi_thread_decode: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(paths, labels, split, **kwargs)
         self.sampling_rate = sampling_rate
         self.target_fps = target_fps
-        self.multi_thread_decode = multi_thread_decode
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
@@ -56,11 +53,7 @@ class Kinetics(ClipDataset):
             labels=labels,
             sampling_rate=cfg.DATA.SAMPLING_RATE,
             target_fps=cfg.DATA.TARGET_FPS,
-            multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
         )
-
-    def open_video(self, video_index: int) -> PyAVVideo:
-        return PyAVVideo(self.paths[video_index], self.multi_thread_decode)
 
     def sample_frames(
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator

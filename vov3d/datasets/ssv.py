@@ -25,7 +25,6 @@ from .annotations import (
 )
 from .build import DATASET_REGISTRY
 from .clip_dataset import ClipDataset, Source
-from .decoder import PyAVVideo
 from .frames import JpegFrames, frame_folder
 from .sampling import segment_indices
 
@@ -49,14 +48,12 @@ class SomethingSomething(ClipDataset):
         labels: list[int],
         split: str,
         frame_paths: Optional[list[list[str]]] = None,
-        multi_thread_decode: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(paths, labels, split, **kwargs)
         if frame_paths is not None and len(frame_paths) != len(paths):
             raise ValueError(f"{len(paths)} videos but {len(frame_paths)} frame lists")
         self.frame_paths = frame_paths
-        self.multi_thread_decode = multi_thread_decode
 
     @staticmethod
     def split_name(split: str) -> str:
@@ -95,15 +92,9 @@ class SomethingSomething(ClipDataset):
         )
         return dict(paths=paths, frame_paths=None)
 
-    @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        kwargs = super().from_cfg(cfg, split)
-        kwargs["multi_thread_decode"] = cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE
-        return kwargs
-
     def open_video(self, video_index: int) -> Source:
         if self.frame_paths is None:
-            return PyAVVideo(self.paths[video_index], self.multi_thread_decode)
+            return super().open_video(video_index)
         return JpegFrames(self.frame_paths[video_index], self.paths[video_index])
 
     def sample_frames(

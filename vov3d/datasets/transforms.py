@@ -2,6 +2,9 @@
 
 Everything stays uint8 until the last step: the clip is resized as uint8 (skipped when the size
 already fits), cropped (a view), flipped, and only the crop is converted to float and normalised.
+The crop follows the resize because cropping first is not equivalent: bilinear pixels at a crop
+border blend with neighbours outside it. Resizing 16 uint8 frames of 320p takes a few
+milliseconds, little beside decoding them.
 """
 
 from __future__ import annotations
