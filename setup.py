@@ -17,6 +17,7 @@ setup(
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
         "numpy>=1.22",
+        "Pillow>=9.0",
         "PyYAML>=5.4",
         "simplejson>=3.17",
         "tensorboard>=2.10",
