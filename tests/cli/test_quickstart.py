@@ -18,7 +18,7 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     make_motion_dataset(str(data), spec)
     result = subprocess.run(
         [sys.executable, "tools/quickstart.py", "--data", str(data), "OUTPUT_DIR", str(out),
-         "SOLVER.MAX_EPOCH", "1", "DATA.NUM_FRAMES", "4", "VOV3D.INNER_CH", "8",
+         "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5", "DATA.NUM_FRAMES", "4", "VOV3D.INNER_CH", "8",
          "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
          "TEST.NUM_ENSEMBLE_VIEWS", "2", "DATA_LOADER.NUM_WORKERS", "0", "BN.NUM_BATCHES_PRECISE", "1"],
         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
