@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,27 +48,10 @@ def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models: threads only cost time, a lot of it when other jobs share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def checkpoint_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog for the ``vov3d.checkpoint`` logger, which stops propagating after setup_logging."""
-    logger = logging.getLogger("vov3d.checkpoint")
-    propagate, logger.propagate = logger.propagate, False
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger=logger.name)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.propagate = propagate
+
+
 
 
 @pytest.mark.parametrize("make", [tiny_vov3d, tiny_x3d])
@@ -188,7 +169,7 @@ def test_unreadable_files_are_errors(content: str, tmp_path: Path) -> None:
         load_checkpoint(str(tmp_path / "nothing.pyth"), tiny_vov3d())
 
 
-def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, checkpoint_log) -> None:
+def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov3d_log) -> None:
     k400 = tiny_vov3d(num_classes=400, seed=0)
     path = tmp_path / "vov3d_M_k400.pth"
     save_checkpoint(str(path), k400)
@@ -196,7 +177,7 @@ def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, che
     fresh = model.head.projection.weight.clone()
     load_checkpoint(str(path), model)
 
-    lines = [r.getMessage() for r in checkpoint_log.records]
+    lines = [r.getMessage() for r in vov3d_log.records]
     assert lines == [
         f"checkpoint {path}: classifier head.projection has 400 classes, the model 174: re-initialised it"
     ]

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
-import torch
 
 from tests.conftest import CONFIGS
 from vov3d.config import CfgNode, get_cfg
@@ -38,25 +33,6 @@ def small_cfg(size: str, **overrides: Any) -> CfgNode:
     return cfg
 
 
-@pytest.fixture(autouse=True, scope="package")
-def one_thread() -> Iterator[None]:
-    """These small tensors gain nothing from threads, and on two shared cores an intra-op thread
-    waiting for a descheduled peer made the suite 3x slower whenever anything else ran."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def models_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog for ``vov3d.*`` loggers, which stop propagating once setup_logging has run."""
-    logger = logging.getLogger("vov3d")
-    propagate, logger.propagate = logger.propagate, False  # each record once, whatever ran before
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="vov3d")
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.propagate = propagate
+

@@ -48,7 +48,7 @@ def published_checkpoint(entry: dict[str, Any], path: Path) -> None:
 
 
 @pytest.mark.parametrize("key", sorted(ENTRIES))
-def test_published_network(key: str, tmp_path: Path, models_log) -> None:
+def test_published_network(key: str, tmp_path: Path, vov3d_log) -> None:
     entry = ENTRIES[key]
     cfg = get_cfg()
     cfg.merge_from_file(str(REPO / entry["config"]))
@@ -81,7 +81,7 @@ def test_published_network(key: str, tmp_path: Path, models_log) -> None:
     saved = torch.load(path, weights_only=True)["model_state"]
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, saved[name]), name
-    assert not any("re-initialised" in r.getMessage() for r in models_log.records)
+    assert not any("re-initialised" in r.getMessage() for r in vov3d_log.records)
 
 
 def test_reference_table_covers_every_entry() -> None:

@@ -98,13 +98,13 @@ def test_clip_smaller_than_the_pooling_window(size: str) -> None:
     torch.testing.assert_close(probs.sum(-1), torch.ones(1))
 
 
-def test_model_info_logged_once_at_the_train_crop(models_log, monkeypatch) -> None:
+def test_model_info_logged_once_at_the_train_crop(vov3d_log, monkeypatch) -> None:
     calls = []
     count = complexity.count_gmacs
     monkeypatch.setattr(complexity, "count_gmacs", lambda *a: calls.append(a[1:]) or count(*a))
     cfg = small_cfg("VoV3D-M", LOG_MODEL_INFO=True)
     model = build_model(cfg)
-    lines = [r.getMessage() for r in models_log.records if r.name == "vov3d.models"]
+    lines = [r.getMessage() for r in vov3d_log.records if r.name == "vov3d.models"]
     assert len(lines) == 1 and calls == [(FRAMES, TRAIN_CROP)]
     params = f"{complexity.count_parameters(model):,}"
     assert (
@@ -115,7 +115,7 @@ def test_model_info_logged_once_at_the_train_crop(models_log, monkeypatch) -> No
     assert model.training, "counting GMACs in eval mode must leave the model in train mode"
 
 
-def test_model_info_survives_an_fvcore_failure(models_log, monkeypatch) -> None:
+def test_model_info_survives_an_fvcore_failure(vov3d_log, monkeypatch) -> None:
     def fail(*args):
         raise RuntimeError("tracing failed")
 
@@ -123,5 +123,5 @@ def test_model_info_survives_an_fvcore_failure(models_log, monkeypatch) -> None:
     model = build_model(small_cfg("X3D-XS"))
     params, gmacs = complexity.log_model_info(model, small_cfg("X3D-XS"))
     assert gmacs is None and params == complexity.count_parameters(model)
-    assert any("tracing failed" in r.getMessage() and r.levelname == "WARNING" for r in models_log.records)
-    assert any("GMACs unknown" in r.getMessage() for r in models_log.records)
+    assert any("tracing failed" in r.getMessage() and r.levelname == "WARNING" for r in vov3d_log.records)
+    assert any("GMACs unknown" in r.getMessage() for r in vov3d_log.records)
