@@ -28,5 +28,11 @@ setup(
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         "test": ["pytest>=7.0", "pytest-timeout>=2.1", "onnx>=1.14", "onnxruntime>=1.16", "ruff>=0.4"],
     },
-    entry_points={"console_scripts": ["vov3d-run=vov3d.cli.run_net:main"]},
+    entry_points={
+        "console_scripts": [
+            "vov3d-run=vov3d.cli.run_net:main",
+            "vov3d-predict=vov3d.cli.predict:main",
+            "vov3d-export=vov3d.cli.export:main",
+        ]
+    },
 )
