@@ -123,7 +123,9 @@ class TinyConv(nn.Module):
 
 
 def test_channels_last_3d_with_mixed_precision(tmp_path: Path) -> None:
-    cfg = tiny_cfg(tmp_path, "MODEL.CHANNELS_LAST", True, "TRAIN.MIXED_PRECISION", True)
+    # A moderate learning rate and a fixed initialisation: bf16 at 0.5 can diverge on random clips.
+    cfg = tiny_cfg(tmp_path, "MODEL.CHANNELS_LAST", True, "TRAIN.MIXED_PRECISION", True, "SOLVER.BASE_LR", 0.05)
+    torch.manual_seed(0)
     model = TinyConv().to(memory_format=torch.channels_last_3d)
     stats = run_epoch(model, cfg)
     assert math.isfinite(stats["loss"])
