@@ -23,7 +23,7 @@ FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "clip", "probs"
 CHECK_BATCHES = (1, 2)
-_ONNX_HINT = "ONNX export needs the onnx and onnxruntime packages: pip install -e .[onnx]"
+_ONNX_HINT = 'ONNX export needs the onnx and onnxruntime packages: pip install -e ".[onnx]"'
 
 
 class ExportError(RuntimeError):

@@ -86,4 +86,4 @@ def test_difference_above_tolerance_fails_and_writes_nothing(trained: dict, tmp_
 def test_missing_onnxruntime_says_what_to_install(trained: dict, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert run_export(trained, "x3d", "onnx", tmp_path / "x3d.onnx") == 2
-    assert "pip install -e .[onnx]" in capsys.readouterr().err
+    assert 'pip install -e ".[onnx]"' in capsys.readouterr().err

@@ -4,6 +4,7 @@ classes), JSON and text output, label files, folders, broken files among good on
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,10 +180,11 @@ def test_label_files(tmp_path: Path) -> None:
 
 def test_the_script_keeps_stdout_for_json(setup: dict[str, Path]) -> None:
     videos = [str(setup["videos"] / "a_red.mp4"), str(setup["broken"] / "empty.mp4")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}  # this checkout
     result = subprocess.run(
         [sys.executable, "tools/predict.py", "--cfg", X3D_TINY, "--checkpoint", str(setup["ckpt"]), "--json",
          "--views", "1", "1", "--device", "cpu", *videos],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert [sorted(e) for e in json.loads(result.stdout)] == [["top", "video", "views"], ["error", "video"]]
