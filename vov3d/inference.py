@@ -7,6 +7,7 @@ segments, the test resize and crops), and the views are combined by the test's V
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,17 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
 
 class DeviceError(ValueError):
     """The device asked for does not exist here."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cfg`` and ``--checkpoint``, the two arguments every tool that loads a trained model takes."""
+    parser.add_argument("--cfg", required=True, metavar="FILE", help="the YAML config the model was trained with")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="FILE",
+        help="weights: a vov3d checkpoint or a published PySlowFast (.pyth) / VoV3D (.pth) one",
+    )
 
 
 def resolve_device(name: str) -> torch.device:

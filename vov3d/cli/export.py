@@ -23,7 +23,7 @@ import torch
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, load_config
 from vov3d.export import CHECK_BATCHES, FORMATS, ONNX_OPSET, ExportError, export_and_check, require_onnx
-from vov3d.inference import load_trained_model
+from vov3d.inference import add_model_arguments, load_trained_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained X3D / VoV3D model to TorchScript or ONNX and check it against PyTorch.",
         epilog="Config overrides: KEY VALUE pairs at the end (e.g. MODEL.NUM_CLASSES 174) or after --opts.",
     )
-    parser.add_argument("--cfg", required=True, metavar="FILE", help="the YAML config the model was trained with")
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="FILE",
-        help="weights: a vov3d checkpoint or a published PySlowFast (.pyth) / VoV3D (.pth) one",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
     parser.add_argument("--output", required=True, metavar="FILE", help="the file to write (.onnx, .pt)")
     parser.add_argument("--frames", type=int, help="frames per clip (default DATA.NUM_FRAMES)")

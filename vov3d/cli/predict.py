@@ -25,7 +25,15 @@ from tqdm import tqdm
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, get_cfg, load_config
 from vov3d.datasets import AnnotationError
-from vov3d.inference import DeviceError, Prediction, find_videos, load_trained_model, predict_videos, resolve_device
+from vov3d.inference import (
+    DeviceError,
+    Prediction,
+    add_model_arguments,
+    find_videos,
+    load_trained_model,
+    predict_videos,
+    resolve_device,
+)
 from vov3d.labels import read_class_names
 
 
@@ -35,13 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the top-k classes of video files (or of every video in a folder).",
         epilog="Config overrides: KEY VALUE pairs after the videos (e.g. MODEL.NUM_CLASSES 174) or after --opts.",
     )
-    parser.add_argument("--cfg", required=True, metavar="FILE", help="the YAML config the model was trained with")
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="FILE",
-        help="weights: a vov3d checkpoint or a published PySlowFast (.pyth) / VoV3D (.pth) one",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--labels",
         metavar="FILE",
