@@ -33,6 +33,7 @@ setup(
             "vov3d-run=vov3d.cli.run_net:main",
             "vov3d-predict=vov3d.cli.predict:main",
             "vov3d-export=vov3d.cli.export:main",
+            "vov3d-benchmark=vov3d.cli.benchmark:main",
         ]
     },
 )

@@ -23,7 +23,7 @@ from vov3d.datasets import DATASET_REGISTRY, VideoDecodeError
 from vov3d.datasets.clip_dataset import ClipDataset
 from vov3d.datasets.kinetics import Kinetics
 from vov3d.engine.evaluate import ViewAggregator
-from vov3d.engine.runtime import autocast, autocast_dtype, prepare_model, to_input
+from vov3d.engine.runtime import autocast, autocast_dtype, for_inference, prepare_model, to_input
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 
@@ -60,7 +60,7 @@ def resolve_device(name: str) -> torch.device:
 
 def load_trained_model(cfg: CfgNode, checkpoint: str, device: torch.device) -> nn.Module:
     """The network of ``cfg`` with the weights of ``checkpoint`` (ours, PySlowFast's or VoV3D's),
-    in eval mode on ``device``.
+    in eval mode on ``device`` (BN folded when TEST.FOLD_BN).
 
     Unlike fine-tuning, inference needs the trained classifier: a checkpoint with another class
     count is an error here instead of a re-initialised classifier giving random answers.
@@ -73,7 +73,7 @@ def load_trained_model(cfg: CfgNode, checkpoint: str, device: torch.device) -> n
             f"checkpoint {checkpoint} classifies {rows[0]} classes but MODEL.NUM_CLASSES is "
             f"{cfg.MODEL.NUM_CLASSES}: pass MODEL.NUM_CLASSES {rows[0]} (or use the config it was trained with)"
         )
-    return model.eval()
+    return for_inference(model, cfg)
 
 
 def find_videos(inputs: Sequence[str]) -> list[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from tests.datasets.helpers import frame_numbers, make_video
+from tests.datasets.helpers import frame_numbers, make_video, numbered_frames
+from vov3d.datasets import decoder
 from vov3d.datasets.decoder import PyAVVideo, VideoDecodeError
 
 GENERATED = [
@@ -59,6 +61,56 @@ def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path: Path) -> None
     with PyAVVideo(path) as video:  # a second read on one open file rewinds correctly
         assert frame_numbers(video.get_frames([230])) == [230]
         assert frame_numbers(video.get_frames([3, 5])) == [3, 5]
+
+
+def test_unneeded_unreferenced_frames_are_not_decoded(tmp_path: Path) -> None:
+    """x264 makes many frames B-frames that nothing refers to: a sparse clip skips them."""
+    path = make_video(tmp_path / "v.mp4", 120, gop_size=60)
+    wanted = list(range(62, 118, 5))
+    with PyAVVideo(path) as video, PyAVVideo(path) as every:
+        every._can_skip = False
+        assert frame_numbers(video.get_frames(wanted)) == frame_numbers(every.get_frames(wanted)) == wanted
+        assert video.decoded_frames < every.decoded_frames
+
+
+def gap_video(path: Path) -> str:
+    """40 numbered frames at 30 fps, with frames 12-27 never shown (their time shows frame 11)."""
+    frames = numbered_frames(40, 48, 64)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 30)
+        for i in [i for i in range(40) if not 12 <= i < 28]:
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return str(path)
+
+
+def test_frames_across_a_timestamp_gap_are_those_of_a_full_decode(tmp_path: Path) -> None:
+    """Across a gap the frame on screen lies further back than usual (here frame 11)."""
+    path = gap_video(tmp_path / "gaps.mp4")
+    with PyAVVideo(path) as video, PyAVVideo(path) as every:
+        every._can_skip = False
+        for first in range(0, 13):  # the header says 24 frames at 18 fps (40 frame times, 24 shown)
+            indices = [first, first + 5, first + 10]
+            assert frame_numbers(video.get_frames(indices)) == frame_numbers(every.get_frames(indices))
+
+
+def test_a_dropped_frame_that_was_needed_makes_the_reader_decode_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net: let the decoder drop any unreferenced frame, needed or not (no frame is
+    kept near the needed times); a needed one is missed, noticed, and decoded in a second pass."""
+    monkeypatch.setattr(decoder, "_KEEP_BEFORE_FRAMES", -0.5)
+    passes: list[bool] = []
+    decode = PyAVVideo._decode
+    monkeypatch.setattr(PyAVVideo, "_decode", lambda self, t, skip: passes.append(skip) or decode(self, t, skip))
+    path = make_video(tmp_path / "v.mp4", 60, gop_size=30)
+    with PyAVVideo(path) as video:
+        assert frame_numbers(video.get_frames(list(range(31, 60)))) == list(range(31, 60))
+    assert passes == [True, False]
 
 
 def test_multi_thread_decoding_gives_the_same_frames(tmp_path: Path) -> None:

@@ -3,14 +3,15 @@
 A clip asks for frame indices; index ``i`` means "the frame on screen at time ``i / fps``" from the
 start of the stream, so variable-frame-rate videos are sampled in time rather than by counting
 frames. The reader seeks to the keyframe before the first needed frame, decodes up to the last
-one, and converts only the frames that are used to RGB.
+one, and converts only the frames that are used to RGB. Frames that are neither needed nor
+referenced by other frames (most B-frames) are not decoded at all: decoding is most of the cost.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Optional
+from typing import Callable, Optional
 
 import av
 import numpy as np
@@ -22,6 +23,15 @@ from av.video.reformatter import VideoReformatter
 _SEEK_MARGIN_FRAMES = 4
 # A video may end this many frames before its header says (rounded durations) without error.
 _END_TOLERANCE_FRAMES = 2
+# Frames shown this close before a needed time are always decoded (see ``_skippable``).
+_KEEP_BEFORE_FRAMES = 1.5
+# Codecs whose FFmpeg decoders apply ``skip_frame`` to the very packet sent after it is set; others
+# (dav1d, frame-threaded or packed-B-frame decoders) may apply it to a later frame.
+_SKIP_CODECS = frozenset({"h264", "hevc"})
+
+
+class _DroppedNeededFrame(Exception):
+    """A frame the decoder was allowed to drop would have been picked (a gap in the timestamps)."""
 
 
 class VideoDecodeError(RuntimeError):
@@ -69,6 +79,7 @@ class PyAVVideo:
             self._time_base = float(self._stream.time_base)
             self._origin = self._stream.start_time or 0
             self._at_start = True
+            self._can_skip = self._stream.codec_context.name in _SKIP_CODECS and self._stream.thread_count == 1
             self.decoded_frames = 0  # frames the decoder produced so far: tests check seeking
             # One reformatter keeps its swscale context (frame.to_ndarray makes a new one per frame,
             # which costs more than the conversion). Single-threaded: swscale's own thread pool
@@ -124,23 +135,26 @@ class PyAVVideo:
         if len(wanted) == 0 or wanted[0] < 0:
             raise ValueError(f"frame indices must be a non-empty list of indices >= 0, got {indices.tolist()}")
         try:
-            arrays = self._decode(wanted / self.fps)
+            try:
+                arrays = self._decode(wanted / self.fps, skip=self._can_skip)
+            except _DroppedNeededFrame:
+                arrays = self._decode(wanted / self.fps, skip=False)
         except av.FFmpegError as e:
             reason = getattr(e, "strerror", None) or str(e)
             raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
         by_index = dict(zip(wanted.tolist(), arrays))
         return torch.from_numpy(np.stack([by_index[i] for i in indices.tolist()]))
 
-    def _decode(self, times: np.ndarray) -> list[np.ndarray]:
+    def _decode(self, times: np.ndarray, skip: bool) -> list[np.ndarray]:
         seek_to = times[0] - _SEEK_MARGIN_FRAMES / self.fps
         if seek_to > 0:
             self._seek(seek_to)
-            arrays = self._scan(times, from_start=False)
+            arrays = self._scan(times, from_start=False, skip=skip)
             if arrays is not None:
                 return arrays
         if not self._at_start:  # a second read, or the seek landed after the first needed frame
             self._seek(0.0)
-        arrays = self._scan(times, from_start=True)
+        arrays = self._scan(times, from_start=True, skip=skip)
         assert arrays is not None
         return arrays
 
@@ -162,33 +176,59 @@ class PyAVVideo:
             reason = getattr(e, "strerror", None) or str(e)
             raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
 
-    def _timed(self) -> Iterator[tuple[float, av.VideoFrame]]:
+    def _timed(self, skippable: Optional[Callable[[int], bool]] = None) -> Iterator[tuple[float, av.VideoFrame]]:
         self._at_start = False
-        for ts, frame in iter_frames(self._container, self._stream):
+        for ts, frame in iter_frames(self._container, self._stream, skippable):
             self.decoded_frames += 1
             yield (ts - self._origin) * self._time_base, frame
 
-    def _scan(self, times: np.ndarray, from_start: bool) -> Optional[list[np.ndarray]]:
+    def _skippable(self, times: np.ndarray, dropped: list[float]) -> Callable[[int], bool]:
+        """Whether the packet with a pts may be dropped: its frame is shown outside every window
+        (time - 1.5 frames, time + 0.5 frame] of the needed ``times``, where the picked frame of
+        a constant-rate video lies. Records the times of such packets in ``dropped``."""
+        keep_from, keep_to = times - _KEEP_BEFORE_FRAMES / self.fps, times + 0.5 / self.fps
+
+        def skippable(pts: int) -> bool:
+            t = (pts - self._origin) * self._time_base
+            i = int(np.searchsorted(keep_to, t))  # the first window that does not end before t
+            if i < len(times) and t > keep_from[i]:
+                return False
+            dropped.append(t)
+            return True
+
+        return skippable
+
+    def _scan(self, times: np.ndarray, from_start: bool, skip: bool) -> Optional[list[np.ndarray]]:
         """Decode forward and pick, for each time, the last frame shown at or before it.
 
         Returns None when the first decoded frame is already past ``times[0]`` after a seek. From
-        the start, a time before the first frame gets the first frame.
+        the start, a time before the first frame gets the first frame. With ``skip``, the decoder
+        may drop unreferenced frames away from the needed times; should one of them have been the
+        pick (timestamps with gaps), raises _DroppedNeededFrame so the caller decodes them all.
         """
         half = 0.5 / self.fps
+        dropped: list[float] = []
         out: list[np.ndarray] = []
+        picked: list[float] = []
         prev_t, prev, prev_rgb = -1.0, None, None
-        for t, frame in self._timed():
-            if prev is None:
-                if t > times[0] + half and not from_start:
-                    return None
-                prev_t, prev = t, frame  # from the start, the first frame stands for earlier times
-            while len(out) < len(times) and t > times[len(out)] + half:
-                prev_rgb = self.rgb(prev) if prev_rgb is None else prev_rgb
-                out.append(prev_rgb)
-            if len(out) == len(times):
-                return out
-            if frame is not prev:
-                prev_t, prev, prev_rgb = t, frame, None
+        try:
+            for t, frame in self._timed(self._skippable(times, dropped) if skip else None):
+                if prev is None:
+                    if t > times[0] + half and not from_start:
+                        return None
+                    prev_t, prev = t, frame  # from the start, the first frame stands for earlier times
+                while len(out) < len(times) and t > times[len(out)] + half:
+                    prev_rgb = self.rgb(prev) if prev_rgb is None else prev_rgb
+                    out.append(prev_rgb)
+                    picked.append(prev_t)
+                if len(out) == len(times):
+                    _check_picks(times[: len(picked)], picked, dropped, half)
+                    return out
+                if frame is not prev:
+                    prev_t, prev, prev_rgb = t, frame, None
+        finally:
+            self._stream.codec_context.skip_frame = "DEFAULT"
+        _check_picks(times[: len(picked)], picked, dropped, half)
         if prev is None:
             raise decode_error(self.path, "no frame could be decoded")
         end = prev_t + _END_TOLERANCE_FRAMES / self.fps
@@ -203,6 +243,18 @@ class PyAVVideo:
         return out + [prev_rgb] * (len(times) - len(out))
 
 
+def _check_picks(times: np.ndarray, picked: Sequence[float], dropped: Sequence[float], half: float) -> None:
+    """Raise _DroppedNeededFrame when a dropped frame was shown after the frame picked for a time
+    and still at or before it: decoded, it would have been the pick."""
+    if not dropped:
+        return
+    shown = np.sort(np.asarray(dropped))
+    up_to_time = np.searchsorted(shown, np.asarray(times) + half, side="right")
+    up_to_pick = np.searchsorted(shown, np.asarray(picked), side="right")
+    if np.any(up_to_time > up_to_pick):
+        raise _DroppedNeededFrame
+
+
 VIDEO_BACKENDS = {"pyav": PyAVVideo}
 """Video readers that DATA.DECODING_BACKEND may name; another (torchcodec, decord) plugs in here
 with the same interface: ``num_frames``, ``fps``, ``get_frames`` and use as a context manager."""
@@ -214,9 +266,14 @@ def open_video_file(path: str, backend: str = "pyav", multi_thread: bool = False
 
 
 def iter_frames(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    skippable: Optional[Callable[[int], bool]] = None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames in display order with a timestamp in ``stream.time_base`` units.
+
+    ``skippable(pts)`` says which packets the decoder may drop when no other frame refers to them
+    (FFmpeg's ``skip_frame`` NONREF, set per packet); packets without a trusted pts are decoded.
 
     The timestamp is the pts, unless pts go backwards while dts do not (packed B-frames in AVI,
     as in FFmpeg's best-effort timestamp); then dts from there on. Frames are yielded one late so
@@ -226,7 +283,11 @@ def iter_frames(
     use_dts = False
     last_pts: Optional[int] = None
     last_dts: Optional[int] = None
+    context = stream.codec_context
     for packet in container.demux(stream):
+        if skippable is not None:
+            trusted = packet.pts is not None and not use_dts
+            context.skip_frame = "NONREF" if trusted and skippable(packet.pts) else "DEFAULT"
         for frame in packet.decode():
             pts, dts = frame.pts, frame.dts
             if (

@@ -31,6 +31,7 @@ from .runtime import (
     autocast_dtype,
     compile_model,
     current_device,
+    for_inference,
     prepare_model,
     progress,
     to_input,
@@ -216,7 +217,7 @@ def test(cfg: CfgNode) -> TestResult:
     device = current_device(cfg)
     model = prepare_model(cfg, device, train=False)
     load_test_weights(cfg, model)
-    model = compile_model(model, cfg).eval()
+    model = compile_model(for_inference(model, cfg), cfg)
     dtype = autocast_dtype(cfg, device)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from vov3d.config import CfgNode, cfg_error
 from vov3d.models import build_model
+from vov3d.models.fuse import fold_bn
 from vov3d.utils.distributed import consecutive_groups, get_world_size, is_distributed, is_main_process
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last_3d)
     return model
+
+
+def for_inference(model: nn.Module, cfg: CfgNode) -> nn.Module:
+    """``model`` (weights loaded) in eval mode, with BN folded into its convs when TEST.FOLD_BN."""
+    model.eval()
+    return fold_bn(model) if cfg.TEST.FOLD_BN else model
 
 
 def _convert_sync_bn(model: nn.Module, cfg: CfgNode, device: torch.device) -> nn.Module:

@@ -19,6 +19,7 @@ class TOSATransform(nn.Module):
     Unit 0 takes the block input (and the stride); unit j > 0 takes unit j-1's output. The
     concatenation holds every unit output, plus the block input when the block does not stride
     (a strided block's input has another resolution): ``num_units * dim_inner / 2 (+ dim_in)``.
+    ``depthwise``: how the units run their depthwise convs (see ``d2plus1d.DEPTHWISE_IMPLS``).
     """
 
     def __init__(
@@ -29,12 +30,15 @@ class TOSATransform(nn.Module):
         stride: int,
         num_units: int,
         norm: NormFactory = nn.BatchNorm3d,
+        depthwise: str = "auto",
     ) -> None:
         super().__init__()
         unit_out = dim_inner // 2
         self.concat_input = stride == 1
         self.layers = nn.ModuleList(
-            D2Plus1DUnit(dim_in if j == 0 else unit_out, dim_inner, stride if j == 0 else 1, j % 2 == 0, norm)
+            D2Plus1DUnit(
+                dim_in if j == 0 else unit_out, dim_inner, stride if j == 0 else 1, j % 2 == 0, norm, depthwise
+            )
             for j in range(num_units)
         )
         dim_concat = num_units * unit_out + (dim_in if self.concat_input else 0)

@@ -15,6 +15,7 @@ import torch.nn as nn
 from vov3d.config import CfgNode, cfg_error
 
 from .build import MODEL_REGISTRY
+from .d2plus1d import DEPTHWISE_IMPLS
 from .layers import NormFactory
 from .network import VideoNet, common_kwargs
 from .stage import TransformFactory
@@ -25,11 +26,11 @@ STAGE_DEPTHS = {31: (1, 2, 3, 2), 70: (1, 2, 5, 3)}
 TRANS_FUNCS = ("t_osa_2plus1_transform",)
 
 
-def tosa_factory(dim_inner: int, num_units: int, norm: NormFactory) -> TransformFactory:
+def tosa_factory(dim_inner: int, num_units: int, norm: NormFactory, depthwise: str) -> TransformFactory:
     """T-OSA blocks of one stage."""
 
     def make(dim_in: int, dim_out: int, stride: int, index: int) -> nn.Module:
-        return TOSATransform(dim_in, dim_out, dim_inner, stride, num_units, norm)
+        return TOSATransform(dim_in, dim_out, dim_inner, stride, num_units, norm, depthwise)
 
     return make
 
@@ -50,6 +51,7 @@ class VoV3D(VideoNet):
         inner_multiplier: Sequence[float] = (1, 2, 4, 8),
         out_multiplier: Sequence[float] = (0.5, 1, 2, 4),
         norm: NormFactory = nn.BatchNorm3d,
+        depthwise: str = "auto",
         **common: Any,
     ) -> None:
         inners = [int(inner_ch * m) for m in inner_multiplier]
@@ -57,7 +59,7 @@ class VoV3D(VideoNet):
             stem_width=inner_ch // 2,
             stage_widths=[int(inner_ch * m) for m in out_multiplier],
             stage_depths=STAGE_DEPTHS[depth],
-            transforms=[tosa_factory(inner, num_conv, norm) for inner in inners],
+            transforms=[tosa_factory(inner, num_conv, norm, depthwise) for inner in inners],
             head_width=inners[-1],
             norm=norm,
             **common,
@@ -73,6 +75,8 @@ class VoV3D(VideoNet):
             raise cfg_error(cfg, "VOV3D.TRANS_FUNC", f"must be {' or '.join(TRANS_FUNCS)}")
         if v.INNER_CH < 2 or v.INNER_CH % 2:
             raise cfg_error(cfg, "VOV3D.INNER_CH", "must be a positive even number (the stem has half of it)")
+        if v.DEPTHWISE_IMPL not in DEPTHWISE_IMPLS:
+            raise cfg_error(cfg, "VOV3D.DEPTHWISE_IMPL", f"must be one of {', '.join(DEPTHWISE_IMPLS)}")
         if v.NUM_CONV < 1:
             raise cfg_error(cfg, "VOV3D.NUM_CONV", "must be 1 or more")
         for key, need_even in (("INNER_MULTIPLIER", True), ("OUT_MULTIPLIER", False)):
@@ -88,5 +92,6 @@ class VoV3D(VideoNet):
             "num_conv": v.NUM_CONV,
             "inner_multiplier": tuple(v.INNER_MULTIPLIER),
             "out_multiplier": tuple(v.OUT_MULTIPLIER),
+            "depthwise": v.DEPTHWISE_IMPL,
             **common_kwargs(cfg),
         }

@@ -1,0 +1,79 @@
+"""``benchmark data`` on tiny inputs: the rows, and a naive baseline that reads the same clips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import CONFIGS
+from vov3d.benchmark import data
+from vov3d.datasets import build_dataset
+from vov3d.datasets.decoder import PyAVVideo
+
+# The paper's configs shrunk to 4-frame clips of 32 pixels, as tests can afford.
+TINY = ["DATA.NUM_FRAMES", "4", "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32",
+        "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("inputs")
+    data.make_inputs(str(folder), videos=2, seconds=1.0, size=(48, 64))
+    return folder
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    data.add_parser(parser.add_subparsers())
+    return parser.parse_args(["data", *argv])
+
+
+def test_rows_have_positive_figures(inputs: Path) -> None:
+    args = parse("--inputs", str(inputs), "--clips", "2", "--batch-size", "1", "--workers", "0,1",
+                 "--warmup", "0", "--repeats", "1", *TINY)
+    results = args.func(args)
+    rows = {(row["path"], row["split"], row["workers"]): row for row in results["rows"]}
+    assert set(rows) == {
+        ("kinetics", "train", "in-process"), ("kinetics naive decoder", "train", "in-process"),
+        ("kinetics", "train", 0), ("kinetics", "train", 1), ("kinetics", "test", "in-process"),
+        ("ssv1 JPEG", "train", "in-process"), ("ssv1 Pillow decode only", "train", "in-process"),
+        ("ssv1 JPEG", "train", 0), ("ssv1 JPEG", "train", 1),
+    }
+    assert all(row["clips_per_s"] > 0 and row["ms_per_clip"] > 0 for row in rows.values())
+    assert rows["kinetics", "train", "in-process"]["speedup"] > 0
+    assert 0 < rows["ssv1 JPEG", "train", "in-process"]["jpeg_share"]
+    assert "x naive" in results["table"] and json.loads(json.dumps(results))["settings"]["clips"] == 2
+
+
+def test_make_inputs_skips_finished_folder(inputs: Path) -> None:
+    video = inputs / "kinetics" / "videos" / "000.mp4"
+    before = video.stat().st_mtime_ns
+    data.make_inputs(str(inputs), videos=2, seconds=1.0, size=(48, 64))
+    assert video.stat().st_mtime_ns == before
+
+
+def test_naive_decoder_reads_the_same_frames(inputs: Path) -> None:
+    path = str(inputs / "kinetics" / "videos" / "001.mp4")
+    indices = [29, 3, 3, 17, 0]
+    with PyAVVideo(path) as video:
+        ours = video.get_frames(indices)
+    assert torch.equal(data.naive_frames(path, indices), ours.float())
+
+
+def test_naive_clip_is_the_clip_of_the_dataset(inputs: Path) -> None:
+    """Same frames, same crop: only uint8 versus float resizing differs (about a level at most)."""
+    folder = str(inputs / "kinetics")
+    cfg = data.dataset_cfg(str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml"), TINY, folder, folder)
+    dataset = build_dataset(cfg, "train")
+    clips = data.draw_clips(dataset, [0, 1], seed=5)
+    dataset.reseed(5)
+    for video, indices, plan in clips:
+        ours = dataset[video][0]
+        naive = data.naive_clip(dataset.paths[video], indices.tolist(), plan, dataset.transform)
+        assert naive.shape == ours.shape
+        assert (naive - ours).abs().max() < 1.5 / 255 / min(cfg.DATA.STD)

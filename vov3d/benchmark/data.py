@@ -1,0 +1,280 @@
+"""``benchmark data``: clips/s of the training and test data paths (decode, sample, transform),
+in this process and through ``build_loader`` with N workers, for Kinetics videos and SSv1 JPEG
+folders; against a naive decoder for videos and against bare JPEG decoding for frame folders.
+
+``--make-inputs DIR`` writes the inputs first: H.264 videos of the motion demo's moving shapes
+(10 s, 30 fps, 426x320 by default) with Kinetics CSVs, and SSv1 frame folders of the same content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from vov3d.config import CfgNode, load_config
+from vov3d.datasets import build_dataset, build_loader
+from vov3d.datasets.encode import write_video
+from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
+from vov3d.datasets.transforms import ClipTransform, CropPlan
+
+from .common import load_average, markdown_table, median, time_calls
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+KINETICS_CFG = str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml")
+SSV1_CFG = str(CONFIGS / "SSv1/vov3d/vov3d_M_F16.yaml")
+FPS = 30
+SSV1_FRAMES = 48  # frames per SSv1 folder: its videos are a few seconds long
+# train.csv lists every video this many times, so that a loader epoch is long enough for its
+# start and end (workers idle while the last batches are consumed) not to dominate the figure.
+TRAIN_LIST_REPEATS = 8
+CPU = torch.device("cpu")
+COLUMNS = [
+    ("path", "path"),
+    ("split", "split"),
+    ("workers", "workers"),
+    ("clips_per_s", "clips/s"),
+    ("ms_per_clip", "ms/clip"),
+    ("speedup", "x naive"),
+    ("jpeg_share", "JPEG share"),
+    ("load", "load"),
+]
+
+
+def make_inputs(folder: str, videos: int = 8, seconds: float = 10.0, size: tuple[int, int] = (320, 426),
+                gop: Optional[int] = None) -> None:
+    """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs) and ``folder/ssv1`` (the
+    SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN/00001.jpg`` folders
+    of the first SSV1_FRAMES frames of the same content). ``size`` is (height, width); ``gop`` the
+    keyframe interval (the encoder's default, 250 frames, as tools/resize_videos.py writes). Skips
+    the work when a previous call finished (the annotation files are written last)."""
+    kinetics, ssv1 = os.path.join(folder, "kinetics"), os.path.join(folder, "ssv1")
+    if os.path.isfile(os.path.join(kinetics, "test.csv")) and os.path.isfile(os.path.join(ssv1, "val.csv")):
+        return
+    count = max(int(round(seconds * FPS)), 1)
+    spec = DemoSpec(height=size[0], width=size[1], fps=FPS, min_frames=count, max_frames=count)
+    rng = np.random.default_rng(0)
+    frame_rows = ["original_vido_id video_id frame_id path labels"]
+    for i in range(videos):
+        frames = render_video(i % len(CLASSES), rng, spec)  # a moving shape on texture and noise
+        os.makedirs(os.path.join(kinetics, "videos"), exist_ok=True)
+        write_video(os.path.join(kinetics, "videos", f"{i:03d}.mp4"), frames, FPS, gop_size=gop)
+        video_id = f"{i:03d}"
+        os.makedirs(os.path.join(ssv1, "20bn-something-something-v1", video_id), exist_ok=True)
+        for k, frame in enumerate(frames[:SSV1_FRAMES]):
+            name = f"{video_id}/{k + 1:05d}.jpg"
+            Image.fromarray(frame).save(os.path.join(ssv1, "20bn-something-something-v1", name), quality=90)
+            frame_rows.append(f'{video_id} {i} {k} {name} ""')
+    _write(os.path.join(ssv1, "something-something-v1-labels.csv"), [f"action {c}" for c in range(len(CLASSES))])
+    split = [f"{i:03d};action {i % len(CLASSES)}" for i in range(videos)]
+    for name in ("something-something-v1-train.csv", "something-something-v1-validation.csv", "train.csv"):
+        _write(os.path.join(ssv1, name), split if name.startswith("some") else frame_rows)
+    _write(os.path.join(ssv1, "val.csv"), frame_rows)
+    lines = [f"videos/{i:03d}.mp4 {i % len(CLASSES)}" for i in range(videos)]
+    for name in ("train.csv", "val.csv", "test.csv"):
+        _write(os.path.join(kinetics, name), lines * (TRAIN_LIST_REPEATS if name == "train.csv" else 1))
+
+
+def _write(path: str, lines: Sequence[str]) -> None:
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def naive_frames(path: str, indices: Sequence[int]) -> torch.Tensor:
+    """Frames ``indices`` as float T x H x W x 3, the way old video trainers read them: decode from
+    the start of the video (no seeking) up to the last needed frame, counting frames, and convert
+    each needed frame to RGB (a new converter per frame) and then to float."""
+    wanted, last = set(indices), max(indices)
+    frames: dict[int, torch.Tensor] = {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1  # as our decoder: loader workers decode videos in parallel
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                frames[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).float()
+            if i == last:
+                break
+    return torch.stack([frames[min(i, max(frames))] for i in indices])  # past the end: the last frame
+
+
+def naive_clip(path: str, indices: Sequence[int], plan: CropPlan, transform: ClipTransform) -> torch.Tensor:
+    """The clip ``transform`` makes with ``plan`` (3 x T x crop x crop), resized and cropped in float."""
+    clip = naive_frames(path, indices).permute(0, 3, 1, 2)
+    clip = F.interpolate(clip, size=(plan.height, plan.width), mode="bilinear", align_corners=False)
+    crop = transform.crop_size
+    clip = clip[..., plan.top : plan.top + crop, plan.left : plan.left + crop]
+    if plan.flip:
+        clip = clip.flip(-1)
+    mean, std = torch.tensor(transform.mean).view(1, 3, 1, 1), torch.tensor(transform.std).view(1, 3, 1, 1)
+    clip = (clip / 255 - mean) / std
+    if transform.bgr:
+        clip = clip.flip(1)
+    return clip.transpose(0, 1).contiguous()
+
+
+def draw_clips(dataset: Any, items: Sequence[int], seed: int) -> list[tuple[int, np.ndarray, CropPlan]]:
+    """(video, frame indices, crop) of the training clips that ``dataset[i]`` for ``items`` gives
+    after ``dataset.reseed(seed)``: the same draws from the same generator, in the same order."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for video in items:
+        with dataset.open_video(video) as source:
+            indices = dataset.sample_frames(source.num_frames, source.fps, None, rng)
+            height, width = source.get_frames(indices[:1]).shape[1:3]
+        clips.append((video, indices, dataset.transform.plan(height, width, 0, rng)))
+    return clips
+
+
+def spread(total: int, count: int) -> list[int]:
+    """``count`` items evenly spread over ``range(total)``: different videos and views."""
+    return sorted({int(i) for i in np.linspace(0, total - 1, min(count, total)).round()})
+
+
+def dataset_cfg(path: str, opts: Sequence[str], data_dir: str, prefix: str, **extra: Any) -> CfgNode:
+    """Config ``path`` reading the benchmark inputs in one CPU process; ``opts`` override it."""
+    pairs = {"NUM_GPUS": 0, "DATA.PATH_TO_DATA_DIR": data_dir, "DATA.PATH_PREFIX": prefix, **extra}
+    fixed = [str(token) for pair in pairs.items() for token in pair]
+    return load_config([path], fixed + list(opts))
+
+
+def timed(fn: Callable[[], Any], clips: int, args: argparse.Namespace) -> dict[str, Any]:
+    """clips/s and ms/clip of ``fn`` (which makes ``clips`` clips): median after warm-up."""
+    load = load_average()
+    time_calls(fn, args.warmup, CPU)
+    seconds = median(time_calls(fn, args.repeats, CPU))
+    return {"clips_per_s": clips / seconds, "ms_per_clip": 1e3 * seconds / clips,
+            "load": max(load or 0.0, load_average() or 0.0)}
+
+
+def in_process(dataset: Any, items: Sequence[int], seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``dataset[i]`` for ``items``; the same clips on every repeat."""
+
+    def load() -> None:
+        dataset.reseed(seed)
+        for i in items:
+            dataset[i]
+
+    return timed(load, len(items), args)
+
+
+def through_loader(cfg: CfgNode, clips: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Train batches of ``build_loader`` in a row, across epochs: what a training loop waits for."""
+    loader = build_loader(cfg, "train")
+    batches = (batch for _ in iter(int, 1) for batch in loader)  # endless
+    count = max(clips // loader.batch_size, 1)
+    next(batches)  # the workers start
+    return timed(lambda: [next(batches) for _ in range(count)], count * loader.batch_size, args)
+
+
+def report(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    rows.append(row)
+    print(markdown_table([row], COLUMNS).splitlines()[-1], flush=True)
+
+
+def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Our train path, the naive decoder on the same clips, the loader, and the test views."""
+    folder = os.path.join(args.inputs, "kinetics")
+    cfg = dataset_cfg(args.cfg, args.opts, folder, folder)
+    train = build_dataset(cfg, "train")
+    items = list(range(min(args.clips, train.num_videos)))
+    ours = in_process(train, items, cfg.RNG_SEED, args)
+    drawn = draw_clips(train, items, cfg.RNG_SEED)
+
+    def naive() -> None:
+        for video, indices, plan in drawn:
+            naive_clip(train.paths[video], indices.tolist(), plan, train.transform)
+
+    base = timed(naive, len(drawn), args)
+    report(rows, {"path": "kinetics", "split": "train", "workers": "in-process", **ours,
+                  "speedup": ours["clips_per_s"] / base["clips_per_s"]})
+    report(rows, {"path": "kinetics naive decoder", "split": "train", "workers": "in-process", **base})
+    for workers in args.workers:
+        loader_cfg = dataset_cfg(args.cfg, args.opts, folder, folder, **loader_opts(args, workers))
+        result = through_loader(loader_cfg, args.clips, args)
+        report(rows, {"path": "kinetics", "split": "train", "workers": workers, **result})
+    test = build_dataset(cfg, "test")
+    report(rows, {"path": "kinetics", "split": "test", "workers": "in-process",
+                  **in_process(test, spread(len(test), args.clips), cfg.RNG_SEED, args)})
+
+
+def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Our SSv1 train path, and bare Pillow decoding of exactly the JPEG files its clips read."""
+    folder = os.path.join(args.inputs, "ssv1")
+    prefix = os.path.join(folder, "20bn-something-something-v1")
+    cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix)
+    train = build_dataset(cfg, "train")
+    items = list(range(min(args.clips, train.num_videos)))
+    ours = in_process(train, items, cfg.RNG_SEED, args)
+    files = [[train.frame_paths[v][k] for k in np.unique(i)] for v, i, _ in draw_clips(train, items, cfg.RNG_SEED)]
+
+    def jpeg() -> None:
+        for clip in files:
+            for file in clip:
+                with Image.open(file) as image:
+                    np.asarray(image.convert("RGB"))
+
+    decode = timed(jpeg, len(files), args)
+    report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": "in-process", **ours,
+                  "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"]})
+    report(rows, {"path": "ssv1 Pillow decode only", "split": "train", "workers": "in-process", **decode})
+    for workers in args.workers:
+        loader_cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix, **loader_opts(args, workers))
+        result = through_loader(loader_cfg, args.clips, args)
+        report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": workers, **result})
+
+
+def loader_opts(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    return {"DATA_LOADER.NUM_WORKERS": workers, "TRAIN.BATCH_SIZE": args.batch_size, "DATA_LOADER.PIN_MEMORY": False}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every row of the data benchmark; with ``--make-inputs`` the inputs are written first."""
+    torch.set_num_threads(args.threads or 1)  # a loader worker's setting
+    if args.make_inputs:
+        height, width = args.size
+        make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.gop)
+        args.inputs = args.make_inputs
+    print(markdown_table([], COLUMNS), flush=True)
+    rows: list[dict[str, Any]] = []
+    kinetics_rows(args, rows)
+    ssv1_rows(args, rows)
+    keys = ("cfg", "ssv1_cfg", "opts", "inputs", "clips", "batch_size", "workers", "warmup", "repeats", "threads")
+    settings = {key: getattr(args, key) for key in keys}
+    return {"settings": settings, "rows": rows, "table": markdown_table(rows, COLUMNS)}
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> (height, width)."""
+    width, height = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("data", help="clips/s of the data paths (decode, sample, transform)")
+    p.add_argument("--cfg", default=KINETICS_CFG, help="Kinetics config (sampling, crops)")
+    p.add_argument("--ssv1-cfg", default=SSV1_CFG, help="SSv1 config (frame folders)")
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="overrides of both configs")
+    p.add_argument("--inputs", default="benchmark_inputs", help="folder of inputs written by --make-inputs")
+    p.add_argument("--make-inputs", metavar="DIR", default=None, help="write the inputs into DIR (unless there)")
+    p.add_argument("--videos", type=int, default=8, help="videos to write")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the videos")
+    p.add_argument("--size", type=_size, default=(320, 426), metavar="WxH", help="video size (default 426x320)")
+    p.add_argument("--gop", type=int, default=None, help="keyframe interval in frames (default: x264's 250)")
+    p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
+    p.add_argument("--batch-size", type=int, default=4, help="loader batch size")
+    p.add_argument("--workers", type=_ints, default=[0, 2], help="comma-separated loader worker counts")
+    p.add_argument("--warmup", type=int, default=1, help="untimed repeats")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    p.set_defaults(func=run)

@@ -1,0 +1,155 @@
+"""``benchmark model``: clips/s and peak memory of the networks' execution variants, for
+inference and for a training step (forward, backward, SGD step), each against the plain NCDHW
+eager baseline on the same weights and input, with the largest output difference to it."""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from vov3d.config import CfgNode, get_cfg
+from vov3d.models.variants import BASELINE, Variant
+
+from .common import PeakMemory, load_average, markdown_table, median, time_calls
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_MODELS = [
+    str(CONFIGS / "Kinetics/x3d/X3D_M.yaml"),
+    str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml"),
+    str(CONFIGS / "Kinetics/vov3d/vov3d_L.yaml"),
+]
+# cl+dw=auto is the engine's training default, cl+fold+dw=auto its test default.
+DEFAULT_VARIANTS = (
+    "base,cl,fold,cl+fold,bf16,cl+bf16,dw=fused,dw=frames2d,cl+dw=fused,cl+dw=frames2d,"
+    "cl+dw=auto,cl+fold+dw=auto,cl+compile,cl+dw=auto+compile"
+)
+MODEL_COLUMNS = [
+    ("model", "model"),
+    ("mode", "mode"),
+    ("variant", "variant"),
+    ("clips_per_s", "clips/s"),
+    ("speedup", "x base"),
+    ("ms_per_iter", "ms/iter"),
+    ("peak_mib", "peak MiB"),
+    ("first_call_s", "1st call s"),
+    ("rel_diff", "rel. diff"),
+    ("load", "load"),
+]
+
+
+def model_cfg(path: str, frames: int, crop: int) -> CfgNode:
+    """The network of config ``path`` for ``frames`` x ``crop`` x ``crop`` clips."""
+    cfg = get_cfg()
+    cfg.merge_from_file(path)
+    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = frames, crop
+    cfg.LOG_MODEL_INFO = False
+    return cfg
+
+
+def model_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time one (config, variant, mode) in this process; ``model`` runs each in a fresh one, so
+    that compiled code, allocator caches and the peak memory of one do not leak into the next."""
+    from vov3d.models import build_model
+
+    device, train = torch.device(spec["device"]), spec["mode"] == "train"
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    variant = Variant.parse(spec["variant"])
+    memory = PeakMemory(device)
+    cfg = model_cfg(spec["config"], spec["frames"], spec["crop"])
+    torch.manual_seed(0)  # the same weights in every cell, so outputs can be compared
+    model = build_model(cfg).to(device)
+    reason = variant.skip_reason(model, train)
+    if reason:
+        return {"skipped": reason}
+    net = variant.prepare(model, train)
+    generator = torch.Generator().manual_seed(1)
+    shape = (spec["batch_size"], 3, spec["frames"], spec["crop"], spec["crop"])
+    clip = variant.input(torch.randn(shape, generator=generator).to(device))
+    labels = torch.randint(0, cfg.MODEL.NUM_CLASSES, shape[:1], generator=generator).to(device)
+    outputs: list[torch.Tensor] = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9) if train else None
+
+    def step() -> None:
+        with torch.set_grad_enabled(train), variant.autocast(device):
+            out = net(clip)
+            loss = F.cross_entropy(out, labels) if train else None
+        if not outputs:  # before any weight update: comparable across variants
+            outputs.append(out.detach().float().cpu())
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    load = load_average()
+    first = time_calls(step, 1, device)[0]
+    time_calls(step, spec["warmup"], device)
+    memory.reset()
+    times = time_calls(step, spec["repeats"], device)
+    return {
+        "times_s": times,
+        "first_call_s": first,
+        "ms_per_iter": 1e3 * median(times),
+        "clips_per_s": spec["batch_size"] / median(times),
+        "peak_mib": memory.mib(),
+        "output": outputs[0].tolist(),
+        "load": max(load or 0.0, load_average() or 0.0),
+    }
+
+
+def isolated(fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
+    """``fn(spec)`` in a freshly spawned process."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, spec).result()
+
+
+def relative_diff(output: list, reference: list) -> float:
+    """The largest difference to the reference output, relative to the reference's largest value
+    (test-mode outputs are probabilities, ~1/400 each: absolute differences would look tiny)."""
+    a, b = torch.tensor(output), torch.tensor(reference)
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every variant of every config, inference and training, against the ``base`` variant."""
+    args.batch_size = args.batch_size or (16 if args.device == "cuda" else 2)
+    variants = [Variant.parse(v).name for v in args.variants.split(",")]
+    if BASELINE not in variants:
+        variants.insert(0, BASELINE)  # speed-ups and output checks are relative to it
+    rows = []
+    for config in args.configs:
+        for mode in args.modes.split(","):
+            base: Optional[dict[str, Any]] = None
+            for variant in sorted(variants, key=lambda v: v != BASELINE):
+                spec = dict(vars(args), config=config, variant=variant, mode=mode, func=None)
+                result = isolated(model_cell, spec)
+                if "skipped" in result:
+                    continue
+                base = base or result
+                row = {"model": Path(config).stem, "mode": mode, "variant": variant, **result}
+                row["speedup"] = result["clips_per_s"] / base["clips_per_s"]
+                row["rel_diff"] = relative_diff(row.pop("output"), base["output"])
+                rows.append(row)
+                print(markdown_table([row], MODEL_COLUMNS).splitlines()[-1], flush=True)
+    settings = {k: getattr(args, k) for k in ("batch_size", "frames", "crop", "warmup", "repeats", "threads")}
+    return {"settings": settings, "rows": rows, "table": markdown_table(rows, MODEL_COLUMNS)}
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``model`` subcommand."""
+    p = commands.add_parser("model", help="clips/s and peak memory of execution variants of the networks")
+    p.add_argument("--configs", nargs="+", default=DEFAULT_MODELS, metavar="FILE", help="network configs")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated variants (see vov3d.models.variants)")
+    p.add_argument("--modes", default="infer,train", help="infer, train or both")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: 2 on CPU, 16 on GPU)")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
+    p.set_defaults(func=run)
