@@ -42,11 +42,13 @@ def test_rows_have_positive_figures(inputs: Path) -> None:
         ("kinetics", "train", "in-process"), ("kinetics naive decoder", "train", "in-process"),
         ("kinetics", "train", 0), ("kinetics", "train", 1), ("kinetics", "test", "in-process"),
         ("ssv1 JPEG", "train", "in-process"), ("ssv1 Pillow decode only", "train", "in-process"),
+        ("ssv1 transform only", "train", "in-process"),
         ("ssv1 JPEG", "train", 0), ("ssv1 JPEG", "train", 1),
     }
     assert all(row["clips_per_s"] > 0 and row["ms_per_clip"] > 0 for row in rows.values())
     assert rows["kinetics", "train", "in-process"]["speedup"] > 0
     assert 0 < rows["ssv1 JPEG", "train", "in-process"]["jpeg_share"]
+    assert 0 < rows["ssv1 JPEG", "train", "in-process"]["transform_share"]
     assert "x naive" in results["table"] and json.loads(json.dumps(results))["settings"]["clips"] == 2
 
 

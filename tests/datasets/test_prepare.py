@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 
 from tests.conftest import REPO
@@ -36,6 +37,19 @@ def test_resize_keeps_every_frame_and_its_time(tmp_path: Path, capsys: pytest.Ca
     before = (dst / "a.mp4").stat().st_mtime_ns
     resize_main([str(src), str(dst), "--short-side", "64", "--jobs", "2"])  # existing outputs are kept
     assert (dst / "a.mp4").stat().st_mtime_ns == before
+
+
+def test_resize_puts_a_keyframe_every_interval(tmp_path: Path) -> None:
+    """Short keyframe intervals let the loader seek near a clip (x264 alone: every 250 frames)."""
+    make_video(tmp_path / "src" / "a.mp4", 75, fps=25, size=(48, 64), gop_size=250)
+    for interval, gap in (("1", 25), ("0.4", 10)):
+        dst = tmp_path / f"dst{interval}"
+        argv = [str(tmp_path / "src"), str(dst), "--short-side", "48", "--keyframe-interval", interval]
+        assert resize_main(argv) == 0
+        with av.open(str(dst / "a.mp4")) as container:
+            found = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+        # x264 may add keyframes at scene cuts (our numbered frames change a lot), never fewer
+        assert found[0] == 0 and all(b - a <= gap for a, b in zip(found, found[1:] + [75])), found
 
 
 def test_resize_real_avi(real_videos: Path, tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ KINETICS_CFG = str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml")
 SSV1_CFG = str(CONFIGS / "SSv1/vov3d/vov3d_M_F16.yaml")
 FPS = 30
 SSV1_FRAMES = 48  # frames per SSv1 folder: its videos are a few seconds long
+SSV1_HEIGHT = 100  # SSv1's JPEG frames are 100 pixels high
 # train.csv lists every video this many times, so that a loader epoch is long enough for its
 # start and end (workers idle while the last batches are consumed) not to dominate the figure.
 TRAIN_LIST_REPEATS = 8
@@ -45,6 +46,7 @@ COLUMNS = [
     ("ms_per_clip", "ms/clip"),
     ("speedup", "x naive"),
     ("jpeg_share", "JPEG share"),
+    ("transform_share", "transform share"),
     ("load", "load"),
 ]
 
@@ -53,7 +55,8 @@ def make_inputs(folder: str, videos: int = 8, seconds: float = 10.0, size: tuple
                 gop: Optional[int] = None) -> None:
     """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs) and ``folder/ssv1`` (the
     SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN/00001.jpg`` folders
-    of the first SSV1_FRAMES frames of the same content). ``size`` is (height, width); ``gop`` the
+    of the first SSV1_FRAMES frames of the same content, SSV1_HEIGHT pixels high as in SSv1).
+    ``size`` is (height, width); ``gop`` the
     keyframe interval (the encoder's default, 250 frames, as tools/resize_videos.py writes). Skips
     the work when a previous call finished (the annotation files are written last)."""
     kinetics, ssv1 = os.path.join(folder, "kinetics"), os.path.join(folder, "ssv1")
@@ -69,9 +72,11 @@ def make_inputs(folder: str, videos: int = 8, seconds: float = 10.0, size: tuple
         write_video(os.path.join(kinetics, "videos", f"{i:03d}.mp4"), frames, FPS, gop_size=gop)
         video_id = f"{i:03d}"
         os.makedirs(os.path.join(ssv1, "20bn-something-something-v1", video_id), exist_ok=True)
+        ssv1_size = (round(size[1] * min(SSV1_HEIGHT, size[0]) / size[0]), min(SSV1_HEIGHT, size[0]))
         for k, frame in enumerate(frames[:SSV1_FRAMES]):
             name = f"{video_id}/{k + 1:05d}.jpg"
-            Image.fromarray(frame).save(os.path.join(ssv1, "20bn-something-something-v1", name), quality=90)
+            image = Image.fromarray(frame).resize(ssv1_size, Image.BILINEAR)
+            image.save(os.path.join(ssv1, "20bn-something-something-v1", name), quality=90)
             frame_rows.append(f'{video_id} {i} {k} {name} ""')
     _write(os.path.join(ssv1, "something-something-v1-labels.csv"), [f"action {c}" for c in range(len(CLASSES))])
     split = [f"{i:03d};action {i % len(CLASSES)}" for i in range(videos)]
@@ -206,14 +211,20 @@ def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
 
 
 def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    """Our SSv1 train path, and bare Pillow decoding of exactly the JPEG files its clips read."""
+    """Our SSv1 train path; bare Pillow decoding of exactly the JPEG files its clips read, and the
+    transform alone on the same clips: what is left is our Python overhead."""
     folder = os.path.join(args.inputs, "ssv1")
     prefix = os.path.join(folder, "20bn-something-something-v1")
     cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix)
     train = build_dataset(cfg, "train")
     items = list(range(min(args.clips, train.num_videos)))
     ours = in_process(train, items, cfg.RNG_SEED, args)
-    files = [[train.frame_paths[v][k] for k in np.unique(i)] for v, i, _ in draw_clips(train, items, cfg.RNG_SEED)]
+    drawn = draw_clips(train, items, cfg.RNG_SEED)
+    files = [[train.frame_paths[v][k] for k in np.unique(i)] for v, i, _ in drawn]
+    decoded = []
+    for video, indices, plan in drawn:
+        with train.open_video(video) as source:
+            decoded.append((source.get_frames(indices), plan))
 
     def jpeg() -> None:
         for clip in files:
@@ -221,10 +232,16 @@ def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                 with Image.open(file) as image:
                     np.asarray(image.convert("RGB"))
 
-    decode = timed(jpeg, len(files), args)
+    def transform() -> None:
+        for frames, plan in decoded:
+            train.transform.apply(frames, plan)
+
+    decode, resize = timed(jpeg, len(files), args), timed(transform, len(decoded), args)
     report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": "in-process", **ours,
-                  "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"]})
+                  "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"],
+                  "transform_share": resize["ms_per_clip"] / ours["ms_per_clip"]})
     report(rows, {"path": "ssv1 Pillow decode only", "split": "train", "workers": "in-process", **decode})
+    report(rows, {"path": "ssv1 transform only", "split": "train", "workers": "in-process", **resize})
     for workers in args.workers:
         loader_cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix, **loader_opts(args, workers))
         result = through_loader(loader_cfg, args.clips, args)

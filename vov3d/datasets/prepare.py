@@ -36,9 +36,12 @@ def _parallel(fn: Callable, items: Iterable, jobs: int) -> Iterator:
         yield from pool.imap_unordered(fn, items)
 
 
-def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23) -> None:
+def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23, keyframe_seconds: float = 1.0) -> None:
     """Re-encode ``src`` as H.264 MP4 with its shorter side ``short_side`` (even sizes), keeping
-    every frame and its timestamp; audio is dropped. Written to a temporary name, then renamed."""
+    every frame and its timestamp; audio is dropped. Written to a temporary name, then renamed.
+
+    A keyframe every ``keyframe_seconds`` (x264's default is every 250 frames) lets the loader
+    seek close to a clip instead of decoding from the start: BENCHMARKS.md measures the gain."""
     tmp = f"{dst}.part.mp4"
     try:
         with PyAVVideo(src) as video, av.open(tmp, "w") as out:
@@ -49,6 +52,7 @@ def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23) -> No
             stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
             stream.codec_context.time_base = stream.time_base = _TIME_BASE
+            stream.codec_context.gop_size = max(1, round(video.fps * keyframe_seconds))
             last = -1
             for seconds, frame in video.frames():
                 # BT.601 limited range: what players assume for untagged video
@@ -72,11 +76,11 @@ def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23) -> No
             os.remove(tmp)
 
 
-def _resize_one(job: tuple[str, str, int, int]) -> tuple[str, Optional[str]]:
-    src, dst, short_side, crf = job
+def _resize_one(job: tuple[str, str, int, int, float]) -> tuple[str, Optional[str]]:
+    src, dst, short_side, crf, keyframe_seconds = job
     try:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        resize_video(src, dst, short_side, crf)
+        resize_video(src, dst, short_side, crf, keyframe_seconds)
         return src, None
     except (VideoDecodeError, av.FFmpegError, OSError) as e:
         return src, str(e)
@@ -89,6 +93,9 @@ def resize_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("dst", help="output folder; relative paths are kept, the suffix becomes .mp4")
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower is better and larger)")
+    parser.add_argument(
+        "--keyframe-interval", type=float, default=1.0, metavar="SECONDS", help="seconds between keyframes"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output exists")
     args = parser.parse_args(argv)
@@ -99,7 +106,7 @@ def resize_main(argv: Optional[Sequence[str]] = None) -> int:
                 rel = os.path.relpath(os.path.join(folder, name), args.src)
                 dst = os.path.join(args.dst, os.path.splitext(rel)[0] + ".mp4")
                 if args.overwrite or not os.path.exists(dst):
-                    jobs.append((os.path.join(folder, name), dst, args.short_side, args.crf))
+                    jobs.append((os.path.join(folder, name), dst, args.short_side, args.crf, args.keyframe_interval))
     failed = [(src, error) for src, error in _parallel(_resize_one, jobs, args.jobs) if error]
     for src, error in failed:
         print(f"FAILED {src}: {error}")
