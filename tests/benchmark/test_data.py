@@ -15,8 +15,18 @@ from vov3d.datasets import build_dataset
 from vov3d.datasets.decoder import PyAVVideo
 
 # The paper's configs shrunk to 4-frame clips of 32 pixels, as tests can afford.
-TINY = ["DATA.NUM_FRAMES", "4", "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32",
-        "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2"]
+TINY = [
+    "DATA.NUM_FRAMES",
+    "4",
+    "DATA.TRAIN_JITTER_SCALES",
+    "[36, 44]",
+    "DATA.TRAIN_CROP_SIZE",
+    "32",
+    "DATA.TEST_CROP_SIZE",
+    "32",
+    "TEST.NUM_ENSEMBLE_VIEWS",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +44,34 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_rows_have_positive_figures(inputs: Path) -> None:
-    args = parse("--inputs", str(inputs), "--clips", "2", "--batch-size", "1", "--workers", "0,1",
-                 "--warmup", "0", "--repeats", "1", *TINY)
+    args = parse(
+        "--inputs",
+        str(inputs),
+        "--clips",
+        "2",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0,1",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        *TINY,
+    )
     results = args.func(args)
     rows = {(row["path"], row["split"], row["workers"]): row for row in results["rows"]}
     assert set(rows) == {
-        ("kinetics", "train", "in-process"), ("kinetics naive decoder", "train", "in-process"),
-        ("kinetics", "train", 0), ("kinetics", "train", 1), ("kinetics", "test", "in-process"),
-        ("ssv1 JPEG", "train", "in-process"), ("ssv1 Pillow decode only", "train", "in-process"),
+        ("kinetics", "train", "in-process"),
+        ("kinetics naive decoder", "train", "in-process"),
+        ("kinetics", "train", 0),
+        ("kinetics", "train", 1),
+        ("kinetics", "test", "in-process"),
+        ("ssv1 JPEG", "train", "in-process"),
+        ("ssv1 Pillow decode only", "train", "in-process"),
         ("ssv1 transform only", "train", "in-process"),
-        ("ssv1 JPEG", "train", 0), ("ssv1 JPEG", "train", 1),
+        ("ssv1 JPEG", "train", 0),
+        ("ssv1 JPEG", "train", 1),
     }
     assert all(row["clips_per_s"] > 0 and row["ms_per_clip"] > 0 for row in rows.values())
     assert rows["kinetics", "train", "in-process"]["speedup"] > 0

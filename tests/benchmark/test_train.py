@@ -18,9 +18,23 @@ def test_tiny_config_reports_a_data_share(tmp_path: Path) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     train.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["train", "--cfg", str(CONFIGS / "quick/vov3d_tiny.yaml"), "--iters", "2",
-                              "--warmup", "1", "DATA.PATH_TO_DATA_DIR", kinetics, "DATA.PATH_PREFIX", kinetics,
-                              "TRAIN.BATCH_SIZE", "2"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--cfg",
+            str(CONFIGS / "quick/vov3d_tiny.yaml"),
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "DATA.PATH_TO_DATA_DIR",
+            kinetics,
+            "DATA.PATH_PREFIX",
+            kinetics,
+            "TRAIN.BATCH_SIZE",
+            "2",
+        ]
+    )
     (row,) = args.func(args)["rows"]
     assert row["iters_per_s"] > 0 and row["clips_per_s"] == pytest.approx(2 * row["iters_per_s"])
     assert row["data_ms"] > 0 and row["net_ms"] > 0

@@ -17,9 +17,27 @@ from vov3d.cli.benchmark import main
 
 def test_model_subcommand_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "model.json"
-    argv = ["--json", str(out), "--threads", "1", "model", "--configs", str(CONFIGS / "quick/vov3d_tiny.yaml"),
-            "--variants", "cl,cl+dw=auto", "--modes", "infer,train", "--frames", "4", "--crop", "32",
-            "--warmup", "0", "--repeats", "1"]
+    argv = [
+        "--json",
+        str(out),
+        "--threads",
+        "1",
+        "model",
+        "--configs",
+        str(CONFIGS / "quick/vov3d_tiny.yaml"),
+        "--variants",
+        "cl,cl+dw=auto",
+        "--modes",
+        "infer,train",
+        "--frames",
+        "4",
+        "--crop",
+        "32",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+    ]
     assert main(argv) == 0
     result = json.loads(out.read_text())
     assert result["command"] == "model" and result["environment"]["torch"] == torch.__version__

@@ -51,8 +51,9 @@ COLUMNS = [
 ]
 
 
-def make_inputs(folder: str, videos: int = 8, seconds: float = 10.0, size: tuple[int, int] = (320, 426),
-                gop: Optional[int] = None) -> None:
+def make_inputs(
+    folder: str, videos: int = 8, seconds: float = 10.0, size: tuple[int, int] = (320, 426), gop: Optional[int] = None
+) -> None:
     """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs) and ``folder/ssv1`` (the
     SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN/00001.jpg`` folders
     of the first SSV1_FRAMES frames of the same content, SSV1_HEIGHT pixels high as in SSv1).
@@ -155,8 +156,11 @@ def timed(fn: Callable[[], Any], clips: int, args: argparse.Namespace) -> dict[s
     load = load_average()
     time_calls(fn, args.warmup, CPU)
     seconds = median(time_calls(fn, args.repeats, CPU))
-    return {"clips_per_s": clips / seconds, "ms_per_clip": 1e3 * seconds / clips,
-            "load": max(load or 0.0, load_average() or 0.0)}
+    return {
+        "clips_per_s": clips / seconds,
+        "ms_per_clip": 1e3 * seconds / clips,
+        "load": max(load or 0.0, load_average() or 0.0),
+    }
 
 
 def in_process(dataset: Any, items: Sequence[int], seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -198,16 +202,31 @@ def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             naive_clip(train.paths[video], indices.tolist(), plan, train.transform)
 
     base = timed(naive, len(drawn), args)
-    report(rows, {"path": "kinetics", "split": "train", "workers": "in-process", **ours,
-                  "speedup": ours["clips_per_s"] / base["clips_per_s"]})
+    report(
+        rows,
+        {
+            "path": "kinetics",
+            "split": "train",
+            "workers": "in-process",
+            **ours,
+            "speedup": ours["clips_per_s"] / base["clips_per_s"],
+        },
+    )
     report(rows, {"path": "kinetics naive decoder", "split": "train", "workers": "in-process", **base})
     for workers in args.workers:
         loader_cfg = dataset_cfg(args.cfg, args.opts, folder, folder, **loader_opts(args, workers))
         result = through_loader(loader_cfg, args.clips, args)
         report(rows, {"path": "kinetics", "split": "train", "workers": workers, **result})
     test = build_dataset(cfg, "test")
-    report(rows, {"path": "kinetics", "split": "test", "workers": "in-process",
-                  **in_process(test, spread(len(test), args.clips), cfg.RNG_SEED, args)})
+    report(
+        rows,
+        {
+            "path": "kinetics",
+            "split": "test",
+            "workers": "in-process",
+            **in_process(test, spread(len(test), args.clips), cfg.RNG_SEED, args),
+        },
+    )
 
 
 def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
@@ -237,9 +256,17 @@ def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             train.transform.apply(frames, plan)
 
     decode, resize = timed(jpeg, len(files), args), timed(transform, len(decoded), args)
-    report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": "in-process", **ours,
-                  "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"],
-                  "transform_share": resize["ms_per_clip"] / ours["ms_per_clip"]})
+    report(
+        rows,
+        {
+            "path": "ssv1 JPEG",
+            "split": "train",
+            "workers": "in-process",
+            **ours,
+            "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"],
+            "transform_share": resize["ms_per_clip"] / ours["ms_per_clip"],
+        },
+    )
     report(rows, {"path": "ssv1 Pillow decode only", "split": "train", "workers": "in-process", **decode})
     report(rows, {"path": "ssv1 transform only", "split": "train", "workers": "in-process", **resize})
     for workers in args.workers:
