@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from vov3d.config import CfgNode, get_cfg
+from vov3d.config import CfgNode, load_config
 from vov3d.models.variants import BASELINE, Variant
 
 from .common import PeakMemory, load_average, markdown_table, median, time_calls
@@ -45,12 +45,9 @@ MODEL_COLUMNS = [
 
 def model_cfg(path: str, frames: int, crop: int) -> CfgNode:
     """The network of config ``path`` for ``frames`` x ``crop`` x ``crop`` clips."""
-    cfg = get_cfg()
-    cfg.merge_from_file(path)
-    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = frames, crop
-    cfg.MODEL.DROPOUT_RATE = 0.0  # its random mask differs between variants: outputs would not compare
-    cfg.LOG_MODEL_INFO = False
-    return cfg
+    # No dropout: its random mask differs between variants, and outputs would not compare.
+    overrides = {"DATA.NUM_FRAMES": frames, "DATA.TRAIN_CROP_SIZE": crop, "MODEL.DROPOUT_RATE": 0.0}
+    return load_config([path], [str(v) for pair in overrides.items() for v in pair] + ["LOG_MODEL_INFO", "False"])
 
 
 def model_cell(spec: dict[str, Any]) -> dict[str, Any]:
