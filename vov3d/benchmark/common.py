@@ -9,7 +9,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Callable, Optional
 
 import torch
@@ -30,6 +30,12 @@ def time_calls(fn: Callable[[], Any], repeats: int, device: torch.device) -> lis
         synchronize(device)
         times.append(time.perf_counter() - start)
     return times
+
+
+def endless(batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches of a loader again and again, across epochs (its workers stay alive)."""
+    while True:
+        yield from batches
 
 
 def median(values: Sequence[float]) -> float:

@@ -26,7 +26,7 @@ from vov3d.datasets.encode import write_video
 from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
 from vov3d.datasets.transforms import ClipTransform, CropPlan
 
-from .common import load_average, markdown_table, median, time_calls
+from .common import endless, load_average, markdown_table, median, time_calls
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 KINETICS_CFG = str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml")
@@ -177,7 +177,7 @@ def in_process(dataset: Any, items: Sequence[int], seed: int, args: argparse.Nam
 def through_loader(cfg: CfgNode, clips: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train batches of ``build_loader`` in a row, across epochs: what a training loop waits for."""
     loader = build_loader(cfg, "train")
-    batches = (batch for _ in iter(int, 1) for batch in loader)  # endless
+    batches = endless(loader)
     count = max(clips // loader.batch_size, 1)
     next(batches)  # the workers start
     return timed(lambda: [next(batches) for _ in range(count)], count * loader.batch_size, args)

@@ -19,7 +19,7 @@ from vov3d.engine.runtime import autocast_dtype, compile_model, current_device, 
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
 from vov3d.engine.train import train_one_epoch
 
-from .common import load_average, markdown_table, time_calls
+from .common import endless, load_average, markdown_table, time_calls
 
 COLUMNS = [
     ("config", "config"),
@@ -42,7 +42,7 @@ class Batches:
 
     def __init__(self, loader: DataLoader) -> None:
         self.batch_size = loader.batch_size
-        self._batches = (batch for _ in iter(int, 1) for batch in loader)  # endless
+        self._batches = endless(loader)
 
     def take(self, count: int) -> _Take:
         return _Take(self._batches, count)
