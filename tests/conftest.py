@@ -22,6 +22,15 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def real_videos(shared_dir: Path) -> Path:
+    """../shared/data/real-videos (see its SOURCES.md); skipped with a reason when absent."""
+    folder = shared_dir / "data" / "real-videos"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the real-video tests need it")
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_thread() -> Iterator[None]:
     """Test tensors are tiny: threads only cost time, a lot of it when other jobs share the cores,

@@ -107,3 +107,20 @@ def test_naive_clip_is_the_clip_of_the_dataset(inputs: Path) -> None:
         naive = data.naive_clip(dataset.paths[video], indices.tolist(), plan, dataset.transform)
         assert naive.shape == ours.shape
         assert (naive - ours).abs().max() < 1.5 / 255 / min(cfg.DATA.STD)
+
+
+def test_make_inputs_from_real_videos(real_videos: Path, tmp_path: Path) -> None:
+    """``--source``: the real video resized by tools/resize_videos.py's code, listed in turn."""
+    source = str(real_videos / "kinetics_style_340x256_30fps.mp4")
+    data.make_inputs(str(tmp_path), videos=3, size=(64, 86), encoding="x264", sources=[source])
+    kinetics = tmp_path / "kinetics"
+    assert sorted(p.name for p in (kinetics / "videos").iterdir()) == ["000.mp4"]
+    with PyAVVideo(str(kinetics / "videos" / "000.mp4")) as video:
+        assert (video.size, video.num_frames, video.fps) == ((64, 84), 300, 30)  # 340x256 to a short side of 64
+    assert (kinetics / "test.csv").read_text().splitlines() == [
+        "videos/000.mp4 0",
+        "videos/000.mp4 1",
+        "videos/000.mp4 2",
+    ]
+    frames = sorted((tmp_path / "ssv1" / "20bn-something-something-v1" / "000").glob("*.jpg"))
+    assert len(frames) == data.SSV1_FRAMES

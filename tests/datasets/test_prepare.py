@@ -8,13 +8,17 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+from av.video.frame import PictureType
 
 from tests.conftest import REPO
 from tests.datasets.helpers import frame_numbers, make_ssv2, make_video, small_cfg, write_kinetics_csvs
 from vov3d.datasets import build_dataset
 from vov3d.datasets.decoder import PyAVVideo
+from vov3d.datasets.encode import write_video
 from vov3d.datasets.frames import JpegFrames
+from vov3d.datasets.motion_demo import DemoSpec, render_video
 from vov3d.datasets.prepare import extract_main, resize_main, scan_main
 
 
@@ -50,6 +54,53 @@ def test_resize_puts_a_keyframe_every_interval(tmp_path: Path) -> None:
             found = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
         # x264 may add keyframes at scene cuts (our numbered frames change a lot), never fewer
         assert found[0] == 0 and all(b - a <= gap for a, b in zip(found, found[1:] + [75])), found
+
+
+def frame_types(path: Path, skip_unreferenced: bool = False) -> str:
+    """The picture types of the decoded frames ("IPBB..."); with ``skip_unreferenced`` the decoder
+    drops the frames that no other frame refers to, as the loader does away from a clip."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        if skip_unreferenced:
+            stream.codec_context.skip_frame = "NONREF"
+        return "".join(PictureType(frame.pict_type).name for frame in container.decode(stream))
+
+
+def test_resize_encodes_for_random_access(tmp_path: Path) -> None:
+    """x264 chooses the frame types (a source's are not copied), a keyframe per second, and no
+    frame refers to a B-frame: the loader need not decode the B-frames a clip does not show."""
+    spec = DemoSpec(height=48, width=64, fps=25, min_frames=100, max_frames=100)
+    frames = render_video(0, np.random.default_rng(0), spec)  # moving shapes: x264 picks P and B frames
+    (tmp_path / "src").mkdir()
+    write_video(str(tmp_path / "src" / "a.mp4"), frames, 25, gop_size=1)  # every frame a keyframe
+    assert frame_types(tmp_path / "src" / "a.mp4") == "I" * 100
+    assert resize_main([str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "48"]) == 0
+    types = frame_types(tmp_path / "dst" / "a.mp4")
+    assert types.count("I") == 4 and types.count("B") > 50, types
+    assert frame_types(tmp_path / "dst" / "a.mp4", skip_unreferenced=True) == types.replace("B", "")
+    argv = [str(tmp_path / "src"), str(tmp_path / "x264"), "--keyframe-interval", "0", "--x264-params", ""]
+    assert resize_main(argv) == 0
+    types = frame_types(tmp_path / "x264" / "a.mp4")  # x264's defaults: keyframes at scene cuts only,
+    referenced = frame_types(tmp_path / "x264" / "a.mp4", skip_unreferenced=True)  # B-frame pyramids
+    assert types.count("I") < 4 and referenced.count("B") > 0, (types, referenced)
+
+
+def test_resize_rejects_bad_settings_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Unknown x264 options would only make FFmpeg log a warning and encode without them."""
+    make_video(tmp_path / "src" / "a.mp4", 5)
+    for option, value, message in (
+        (
+            "--x264-params",
+            "bframes=3:b-pyramd=none",
+            "x264 rejects 'bframes=3:b-pyramd=none': Error parsing option 'b-pyramd = none'",
+        ),
+        ("--keyframe-interval", "-1", "must be 0 (x264's default) or more seconds, got -1.0"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            resize_main([str(tmp_path / "src"), str(tmp_path / "dst"), option, value])
+        assert exit_info.value.code == 2 and not (tmp_path / "dst").exists()
+        assert f"{option}: {message}" in capsys.readouterr().err
 
 
 def test_resize_real_avi(real_videos: Path, tmp_path: Path) -> None:

@@ -2,17 +2,20 @@
 in this process and through ``build_loader`` with N workers, for Kinetics videos and SSv1 JPEG
 folders; against a naive decoder for videos and against bare JPEG decoding for frame folders.
 
-``--make-inputs DIR`` writes the inputs first: H.264 videos of the motion demo's moving shapes
-(10 s, 30 fps, 426x320 by default) with Kinetics CSVs, and SSv1 frame folders of the same content.
+``--make-inputs DIR`` writes the inputs first: H.264 videos encoded as tools/resize_videos.py
+writes them (or with x264's defaults) from real videos (``--source``) or from the motion demo's
+moving shapes (10 s, 30 fps, 426x320 by default), with Kinetics CSVs, and SSv1 frame folders of
+the same content.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import av
 import numpy as np
@@ -22,8 +25,10 @@ from PIL import Image
 
 from vov3d.config import CfgNode, load_config
 from vov3d.datasets import build_dataset, build_loader
+from vov3d.datasets.decoder import PyAVVideo
 from vov3d.datasets.encode import write_video
 from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
+from vov3d.datasets.prepare import RANDOM_ACCESS_X264, resize_video
 from vov3d.datasets.transforms import ClipTransform, CropPlan
 
 from .common import endless, load_average, markdown_table, median, time_calls
@@ -51,40 +56,66 @@ COLUMNS = [
 ]
 
 
+ENCODINGS = {  # --encoding: (keyframe seconds, x264 options) given to resize_video
+    "tool": (1.0, RANDOM_ACCESS_X264),  # tools/resize_videos.py's defaults
+    "x264": (0.0, ""),  # x264's defaults: a keyframe every 250 frames, B-frames referenced
+}
+
+
 def make_inputs(
-    folder: str, videos: int = 8, seconds: float = 10.0, size: tuple[int, int] = (320, 426), gop: Optional[int] = None
+    folder: str,
+    videos: int = 8,
+    seconds: float = 10.0,
+    size: tuple[int, int] = (320, 426),
+    encoding: str = "tool",
+    sources: Sequence[str] = (),
 ) -> None:
-    """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs) and ``folder/ssv1`` (the
-    SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN/00001.jpg`` folders
-    of the first SSV1_FRAMES frames of the same content, SSV1_HEIGHT pixels high as in SSv1).
-    ``size`` is (height, width); ``gop`` the
-    keyframe interval (the encoder's default, 250 frames, as tools/resize_videos.py writes). Skips
-    the work when a previous call finished (the annotation files are written last)."""
+    """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs of ``videos`` entries) and
+    ``folder/ssv1`` (the SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN``
+    folders of the first SSV1_FRAMES frames of the same content, SSV1_HEIGHT pixels high as in
+    SSv1). The Kinetics videos are re-encoded by tools/resize_videos.py's ``resize_video`` to the
+    short side of ``size`` (height, width) with ``encoding`` (see ENCODINGS), from ``sources``
+    (real videos, listed in turn) or else from ``videos`` synthetic ones of ``size`` and
+    ``seconds`` (moving shapes on textured, noisy backgrounds). Skips the work when a previous
+    call finished (the annotation files are written last)."""
     kinetics, ssv1 = os.path.join(folder, "kinetics"), os.path.join(folder, "ssv1")
     if os.path.isfile(os.path.join(kinetics, "test.csv")) and os.path.isfile(os.path.join(ssv1, "val.csv")):
         return
+    keyframe_seconds, x264_params = ENCODINGS[encoding]
     count = max(int(round(seconds * FPS)), 1)
     spec = DemoSpec(height=size[0], width=size[1], fps=FPS, min_frames=count, max_frames=count)
     rng = np.random.default_rng(0)
+    files = min(videos, len(sources)) if sources else videos
     frame_rows = ["original_vido_id video_id frame_id path labels"]
-    for i in range(videos):
-        frames = render_video(i % len(CLASSES), rng, spec)  # a moving shape on texture and noise
-        os.makedirs(os.path.join(kinetics, "videos"), exist_ok=True)
-        write_video(os.path.join(kinetics, "videos", f"{i:03d}.mp4"), frames, FPS, gop_size=gop)
+    os.makedirs(os.path.join(kinetics, "videos"), exist_ok=True)
+    for i in range(files):
         video_id = f"{i:03d}"
+        dst = os.path.join(kinetics, "videos", f"{video_id}.mp4")
+        if sources:
+            src = sources[i]
+            with PyAVVideo(src) as video:
+                frames = [video.rgb(frame) for _, frame in itertools.islice(video.frames(), SSV1_FRAMES)]
+        else:
+            src = os.path.join(folder, f"source_{video_id}.mp4")
+            frames = render_video(i % len(CLASSES), rng, spec)
+            write_video(src, frames, FPS)
+        resize_video(src, dst, min(size), keyframe_seconds=keyframe_seconds, x264_params=x264_params)
+        if not sources:
+            os.remove(src)
         os.makedirs(os.path.join(ssv1, "20bn-something-something-v1", video_id), exist_ok=True)
-        ssv1_size = (round(size[1] * min(SSV1_HEIGHT, size[0]) / size[0]), min(SSV1_HEIGHT, size[0]))
         for k, frame in enumerate(frames[:SSV1_FRAMES]):
             name = f"{video_id}/{k + 1:05d}.jpg"
+            height, width = frame.shape[:2]
+            ssv1_size = (round(width * min(SSV1_HEIGHT, height) / height), min(SSV1_HEIGHT, height))
             image = Image.fromarray(frame).resize(ssv1_size, Image.BILINEAR)
             image.save(os.path.join(ssv1, "20bn-something-something-v1", name), quality=90)
             frame_rows.append(f'{video_id} {i} {k} {name} ""')
     _write(os.path.join(ssv1, "something-something-v1-labels.csv"), [f"action {c}" for c in range(len(CLASSES))])
-    split = [f"{i:03d};action {i % len(CLASSES)}" for i in range(videos)]
+    split = [f"{i % files:03d};action {i % len(CLASSES)}" for i in range(videos)]
     for name in ("something-something-v1-train.csv", "something-something-v1-validation.csv", "train.csv"):
         _write(os.path.join(ssv1, name), split if name.startswith("some") else frame_rows)
     _write(os.path.join(ssv1, "val.csv"), frame_rows)
-    lines = [f"videos/{i:03d}.mp4 {i % len(CLASSES)}" for i in range(videos)]
+    lines = [f"videos/{i % files:03d}.mp4 {i % len(CLASSES)}" for i in range(videos)]
     for name in ("train.csv", "val.csv", "test.csv"):
         _write(os.path.join(kinetics, name), lines * (TRAIN_LIST_REPEATS if name == "train.csv" else 1))
 
@@ -284,7 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads or 1)  # a loader worker's setting
     if args.make_inputs:
         height, width = args.size
-        make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.gop)
+        make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.encoding, args.sources)
         args.inputs = args.make_inputs
     print(markdown_table([], COLUMNS), flush=True)
     rows: list[dict[str, Any]] = []
@@ -312,10 +343,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="overrides of both configs")
     p.add_argument("--inputs", default="benchmark_inputs", help="folder of inputs written by --make-inputs")
     p.add_argument("--make-inputs", metavar="DIR", default=None, help="write the inputs into DIR (unless there)")
-    p.add_argument("--videos", type=int, default=8, help="videos to write")
+    p.add_argument("--videos", type=int, default=8, help="videos listed (at most this many files)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the videos")
-    p.add_argument("--size", type=_size, default=(320, 426), metavar="WxH", help="video size (default 426x320)")
-    p.add_argument("--gop", type=int, default=None, help="keyframe interval in frames (default: x264's 250)")
+    p.add_argument(
+        "--size", type=_size, default=(320, 426), metavar="WxH", help="video size (426x320; --source: short side)"
+    )
+    p.add_argument(
+        "--encoding",
+        choices=sorted(ENCODINGS),
+        default="tool",
+        help="how --make-inputs encodes: as tools/resize_videos.py (default) or with x264's defaults",
+    )
+    p.add_argument(
+        "--source", dest="sources", action="append", default=[], metavar="VIDEO", help="a real video (repeatable)"
+    )
     p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
     p.add_argument("--batch-size", type=int, default=4, help="loader batch size")
     p.add_argument("--workers", type=_ints, default=[0, 2], help="comma-separated loader worker counts")

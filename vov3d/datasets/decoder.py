@@ -23,8 +23,10 @@ from av.video.reformatter import VideoReformatter
 _SEEK_MARGIN_FRAMES = 4
 # A video may end this many frames before its header says (rounded durations) without error.
 _END_TOLERANCE_FRAMES = 2
-# Frames shown this close before a needed time are always decoded (see ``_skippable``).
-_KEEP_BEFORE_FRAMES = 1.5
+# Frames shown this close before a needed time are always decoded (see ``_skippable``): less than
+# a frame, so a constant-rate video decodes just the picked frame, with a quarter frame of slack
+# for timestamp jitter. A variable-rate pick further back is caught by ``_check_picks``.
+_KEEP_BEFORE_FRAMES = 0.75
 # Codecs whose FFmpeg decoders apply ``skip_frame`` to the very packet sent after it is set; others
 # (dav1d, frame-threaded or packed-B-frame decoders) may apply it to a later frame.
 _SKIP_CODECS = frozenset({"h264", "hevc"})
@@ -184,8 +186,8 @@ class PyAVVideo:
 
     def _skippable(self, times: np.ndarray, dropped: list[float]) -> Callable[[int], bool]:
         """Whether the packet with a pts may be dropped: its frame is shown outside every window
-        (time - 1.5 frames, time + 0.5 frame] of the needed ``times``, where the picked frame of
-        a constant-rate video lies. Records the times of such packets in ``dropped``."""
+        (time - _KEEP_BEFORE_FRAMES frames, time + half a frame] of the needed ``times``, where the
+        picked frame of a constant-rate video lies. Records the times of such packets in ``dropped``."""
         keep_from, keep_to = times - _KEEP_BEFORE_FRAMES / self.fps, times + 0.5 / self.fps
 
         def skippable(pts: int) -> bool:

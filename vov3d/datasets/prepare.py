@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Callable, Optional
 
 import av
+import av.logging
 from PIL import Image
 
 from .annotations import FRAME_LIST_HEADER
@@ -36,23 +37,41 @@ def _parallel(fn: Callable, items: Iterable, jobs: int) -> Iterator:
         yield from pool.imap_unordered(fn, items)
 
 
-def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23, keyframe_seconds: float = 1.0) -> None:
+# x264 options for random access: three B-frames between P-frames that no frame refers to (x264
+# makes some B-frames references by default), so the loader decodes, between a keyframe and the
+# last frame of a clip, only the I- and P-frames and the B-frames the clip shows.
+RANDOM_ACCESS_X264 = "bframes=3:b-adapt=0:b-pyramid=none"
+
+
+def resize_video(
+    src: str,
+    dst: str,
+    short_side: int = 320,
+    crf: int = 23,
+    keyframe_seconds: float = 1.0,
+    x264_params: str = RANDOM_ACCESS_X264,
+) -> None:
     """Re-encode ``src`` as H.264 MP4 with its shorter side ``short_side`` (even sizes), keeping
     every frame and its timestamp; audio is dropped. Written to a temporary name, then renamed.
 
-    A keyframe every ``keyframe_seconds`` (x264's default is every 250 frames) lets the loader
-    seek close to a clip instead of decoding from the start: BENCHMARKS.md measures the gain."""
+    Encoded for a loader that reads short clips at random times: a keyframe every
+    ``keyframe_seconds`` (0: x264's default, every 250 frames) to seek close to a clip, and
+    ``x264_params`` (``""``: x264's defaults). BENCHMARKS.md measures both."""
     tmp = f"{dst}.part.mp4"
+    options = {"crf": str(crf), "preset": "veryfast"}
+    if x264_params:
+        options["x264-params"] = x264_params
     try:
         with PyAVVideo(src) as video, av.open(tmp, "w") as out:
             height, width = video.size
             scale = short_side / min(height, width)
             out_h, out_w = (max(2, int(round(x * scale / 2)) * 2) for x in (height, width))
             rate = Fraction(video.fps).limit_denominator(100000)
-            stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
+            stream = out.add_stream("libx264", rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
             stream.codec_context.time_base = stream.time_base = _TIME_BASE
-            stream.codec_context.gop_size = max(1, round(video.fps * keyframe_seconds))
+            if keyframe_seconds > 0:
+                stream.codec_context.gop_size = max(1, round(video.fps * keyframe_seconds))
             last = -1
             for seconds, frame in video.frames():
                 # BT.601 limited range: what players assume for untagged video
@@ -68,6 +87,7 @@ def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23, keyfr
                 )
                 last = small.pts = max(int(round(seconds / _TIME_BASE)), last + 1)
                 small.time_base = _TIME_BASE
+                small.pict_type = av.video.frame.PictureType.NONE  # else x264 copies the source's frame types
                 out.mux(stream.encode(small))
             out.mux(stream.encode(None))
         os.replace(tmp, dst)
@@ -76,11 +96,29 @@ def resize_video(src: str, dst: str, short_side: int = 320, crf: int = 23, keyfr
             os.remove(tmp)
 
 
-def _resize_one(job: tuple[str, str, int, int, float]) -> tuple[str, Optional[str]]:
-    src, dst, short_side, crf, keyframe_seconds = job
+def check_x264_params(params: str) -> None:
+    """Raise ValueError naming the options x264 rejects: FFmpeg only logs a warning and encodes
+    without them."""
+    context = av.CodecContext.create("libx264", "w")
+    context.width, context.height, context.pix_fmt, context.time_base = 64, 64, "yuv420p", Fraction(1, 30)
+    context.options = {"x264-params": params}
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs:
+            context.open()
+    finally:
+        av.logging.set_level(level)
+    rejected = [message.strip().rstrip(".") for _, _, message in logs if "Error parsing option" in message]
+    if rejected:
+        raise ValueError(f"x264 rejects {params!r}: {'; '.join(rejected)}")
+
+
+def _resize_one(job: tuple[str, str, int, int, float, str]) -> tuple[str, Optional[str]]:
+    src, dst, *settings = job
     try:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        resize_video(src, dst, short_side, crf, keyframe_seconds)
+        resize_video(src, dst, *settings)
         return src, None
     except (VideoDecodeError, av.FFmpegError, OSError) as e:
         return src, str(e)
@@ -94,11 +132,27 @@ def resize_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower is better and larger)")
     parser.add_argument(
-        "--keyframe-interval", type=float, default=1.0, metavar="SECONDS", help="seconds between keyframes"
+        "--keyframe-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between keyframes (0: x264's default, 250 frames)",
+    )
+    parser.add_argument(
+        "--x264-params",
+        default=RANDOM_ACCESS_X264,
+        help=f"x264 options (default {RANDOM_ACCESS_X264!r}: unreferenced B-frames; '' for x264's defaults)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output exists")
     args = parser.parse_args(argv)
+    if args.keyframe_interval < 0:
+        parser.error(f"--keyframe-interval: must be 0 (x264's default) or more seconds, got {args.keyframe_interval}")
+    try:
+        check_x264_params(args.x264_params)
+    except ValueError as e:
+        parser.error(f"--x264-params: {e}")
+    settings = (args.short_side, args.crf, args.keyframe_interval, args.x264_params)
     jobs = []
     for folder, _, files in os.walk(args.src):
         for name in sorted(files):
@@ -106,7 +160,7 @@ def resize_main(argv: Optional[Sequence[str]] = None) -> int:
                 rel = os.path.relpath(os.path.join(folder, name), args.src)
                 dst = os.path.join(args.dst, os.path.splitext(rel)[0] + ".mp4")
                 if args.overwrite or not os.path.exists(dst):
-                    jobs.append((os.path.join(folder, name), dst, args.short_side, args.crf, args.keyframe_interval))
+                    jobs.append((os.path.join(folder, name), dst, *settings))
     failed = [(src, error) for src, error in _parallel(_resize_one, jobs, args.jobs) if error]
     for src, error in failed:
         print(f"FAILED {src}: {error}")
