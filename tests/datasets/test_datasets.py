@@ -94,6 +94,19 @@ def test_kinetics_every_test_view(kinetics_root: Path) -> None:
         assert clip_numbers(frames, cfg) == expected.tolist()
 
 
+def test_the_crops_of_a_test_clip_share_one_decode(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items in order open each (video, temporal view) once, and give what each item gives alone."""
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    ds = build_dataset(cfg, "test")
+    opened: list[int] = []
+    open_video = ds.open_video
+    monkeypatch.setattr(ds, "open_video", lambda video: opened.append(video) or open_video(video))
+    items = [ds[i][0] for i in range(len(ds))]
+    assert opened == [video for video in range(4) for _ in range(2)]  # 2 temporal views x 3 crops each
+    for i in (0, 1, 2, 5, 23):
+        assert torch.equal(build_dataset(cfg, "test")[i][0], items[i])
+
+
 def test_kinetics_val_is_the_middle_clip(kinetics_root: Path) -> None:
     cfg = small_cfg(kinetics_root, kinetics_root / "videos")
     ds = build_dataset(cfg, "val")

@@ -12,6 +12,7 @@ from torch.utils.data import DistributedSampler, RandomSampler, SequentialSample
 from tests.datasets.helpers import make_video, small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
 from vov3d.datasets import build_loader, shuffle_loader
+from vov3d.datasets.build import ContiguousShards
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +78,19 @@ def test_distributed_sampler_when_a_process_group_exists(root: Path, tmp_path: P
     finally:
         dist.destroy_process_group()
     assert isinstance(train.sampler, DistributedSampler) and train.sampler.shuffle and train.sampler.drop_last
-    assert isinstance(val.sampler, DistributedSampler) and not val.sampler.shuffle
+    assert isinstance(val.sampler, ContiguousShards) and list(val.sampler) == list(range(5))
     orders = []
     for epoch in (0, 1):
         shuffle_loader(train, epoch)
         orders.append(list(train.sampler))
     assert orders[0] != orders[1] and sorted(orders[0]) == list(range(5))
     shuffle_loader(val, 3)  # harmless for any sampler
+
+
+def test_evaluation_shards_are_contiguous_and_padded() -> None:
+    """Each process gets consecutive items (a video's test views together), all the same count;
+    the padding repeats the first items, which the evaluation counts once by index."""
+    shards = [list(ContiguousShards(7, rank, 3)) for rank in range(3)]
+    assert shards == [[0, 1, 2], [3, 4, 5], [6, 0, 1]]
+    assert [len(ContiguousShards(8, rank, 2)) for rank in range(2)] == [4, 4]
+    assert list(ContiguousShards(1, 1, 2)) == [0]

@@ -170,9 +170,13 @@ def draw_clips(dataset: Any, items: Sequence[int], seed: int) -> list[tuple[int,
     return clips
 
 
-def spread(total: int, count: int) -> list[int]:
-    """``count`` items evenly spread over ``range(total)``: different videos and views."""
-    return sorted({int(i) for i in np.linspace(0, total - 1, min(count, total)).round()})
+def views_in_test_order(dataset: Any, count: int) -> list[int]:
+    """About ``count`` test items: every spatial crop of clips spread over the videos and temporal
+    views, the crops of a clip in a row, as a test pass reads them (they share one decode)."""
+    crops = dataset.num_spatial_crops
+    total = len(dataset) // crops
+    clips = sorted({int(i) for i in np.linspace(0, total - 1, min(max(round(count / crops), 1), total)).round()})
+    return [clip * crops + crop for clip in clips for crop in range(crops)]
 
 
 def dataset_cfg(path: str, opts: Sequence[str], data_dir: str, prefix: str, **extra: Any) -> CfgNode:
@@ -255,7 +259,7 @@ def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             "path": "kinetics",
             "split": "test",
             "workers": "in-process",
-            **in_process(test, spread(len(test), args.clips), cfg.RNG_SEED, args),
+            **in_process(test, views_in_test_order(test, args.clips), cfg.RNG_SEED, args),
         },
     )
 

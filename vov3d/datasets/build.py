@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -11,12 +12,13 @@ from torch.utils.data import (
     Dataset,
     DistributedSampler,
     RandomSampler,
+    Sampler,
     SequentialSampler,
     get_worker_info,
 )
 
 from vov3d.config import CfgNode, cfg_error
-from vov3d.utils.distributed import get_world_size, is_distributed
+from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
@@ -54,13 +56,31 @@ def seed_worker(worker_id: int) -> None:
         info.dataset.reseed(seed)
 
 
+class ContiguousShards(Sampler[int]):
+    """Evaluation shards of consecutive items, one per process, padded to equal length by
+    repeating the first items (as DistributedSampler pads): the test views of a video stay in
+    one process, where its spatial crops share one decode."""
+
+    def __init__(self, length: int, rank: int, world: int) -> None:
+        self.per_rank = -(-length // world)
+        padded = list(range(length)) + list(range(self.per_rank * world - length))
+        self.indices = padded[rank * self.per_rank : (rank + 1) * self.per_rank]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
 def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` for this process.
 
     The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
-    the world size. When torch.distributed is initialised a DistributedSampler shards the data
-    (shuffled and dropping the last partial batch for train); for val/test it pads the last
-    shard with repeated items, which ``index`` identifies. Call ``shuffle_loader`` every epoch.
+    the world size. When torch.distributed is initialised the data is sharded: for train by a
+    DistributedSampler (shuffled, dropping the last partial batch), for val/test in contiguous
+    shards whose last is padded with repeated items, which ``index`` identifies. Call
+    ``shuffle_loader`` every epoch.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -70,8 +90,10 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     if global_batch % world:
         raise cfg_error(cfg, key, f"must be a multiple of the {world} processes")
     batch = global_batch // world
-    if is_distributed():
-        sampler = DistributedSampler(dataset, shuffle=train, drop_last=train, seed=cfg.RNG_SEED)
+    if is_distributed() and train:
+        sampler = DistributedSampler(dataset, shuffle=True, drop_last=True, seed=cfg.RNG_SEED)
+    elif is_distributed():
+        sampler = ContiguousShards(len(dataset), get_rank(), world)
     else:
         sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
     if train and len(sampler) < batch:

@@ -92,6 +92,7 @@ class ClipDataset(Dataset):
         self._attempts = 0
         self._failed: dict[int, str] = {}  # video index -> reason, in this process
         self._failures = 0
+        self._last_clip: Optional[tuple[tuple[int, int], torch.Tensor]] = None  # see load_clip
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
@@ -157,10 +158,17 @@ class ClipDataset(Dataset):
         self.rng = np.random.default_rng(seed)
 
     def load_clip(self, video_index: int, temporal_index: Optional[int], spatial_index: int) -> torch.Tensor:
-        """Decode and transform one clip; ``temporal_index=None`` draws a random clip."""
-        with self.open_video(video_index) as video:
-            indices = self.sample_frames(video.num_frames, video.fps, temporal_index, self.rng)
-            frames = video.get_frames(indices)
+        """Decode and transform one clip; ``temporal_index=None`` draws a random clip. The spatial
+        crops of a test clip, consecutive items, share one decode: the last clip's frames are kept."""
+        key = (video_index, temporal_index)
+        if temporal_index is not None and self._last_clip is not None and self._last_clip[0] == key:
+            frames = self._last_clip[1]
+        else:
+            with self.open_video(video_index) as video:
+                indices = self.sample_frames(video.num_frames, video.fps, temporal_index, self.rng)
+                frames = video.get_frames(indices)
+            if temporal_index is not None and self.num_spatial_crops > 1:
+                self._last_clip = (key, frames)
         return self.transform(frames, spatial_index, self.rng)
 
     def __getitem__(self, index: int) -> Item:

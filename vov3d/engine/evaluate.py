@@ -61,7 +61,7 @@ def validate(
     """Top-1 / top-5 error (in %) over the val split, one clip per video, as PySlowFast reports it.
 
     Every process scores its shard; the per-clip results are gathered and each dataset index is
-    counted once, so the DistributedSampler's padding repeats do not count twice.
+    counted once, so the repeats that pad the last shard do not count twice.
     """
     device = next(model.parameters()).device
     dtype = autocast_dtype(cfg, device)
@@ -114,7 +114,7 @@ class ViewAggregator:
     """Combines the test views of each video by ``sum`` of probabilities or element-wise ``max``.
 
     Memory is one row of scores per video, however many views there are. Each dataset item is
-    counted once, so items repeated by a DistributedSampler's padding (or gathered twice) are
+    counted once, so items repeated to pad the last shard (or gathered twice) are
     ignored; views marked invalid (undecodable videos skipped with TEST.SKIP_BROKEN_VIDEOS) are
     counted as lost instead of combined.
     """
