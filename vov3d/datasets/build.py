@@ -62,15 +62,15 @@ class ContiguousShards(Sampler[int]):
     one process, where its spatial crops share one decode."""
 
     def __init__(self, length: int, rank: int, world: int) -> None:
-        self.per_rank = -(-length // world)
-        padded = list(range(length)) + list(range(self.per_rank * world - length))
-        self.indices = padded[rank * self.per_rank : (rank + 1) * self.per_rank]
+        per_rank = -(-length // world)
+        padded = list(range(length)) + list(range(per_rank * world - length))
+        self.indices = padded[rank * per_rank : (rank + 1) * per_rank]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
 
     def __len__(self) -> int:
-        return self.per_rank
+        return len(self.indices)
 
 
 def build_loader(cfg: CfgNode, split: str) -> DataLoader:
