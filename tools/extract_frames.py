@@ -4,7 +4,7 @@
 
 import sys
 
-from vov3d.datasets.prepare import extract_main
+from vov3d.cli.extract_frames import main
 
 if __name__ == "__main__":
-    sys.exit(extract_main())
+    sys.exit(main())

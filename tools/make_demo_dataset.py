@@ -3,7 +3,7 @@
 
 import sys
 
-from vov3d.datasets.motion_demo import main
+from vov3d.cli.make_demo_dataset import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from vov3d.datasets.prepare import resize_main
+from vov3d.cli.resize_videos import main
 
 if __name__ == "__main__":
-    sys.exit(resize_main())
+    sys.exit(main())

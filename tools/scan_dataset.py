@@ -4,7 +4,7 @@
 
 import sys
 
-from vov3d.datasets.prepare import scan_main
+from vov3d.cli.scan_dataset import main
 
 if __name__ == "__main__":
-    sys.exit(scan_main())
+    sys.exit(main())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vov3d.datasets.annotations import (
+    FRAME_LIST_HEADER,
     AnnotationError,
     read_frame_list,
     read_kinetics_csv,
@@ -15,6 +16,7 @@ from vov3d.datasets.annotations import (
     read_ssv1_split,
     read_ssv2_labels,
     read_ssv2_split,
+    write_frame_list,
 )
 
 
@@ -132,3 +134,18 @@ def test_ssv1_labels_malformed(tmp_path: Path) -> None:
         read_ssv1_labels(write(tmp_path / "a.csv", "Holding something\n\nPushing something\n"))
     with pytest.raises(AnnotationError, match=":2: template 'A' repeats line 1"):
         read_ssv1_labels(write(tmp_path / "b.csv", "A\nA\n"))
+
+
+def test_write_frame_list_reads_back(tmp_path: Path) -> None:
+    videos = {"9": ["9/9_000001.jpg", "9/9_000002.jpg"], "3": ["3/00001.jpg"]}
+    path = tmp_path / "train.csv"
+    path.write_text("an older list\n")
+    write_frame_list(str(path), videos)
+    assert path.read_text().splitlines() == [
+        FRAME_LIST_HEADER,
+        '9 0 0 9/9_000001.jpg ""',
+        '9 0 1 9/9_000002.jpg ""',
+        '3 1 0 3/00001.jpg ""',
+    ]
+    assert read_frame_list(str(path), "/f") == {k: [f"/f/{p}" for p in v] for k, v in videos.items()}
+    assert [p.name for p in tmp_path.iterdir()] == ["train.csv"]  # the temporary file was renamed

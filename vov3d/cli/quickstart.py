@@ -21,11 +21,7 @@ def final_test_stats(output_dir: str) -> Optional[dict]:
     path = os.path.join(output_dir, "json_stats.log")
     if not os.path.isfile(path):
         return None
-    finals = [
-        json.loads(line.split("json_stats: ", 1)[1])
-        for line in open(path)
-        if '"_type": "test_final"' in line
-    ]
+    finals = [json.loads(line.split("json_stats: ", 1)[1]) for line in open(path) if '"_type": "test_final"' in line]
     return finals[-1] if finals else None
 
 

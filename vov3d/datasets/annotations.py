@@ -81,6 +81,18 @@ def read_frame_list(path: str, prefix: str = "") -> dict[str, list[str]]:
     return _nonempty(path, frames)
 
 
+def write_frame_list(path: str, videos: dict[str, list[str]]) -> None:
+    """Write a PySlowFast frame list (``FRAME_LIST_HEADER``, then a row per frame, videos numbered
+    in order) to a temporary name, then rename: an interrupted run leaves the old list whole."""
+    rows = [FRAME_LIST_HEADER]
+    for number, (video, frames) in enumerate(videos.items()):
+        rows += [f'{video} {number} {k} {frame} ""' for k, frame in enumerate(frames)]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    os.replace(tmp, path)
+
+
 def _template_key(template: str) -> str:
     """SSv2 split files write ``Putting [something] on [something]``; the label file has no brackets."""
     return template.replace("[", "").replace("]", "")

@@ -5,14 +5,13 @@ clockwise or anticlockwise, or grows or shrinks. The classes come in pairs that 
 video played backwards, so every single frame is equally likely under both classes of a pair:
 a network that looks at frames one at a time can do no better than chance between them.
 Videos are real H.264 files with Kinetics-format CSVs, so the demo exercises the whole pipeline.
+The command is ``vov3d/cli/make_demo_dataset.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -20,10 +19,14 @@ from vov3d.datasets.encode import write_video
 
 # Pairs (2k, 2k + 1) are time reversals of each other.
 CLASSES = [
-    "moving right", "moving left",
-    "moving down", "moving up",
-    "turning clockwise", "turning anticlockwise",
-    "approaching", "receding",
+    "moving right",
+    "moving left",
+    "moving down",
+    "moving up",
+    "turning clockwise",
+    "turning anticlockwise",
+    "approaching",
+    "receding",
 ]
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -57,8 +60,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 0.35 * texture + 0.35 * tint + 0.1
 
 
-def _shape_mask(kind: int, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, size: float,
-                angle: float) -> np.ndarray:
+def _shape_mask(
+    kind: int, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, size: float, angle: float
+) -> np.ndarray:
     """A rectangle, a triangle or an ellipse centred at (cx, cy), turned by ``angle``."""
     cos, sin = np.cos(angle), np.sin(angle)
     u = (xx - cx) * cos + (yy - cy) * sin
@@ -118,8 +122,11 @@ def make_motion_dataset(out_dir: str, spec: DemoSpec = DemoSpec(), seed: int = 0
         for i in range(count):
             for label in range(len(CLASSES)):
                 rel = os.path.join("videos", split, f"{label}_{i:04d}.mp4")
-                write_video(os.path.join(_mkdir(out_dir, "videos", split), os.path.basename(rel)),
-                            render_video(label, rng, spec), spec.fps)
+                write_video(
+                    os.path.join(_mkdir(out_dir, "videos", split), os.path.basename(rel)),
+                    render_video(label, rng, spec),
+                    spec.fps,
+                )
                 lines.append(f"{rel} {label}")
         # Written last and atomically: an existing CSV means the split is complete.
         tmp = os.path.join(out_dir, f".{split}.csv.tmp")
@@ -132,18 +139,3 @@ def _mkdir(*parts: str) -> str:
     path = os.path.join(*parts)
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the motion demo dataset (Kinetics format).")
-    parser.add_argument("--out", default="demo_data/motion", help="output folder")
-    parser.add_argument("--train-per-class", type=int, default=DemoSpec.train_per_class)
-    parser.add_argument("--val-per-class", type=int, default=DemoSpec.val_per_class)
-    parser.add_argument("--test-per-class", type=int, default=DemoSpec.test_per_class)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    spec = DemoSpec(args.train_per_class, args.val_per_class, args.test_per_class)
-    make_motion_dataset(args.out, spec, args.seed)
-    print(f"wrote {len(CLASSES)} classes x ({spec.train_per_class} train, {spec.val_per_class} val, "
-          f"{spec.test_per_class} test) videos to {args.out}")
-    return 0

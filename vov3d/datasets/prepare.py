@@ -1,17 +1,16 @@
 """Data preparation, with PyAV only (no ffmpeg binary): resize Kinetics videos to a short side
-of 320, extract SSv2 frames at 30 fps with PySlowFast's frame lists, list unreadable videos.
+of 320, extract SSv2 frames at 30 fps, check that videos can be read.
 
-Each tool is a ``*_main(argv)`` function; ``tools/*.py`` are thin wrappers around them.
+The commands around these functions are in ``vov3d/cli`` (resize_videos, extract_frames,
+make_ssv1_lists, scan_dataset); ``tools/*.py`` are thin wrappers around those.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import shutil
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Callable, Optional
 
@@ -19,16 +18,12 @@ import av
 import av.logging
 from PIL import Image
 
-from .annotations import FRAME_LIST_HEADER
 from .decoder import PyAVVideo, VideoDecodeError
 
-logger = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
 _TIME_BASE = Fraction(1, 90000)  # fine enough to keep every source timestamp
 
 
-def _parallel(fn: Callable, items: Iterable, jobs: int) -> Iterator:
+def parallel(fn: Callable, items: Iterable, jobs: int) -> Iterator:
     """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in any order."""
     if jobs <= 1:
         yield from map(fn, items)
@@ -50,9 +45,12 @@ def resize_video(
     crf: int = 23,
     keyframe_seconds: float = 1.0,
     x264_params: str = RANDOM_ACCESS_X264,
-) -> None:
+    upscale: bool = False,
+) -> tuple[int, int]:
     """Re-encode ``src`` as H.264 MP4 with its shorter side ``short_side`` (even sizes), keeping
     every frame and its timestamp; audio is dropped. Written to a temporary name, then renamed.
+    Returns the output (height, width): a video whose short side is already below ``short_side``
+    keeps its size unless ``upscale`` (enlarging adds no detail, only bytes and decoding time).
 
     Encoded for a loader that reads short clips at random times: a keyframe every
     ``keyframe_seconds`` (0: x264's default, every 250 frames) to seek close to a clip, and
@@ -64,7 +62,7 @@ def resize_video(
     try:
         with PyAVVideo(src) as video, av.open(tmp, "w") as out:
             height, width = video.size
-            scale = short_side / min(height, width)
+            scale = short_side / min(height, width) if upscale or min(height, width) > short_side else 1.0
             out_h, out_w = (max(2, int(round(x * scale / 2)) * 2) for x in (height, width))
             rate = Fraction(video.fps).limit_denominator(100000)
             stream = out.add_stream("libx264", rate=rate, options=options)
@@ -94,6 +92,7 @@ def resize_video(
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    return out_h, out_w
 
 
 def check_x264_params(params: str) -> None:
@@ -114,58 +113,9 @@ def check_x264_params(params: str) -> None:
         raise ValueError(f"x264 rejects {params!r}: {'; '.join(rejected)}")
 
 
-def _resize_one(job: tuple[str, str, int, int, float, str]) -> tuple[str, Optional[str]]:
-    src, dst, *settings = job
-    try:
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        resize_video(src, dst, *settings)
-        return src, None
-    except (VideoDecodeError, av.FFmpegError, OSError) as e:
-        return src, str(e)
-
-
-def resize_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Resize every video under SRC into DST (same relative paths, suffix .mp4)."""
-    parser = argparse.ArgumentParser(description="Resize videos to a short side (default 320) as H.264 MP4.")
-    parser.add_argument("src", help="folder of videos (searched recursively)")
-    parser.add_argument("dst", help="output folder; relative paths are kept, the suffix becomes .mp4")
-    parser.add_argument("--short-side", type=int, default=320)
-    parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower is better and larger)")
-    parser.add_argument(
-        "--keyframe-interval",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="seconds between keyframes (0: x264's default, 250 frames)",
-    )
-    parser.add_argument(
-        "--x264-params",
-        default=RANDOM_ACCESS_X264,
-        help=f"x264 options (default {RANDOM_ACCESS_X264!r}: unreferenced B-frames; '' for x264's defaults)",
-    )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--overwrite", action="store_true", help="redo videos whose output exists")
-    args = parser.parse_args(argv)
-    if args.keyframe_interval < 0:
-        parser.error(f"--keyframe-interval: must be 0 (x264's default) or more seconds, got {args.keyframe_interval}")
-    try:
-        check_x264_params(args.x264_params)
-    except ValueError as e:
-        parser.error(f"--x264-params: {e}")
-    settings = (args.short_side, args.crf, args.keyframe_interval, args.x264_params)
-    jobs = []
-    for folder, _, files in os.walk(args.src):
-        for name in sorted(files):
-            if name.lower().endswith(VIDEO_SUFFIXES):
-                rel = os.path.relpath(os.path.join(folder, name), args.src)
-                dst = os.path.join(args.dst, os.path.splitext(rel)[0] + ".mp4")
-                if args.overwrite or not os.path.exists(dst):
-                    jobs.append((os.path.join(folder, name), dst, *settings))
-    failed = [(src, error) for src, error in _parallel(_resize_one, jobs, args.jobs) if error]
-    for src, error in failed:
-        print(f"FAILED {src}: {error}")
-    print(f"resized {len(jobs) - len(failed)} of {len(jobs)} videos into {args.dst}")
-    return 1 if failed else 0
+def ssv2_frame_name(video_id: str, k: int) -> str:
+    """The file of frame ``k`` (from 1) of a video, as PySlowFast's SSv2 extraction names it."""
+    return f"{video_id}_{k:06d}.jpg"
 
 
 def extract_frames(video_path: str, out_dir: str, name: str, fps: float = 30, quality: int = 95) -> int:
@@ -180,7 +130,7 @@ def extract_frames(video_path: str, out_dir: str, name: str, fps: float = 30, qu
             nonlocal count
             count += 1
             image = Image.fromarray(video.rgb(frame))
-            image.save(os.path.join(out_dir, f"{name}_{count:06d}.jpg"), quality=quality)
+            image.save(os.path.join(out_dir, ssv2_frame_name(name, count)), quality=quality)
 
         for t, frame in video.frames():
             prev = frame if prev is None else prev  # the first frame also stands for earlier times
@@ -194,58 +144,17 @@ def extract_frames(video_path: str, out_dir: str, name: str, fps: float = 30, qu
     return count
 
 
-def _extract_one(job: tuple[str, str, str, float, int]) -> tuple[str, Optional[str], list[str]]:
-    """(video id, error, frame paths relative to the frame root)."""
-    video_path, frame_root, video_id, fps, quality = job
+def extract_video(video_path: str, frame_root: str, video_id: str, fps: float = 30, quality: int = 95) -> list[str]:
+    """The frames of ``video_id`` (paths relative to ``frame_root``), extracted unless its folder
+    exists. Frames are written to the hidden folder ``.{id}.part`` and renamed when complete, so a
+    folder named after the video is always whole and an interrupted run starts that video again."""
     folder = os.path.join(frame_root, video_id)
-    try:
-        existing = sorted(f for f in os.listdir(folder) if f.endswith(".jpg")) if os.path.isdir(folder) else []
-        if not existing:
-            extract_frames(video_path, folder, video_id, fps, quality)
-            existing = sorted(f for f in os.listdir(folder) if f.endswith(".jpg"))
-        return video_id, None, [f"{video_id}/{f}" for f in existing]
-    except (VideoDecodeError, av.FFmpegError, OSError) as e:
-        return video_id, str(e), []
-
-
-def extract_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Extract SSv2 frames for the train and validation splits and write train.csv / val.csv."""
-    parser = argparse.ArgumentParser(description="Extract Something-Something V2 frames and frame lists.")
-    parser.add_argument("--videos", required=True, help="folder of the {id}.webm files")
-    parser.add_argument("--annotations", required=True, help="folder of something-something-v2-*.json")
-    parser.add_argument("--frames", required=True, help="output frame root (use it as DATA.PATH_PREFIX)")
-    parser.add_argument("--lists", help="where train.csv / val.csv go (default: --annotations)")
-    parser.add_argument("--fps", type=float, default=30)
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args(argv)
-    failed = 0
-    for split, list_name in (("train", "train.csv"), ("validation", "val.csv")):
-        with open(os.path.join(args.annotations, f"something-something-v2-{split}.json"), encoding="utf-8") as f:
-            ids = [str(entry["id"]) for entry in json.load(f)]
-        jobs = [(os.path.join(args.videos, f"{v}.webm"), args.frames, v, args.fps, args.quality) for v in ids]
-        frames = {}
-        for video_id, error, paths in _parallel(_extract_one, jobs, args.jobs):
-            if error:
-                failed += 1
-                print(f"FAILED {video_id}: {error}")
-            frames[video_id] = paths
-        rows = [FRAME_LIST_HEADER]
-        for number, video_id in enumerate(v for v in ids if frames[v]):
-            rows += [f'{video_id} {number} {k} {path} ""' for k, path in enumerate(frames[video_id])]
-        out = os.path.join(args.lists or args.annotations, list_name)
-        with open(out, "w", encoding="utf-8") as f:
-            f.write("\n".join(rows) + "\n")
-        print(f"{split}: frames of {sum(1 for v in ids if frames[v])} of {len(ids)} videos, list {out}")
-    return 1 if failed else 0
-
-
-_scan_dataset = None  # the dataset being scanned; forked workers inherit it
-
-
-def _scan_init(dataset: object) -> None:
-    global _scan_dataset
-    _scan_dataset = dataset
+    if not os.path.isdir(folder):
+        partial = os.path.join(frame_root, f".{video_id}.part")
+        shutil.rmtree(partial, ignore_errors=True)
+        extract_frames(video_path, partial, video_id, fps, quality)
+        os.replace(partial, folder)
+    return [f"{video_id}/{f}" for f in sorted(os.listdir(folder)) if f.endswith(".jpg")]
 
 
 def check_video(dataset: object, index: int, full: bool) -> Optional[str]:
@@ -262,43 +171,3 @@ def check_video(dataset: object, index: int, full: bool) -> Optional[str]:
     except VideoDecodeError as e:
         return str(e)
     return None
-
-
-def _scan_one(job: tuple[int, bool]) -> Optional[str]:
-    return check_video(_scan_dataset, *job)
-
-
-def scan_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Build the datasets of a config and list every video that cannot be read."""
-    from vov3d.config import ConfigError, load_config
-
-    from .build import build_dataset
-
-    parser = argparse.ArgumentParser(description="List the unreadable videos of a dataset config.")
-    parser.add_argument("--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE", help="config file(s)")
-    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
-    parser.add_argument("--full", action="store_true", help="decode every frame (slow; finds more damage)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--output", help="also write the unreadable ones here, one 'path: reason' per line")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.cfg_files, args.opts)
-    except ConfigError as e:
-        print(f"scan_dataset: config error: {e}")
-        return 2
-    bad, seen = [], set()
-    for split in args.splits:
-        dataset = build_dataset(cfg, split)
-        todo = [(i, args.full) for i in range(dataset.num_videos) if dataset.paths[i] not in seen]
-        seen.update(dataset.paths)
-        _scan_init(dataset)  # forked workers inherit it
-        results = [r for r in _parallel(_scan_one, todo, args.jobs) if r]
-        print(f"{split}: {len(results)} of {len(todo)} videos unreadable")
-        bad += sorted(results)
-    for line in bad:
-        print(line)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in bad))
-    return 1 if bad else 0
