@@ -99,7 +99,7 @@ def make_inputs(
             src = os.path.join(folder, f"source_{video_id}.mp4")
             frames = render_video(i % len(CLASSES), rng, spec)
             write_video(src, frames, FPS)
-        resize_video(src, dst, min(size), keyframe_seconds=keyframe_seconds, x264_params=x264_params)
+        resize_video(src, dst, min(size), keyframe_seconds=keyframe_seconds, x264_params=x264_params, upscale=True)
         if not sources:
             os.remove(src)
         os.makedirs(os.path.join(ssv1, "20bn-something-something-v1", video_id), exist_ok=True)

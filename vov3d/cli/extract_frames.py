@@ -18,6 +18,9 @@ from vov3d.cli.frame_lists import check_and_read_splits, write_lists
 from vov3d.datasets.decoder import VideoDecodeError
 from vov3d.datasets.prepare import extract_video, parallel, ssv2_frame_name
 
+FIRST_FRAME = "{id}/" + ssv2_frame_name("{id}", 1)  # named in the list row of a video without frames
+REMEDY = "Replace those videos and run this command again: only the videos without frames are extracted."
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -69,13 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             frames[video_id] = paths
         return frames
 
-    return write_lists(
-        lists,
-        splits,
-        extract,
-        lambda video_id: f"{video_id}/{ssv2_frame_name(video_id, 1)}",
-        "Replace those videos and run this command again: only the videos without frames are extracted.",
-    )
+    return write_lists(lists, splits, extract, FIRST_FRAME, REMEDY)
 
 
 if __name__ == "__main__":

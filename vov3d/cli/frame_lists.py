@@ -59,13 +59,13 @@ def write_lists(
     lists: str,
     splits: dict[str, list[str]],
     find_frames: Callable[[str, list[str]], dict[str, list[str]]],
-    first_frame: Callable[[str], str],
+    first_frame: str,
     remedy: str,
 ) -> int:
     """Write the frame list of each split, its videos in split-file order, with the frames that
     ``find_frames(split, ids)`` gives; the exit status: 1 when a video has none, else 0.
 
-    A video without frames stays in the list as one row naming ``first_frame(id)``, a file that
+    A video without frames stays in the list as one row naming ``first_frame.format(id=video)``, a file that
     does not exist: the list keeps every video of the split file, so training starts and the loader
     treats that video as broken (DATA.md, Broken videos) instead of refusing the whole list.
     When no video of a split has frames the folders are wrong, not the videos: nothing is written,
@@ -79,7 +79,7 @@ def write_lists(
         if len(failed) == len(ids):
             print(f"{split}: none of the {len(ids)} videos has frames; {path} is left as it was")
             continue
-        write_frame_list(path, {video: frames.get(video) or [first_frame(video)] for video in ids})
+        write_frame_list(path, {video: frames.get(video) or [first_frame.format(id=video)] for video in ids})
         print(f"{split}: frames of {len(ids) - len(failed)} of {len(ids)} videos, list {path}")
         if failed:
             print(

@@ -12,6 +12,9 @@ from tqdm import tqdm
 
 from vov3d.cli.frame_lists import check_and_read_splits, write_lists
 
+FIRST_FRAME = "{id}/00001.jpg"  # named in the list row of a video without frames
+REMEDY = "Unpack those folders from the SSv1 archive into --frames and run this command again."
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -50,13 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 tqdm.write(f"FAILED {video_id}: no JPEG files in {os.path.join(args.frames, video_id)}")
         return frames
 
-    return write_lists(
-        lists,
-        splits,
-        find,
-        lambda video_id: f"{video_id}/00001.jpg",
-        "Unpack those folders from the SSv1 archive into --frames and run this command again.",
-    )
+    return write_lists(lists, splits, find, FIRST_FRAME, REMEDY)
 
 
 if __name__ == "__main__":
