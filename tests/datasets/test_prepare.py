@@ -17,3 +17,9 @@ def test_extract_video_redoes_a_partial_folder_and_keeps_a_complete_one(tmp_path
     assert frames == [f"7/7_{k:06d}.jpg" for k in range(1, 16)] and not partial.exists()
     (tmp_path / "frames" / "7" / "7_000015.jpg").unlink()  # a complete folder is never redone
     assert extract_video(str(tmp_path / "gone.webm"), str(tmp_path / "frames"), "7") == frames[:-1]
+
+
+def test_extract_video_fills_an_empty_folder(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.webm", 6, fps=12)
+    (tmp_path / "frames" / "7").mkdir(parents=True)
+    assert len(extract_video(video, str(tmp_path / "frames"), "7")) == 15

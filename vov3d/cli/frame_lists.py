@@ -65,9 +65,9 @@ def write_lists(
     """Write the frame list of each split, its videos in split-file order, with the frames that
     ``find_frames(split, ids)`` gives; the exit status: 1 when a video has none, else 0.
 
-    A video without frames stays in the list as one row naming ``first_frame.format(id=video)``, a file that
-    does not exist: the list keeps every video of the split file, so training starts and the loader
-    treats that video as broken (DATA.md, Broken videos) instead of refusing the whole list.
+    A video without frames stays in the list as one row naming ``first_frame`` (``{id}`` replaced),
+    a file that does not exist: the list keeps every video of the split file, so training starts and
+    the loader treats that video as broken (DATA.md, Broken videos) instead of refusing the list.
     When no video of a split has frames the folders are wrong, not the videos: nothing is written,
     so a good list is never replaced by an empty one."""
     status = 0

@@ -149,6 +149,8 @@ def extract_video(video_path: str, frame_root: str, video_id: str, fps: float = 
     exists. Frames are written to the hidden folder ``.{id}.part`` and renamed when complete, so a
     folder named after the video is always whole and an interrupted run starts that video again."""
     folder = os.path.join(frame_root, video_id)
+    if os.path.isdir(folder) and not any(f.endswith(".jpg") for f in os.listdir(folder)):
+        os.rmdir(folder)  # an empty folder is no extraction (OSError, reported, if it holds other files)
     if not os.path.isdir(folder):
         partial = os.path.join(frame_root, f".{video_id}.part")
         shutil.rmtree(partial, ignore_errors=True)
