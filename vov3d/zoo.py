@@ -21,7 +21,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from tqdm import tqdm
 
@@ -184,7 +184,7 @@ def download(url: str, path: str, size: Optional[int] = None, sha256: Optional[s
             os.remove(tmp)
 
 
-def _fetch(url: str, out, by_hand: str) -> tuple[int, str, Optional[int]]:
+def _fetch(url: str, out: BinaryIO, by_hand: str) -> tuple[int, str, Optional[int]]:
     """Stream ``url`` into ``out``: (bytes received, their sha256, the announced Content-Length)."""
     digest, received = hashlib.sha256(), 0
     try:

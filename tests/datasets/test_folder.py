@@ -13,6 +13,7 @@ from tests.datasets.helpers import clip_numbers, make_video, small_cfg
 from vov3d.cli.folder_to_csv import main as folder_to_csv
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
+from vov3d.inference import view_dataset
 
 # split -> class -> videos (relative to the class folder); frame counts differ per video
 LAYOUT = {
@@ -90,6 +91,22 @@ def test_tool_refuses_to_overwrite_without_force(folder_root: Path, tmp_path: Pa
     assert (tmp_path / "train.csv").read_text() == "mine\n"
     assert folder_to_csv([str(folder_root), "--output", str(tmp_path), "--force"]) == 0
     assert (tmp_path / "train.csv").read_text().startswith("train/Jump/x/c.mp4 0\n")
+
+
+def test_predict_builds_its_views_with_a_folder_config(folder_root: Path) -> None:
+    cfg = folder_cfg(folder_root)
+    video = str(folder_root / "test" / "run" / "i.mp4")
+    views = view_dataset(cfg, [video])
+    assert views.paths == [video] and len(views) == cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
+    assert torch.equal(views[0][0], build_dataset(cfg, "test")[6][0])  # i.mp4 is the second test video
+
+
+def test_tool_with_only_a_train_folder(tmp_path: Path, capsys) -> None:
+    make_video(tmp_path / "train" / "walk" / "a.mp4", 8)
+    assert folder_to_csv([str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["classes.txt", "train.csv"]
+    assert (tmp_path / "train.csv").read_text() == "train/walk/a.mp4 0\n"
+    assert "no val, test folder" in capsys.readouterr().out
 
 
 def test_num_classes_mismatch_names_both_numbers(folder_root: Path) -> None:

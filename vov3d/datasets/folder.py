@@ -8,7 +8,7 @@ a name is the same on every machine; val and test may lack classes but not add a
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Optional
 
 from vov3d.config import CfgNode, cfg_error
 
@@ -91,11 +91,14 @@ def scan_split(root: str, split: str, class_names: list[str]) -> tuple[list[str]
 
 @DATASET_REGISTRY.register("folder")
 class VideoFolder(Kinetics):
-    """Kinetics sampling over a folder per class; ``class_names[label]`` names each label."""
+    """Kinetics sampling over a folder per class; ``class_names[label]`` names each label (None
+    when built over other files, as ``predict`` does)."""
 
-    def __init__(self, paths: list[str], labels: list[int], split: str, class_names: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, paths: list[str], labels: list[int], split: str, class_names: Optional[list[str]] = None, **kwargs: Any
+    ) -> None:
         super().__init__(paths, labels, split, **kwargs)
-        self.class_names = list(class_names)
+        self.class_names = list(class_names) if class_names is not None else None
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
