@@ -88,6 +88,9 @@ def test_zoo_name_with_known_size_and_sha256(server, cache: Path, monkeypatch: p
     monkeypatch.setitem(ZOO, "wrong_k400", wrong)
     assert Path(resolve_checkpoint("good_k400")).read_bytes() == PAYLOAD
     assert "good_k400: the weights are under test, not vov3d's licence" in vov3d_log.text
+    (cache / "ok.pth").write_bytes(PAYLOAD[:-1] + b"x")  # same size, other bytes: fetched again
+    assert Path(resolve_checkpoint("good_k400")).read_bytes() == PAYLOAD
+    assert "is not the published file (sha256" in vov3d_log.text
     with pytest.raises(CheckpointDownloadError, match=f"sha256 {sha256}, expected 0000"):
         resolve_checkpoint("wrong_k400")
     assert sorted(p.name for p in cache.iterdir()) == ["ok.pth"]

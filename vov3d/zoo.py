@@ -145,8 +145,11 @@ def resolve_checkpoint(spec: str) -> str:
     else:
         return spec
     path = os.path.join(cache_dir(), name)
-    if os.path.isfile(path) and (size is None or os.path.getsize(path) == size):
-        return path
+    if os.path.isfile(path):
+        problems = _problems(path, None, size, sha256)
+        if not problems:
+            return path
+        logger.warning("cached checkpoint %s is not the published file (%s): downloading it again", path, problems)
     if licence:
         logger.info("%s: the weights are under %s, not vov3d's licence", spec, licence)
     download(url, path, size=size, sha256=sha256)
@@ -155,7 +158,7 @@ def resolve_checkpoint(spec: str) -> str:
 
 def download(url: str, path: str, size: Optional[int] = None, sha256: Optional[str] = None) -> None:
     """Fetch ``url`` to ``path`` atomically; raise CheckpointDownloadError (and leave no file)
-    when it fails, is shorter than its Content-Length, or differs from ``size`` / ``sha256``."""
+    when it fails, differs from its Content-Length or differs from ``size`` / ``sha256``."""
     folder = os.path.dirname(path) or "."
     by_hand = f"download it by other means and put it at {path} (or set ${CACHE_ENV} to a folder holding it)"
     try:
@@ -166,27 +169,38 @@ def download(url: str, path: str, size: Optional[int] = None, sha256: Optional[s
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            received, digest, expected = _fetch(url, out, by_hand)
+            expected = _fetch(url, out, os.path.basename(path), by_hand)
             out.flush()
             os.fsync(out.fileno())
-        problems = []
-        if expected is not None and received != expected:
-            problems.append(f"received {received} of the {expected} bytes the server announced (truncated)")
-        if size is not None and received != size:
-            problems.append(f"{received} bytes, expected {size}")
-        if sha256 is not None and digest != sha256.lower():
-            problems.append(f"sha256 {digest}, expected {sha256}")
+        problems = _problems(tmp, expected, size, sha256)
         if problems:
-            raise CheckpointDownloadError(f"download of {url} refused: {'; '.join(problems)}; retry, or {by_hand}")
+            raise CheckpointDownloadError(f"download of {url} refused: {problems}; retry, or {by_hand}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _fetch(url: str, out: BinaryIO, by_hand: str) -> tuple[int, str, Optional[int]]:
-    """Stream ``url`` into ``out``: (bytes received, their sha256, the announced Content-Length)."""
-    digest, received = hashlib.sha256(), 0
+def _problems(path: str, announced: Optional[int], size: Optional[int], sha256: Optional[str]) -> str:
+    """How the file at ``path`` differs from the announced length, the size and the sha256; "" if
+    it does not."""
+    problems, received = [], os.path.getsize(path)
+    if announced is not None and received != announced:
+        problems.append(f"received {received} of the {announced} bytes the server announced (truncated)")
+    if size is not None and received != size:
+        problems.append(f"{received} bytes, expected {size}")
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256.lower():
+            problems.append(f"sha256 {digest.hexdigest()}, expected {sha256}")
+    return "; ".join(problems)
+
+
+def _fetch(url: str, out: BinaryIO, label: str, by_hand: str) -> Optional[int]:
+    """Stream ``url`` into ``out``; returns the Content-Length the server announced, if any."""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             if response.headers.get_content_type() == "text/html":
@@ -195,12 +209,10 @@ def _fetch(url: str, out: BinaryIO, by_hand: str) -> tuple[int, str, Optional[in
                 )
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            with tqdm(total=expected, unit="B", unit_scale=True, desc=os.path.basename(url), disable=None) as bar:
+            with tqdm(total=expected, unit="B", unit_scale=True, desc=label, disable=None) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
                     bar.update(len(chunk))
     except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, cut connections
         raise CheckpointDownloadError(f"could not download {url} ({e}); {by_hand}") from e
-    return received, digest.hexdigest(), expected
+    return expected

@@ -159,3 +159,21 @@ def test_video_outside_a_class_folder(tmp_path: Path) -> None:
 def test_missing_data_dir_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"DATA.PATH_TO_DATA_DIR = .*not a folder"):
         build_dataset(folder_cfg(tmp_path / "nowhere"), "train")
+
+
+def test_real_videos_in_class_folders(real_videos: Path, tmp_path: Path) -> None:
+    files = {
+        "arm wrestling": "kinetics400_arm_wrestling_340x256_28fps.mp4",
+        "cleaning pool": "kinetics_style_340x256_30fps.mp4",
+        "ucf": "ucf101_style_xvid_mp3.avi",
+    }
+    for name, file in files.items():
+        for split in ("train", "test"):
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / file).symlink_to(real_videos / file)
+    cfg = folder_cfg(tmp_path)
+    train = build_dataset(cfg, "train")
+    assert train.class_names == sorted(files) and train.labels == [0, 1, 2]
+    for index in range(3):
+        frames, label, _, _ = train[index]
+        assert frames.shape == (3, 4, 32, 32) and label == index and frames.std() > 0
