@@ -34,6 +34,7 @@ setup(
             "vov3d-predict=vov3d.cli.predict:main",
             "vov3d-export=vov3d.cli.export:main",
             "vov3d-benchmark=vov3d.cli.benchmark:main",
+            "vov3d-folder-to-csv=vov3d.cli.folder_to_csv:main",
         ]
     },
 )

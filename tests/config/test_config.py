@@ -143,7 +143,7 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
         (["TEST.BATCH_SIZE", "3", "NUM_GPUS", "2"], "TEST.BATCH_SIZE", "multiple of NUM_GPUS"),
         (["NUM_SHARDS", "2", "SHARD_ID", "2"], "SHARD_ID", "[0, NUM_SHARDS)"),
         (["MODEL.MODEL_NAME", "ResNet"], "MODEL.MODEL_NAME", "registered: VoV3D, X3D"),
-        (["TRAIN.DATASET", "ucf101"], "TRAIN.DATASET", "registered: kinetics, ssv1, ssv2"),
+        (["TRAIN.DATASET", "ucf101"], "TRAIN.DATASET", "registered: folder, kinetics, ssv1, ssv2"),
         (["MODEL.ARCH", "vov3d"], "MODEL.ARCH", "another network"),
         (["VOV3D.DEPTH", "19", "MODEL.MODEL_NAME", "VoV3D", "MODEL.ARCH", "vov3d"], "VOV3D.DEPTH", "19"),
         (["DATA.ENSEMBLE_METHOD", "mean"], "DATA.ENSEMBLE_METHOD", "sum or max"),

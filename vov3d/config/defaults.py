@@ -35,7 +35,7 @@ _C.LOG_ALL_RANKS = False
 _C.TRAIN = CfgNode()
 # Run training.
 _C.TRAIN.ENABLE = True
-# Dataset name in DATASET_REGISTRY (case-insensitive): kinetics, ssv1, ssv2.
+# Dataset name in DATASET_REGISTRY (case-insensitive): kinetics, ssv1, ssv2, folder.
 _C.TRAIN.DATASET = "kinetics"
 # Global batch size, split evenly over all processes.
 _C.TRAIN.BATCH_SIZE = 64
@@ -205,6 +205,9 @@ _C.DATA.PATH_TO_DATA_DIR = ""
 _C.DATA.PATH_PREFIX = ""
 # Separator between path and label in Kinetics CSV files.
 _C.DATA.PATH_LABEL_SEPARATOR = " "
+# Class names, one per line (line i names class i), a JSON {name: id} file, or kinetics400 for
+# the shipped list; "" takes them from the dataset (folder, SSv1, SSv2; Kinetics with 400 classes).
+_C.DATA.CLASS_NAMES = ""
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8
 # Frame stride of a clip, at TARGET_FPS (Kinetics; SS uses segment sampling).

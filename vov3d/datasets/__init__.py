@@ -1,6 +1,6 @@
 """Datasets: Kinetics (video files), Something-Something V1 / V2 (frame folders or webm)."""
 
-from . import kinetics, ssv  # noqa: F401  (registers the datasets)
+from . import folder, kinetics, ssv  # noqa: F401  (registers the datasets)
 from .annotations import AnnotationError
 from .build import DATASET_REGISTRY, build_dataset, build_loader, shuffle_loader
 from .clip_dataset import TooManyBrokenVideosError

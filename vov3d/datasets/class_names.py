@@ -1,0 +1,60 @@
+"""The class names of a run, wherever they are known, so they can travel with the checkpoint.
+
+In order: the DATA.CLASS_NAMES file (or ``kinetics400``); else the dataset's own: the class
+folders of the folder dataset, SSv2's labels JSON, SSv1's category list, and the Kinetics-400
+list that ships with vov3d when a Kinetics model has 400 classes. None when nothing names them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from vov3d.config import CfgNode, cfg_error
+from vov3d.labels import KINETICS400, label_file, read_class_names
+
+from .annotations import AnnotationError
+from .folder import folder_class_names
+
+# The label files that ssv.py reads from DATA.PATH_TO_DATA_DIR.
+DATASET_LABEL_FILES = {
+    "ssv1": "something-something-v1-labels.csv",
+    "ssv2": "something-something-v2-labels.json",
+}
+KINETICS400_CLASSES = 400
+
+
+def known_class_names(dataset: str, data_dir: str, num_classes: int, names_file: str = "") -> Optional[list[str]]:
+    """Class names in class-index order, or None. ``names_file`` (DATA.CLASS_NAMES) wins over
+    the dataset's own names; a dataset's label file that is not there (say, predicting on
+    another machine) gives None. Raises AnnotationError when a list has another length than
+    ``num_classes`` or is malformed."""
+    if names_file:
+        return read_class_names(names_file, num_classes)
+    dataset = dataset.lower()
+    if dataset == "folder":
+        if not os.path.isdir(os.path.join(data_dir, "train")):
+            return None
+        names = folder_class_names(data_dir)
+        if len(names) != num_classes:
+            raise AnnotationError(
+                f"{os.path.join(data_dir, 'train')}: {len(names)} class folders but the model has "
+                f"{num_classes} classes (MODEL.NUM_CLASSES)"
+            )
+        return names
+    if dataset in DATASET_LABEL_FILES:
+        path = os.path.join(data_dir, DATASET_LABEL_FILES[dataset])
+        return read_class_names(path, num_classes) if os.path.isfile(path) else None
+    if dataset == "kinetics" and num_classes == KINETICS400_CLASSES:
+        return read_class_names(KINETICS400, num_classes)
+    return None
+
+
+def cfg_class_names(cfg: CfgNode, split: str = "train") -> Optional[list[str]]:
+    """``known_class_names`` for the dataset of ``split`` (TEST.DATASET for test, else
+    TRAIN.DATASET); a DATA.CLASS_NAMES file that does not exist is an error naming the key."""
+    names_file = cfg.DATA.CLASS_NAMES
+    if names_file and not os.path.isfile(label_file(names_file)):
+        raise cfg_error(cfg, "DATA.CLASS_NAMES", f"no such file; give a file or {KINETICS400}")
+    dataset = cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET
+    return known_class_names(dataset, cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES, names_file)
