@@ -15,7 +15,7 @@ from vov3d.config import CfgNode, cfg_error
 from .annotations import AnnotationError
 from .build import DATASET_REGISTRY
 from .kinetics import Kinetics
-from .prepare import VIDEO_SUFFIXES
+from .video_files import VIDEO_SUFFIXES, is_video_file
 
 SPLIT_FOLDERS = ("train", "val", "test")
 LAYOUT = "<PATH_TO_DATA_DIR>/{train,val,test}/<class name>/<video>"
@@ -23,10 +23,6 @@ LAYOUT = "<PATH_TO_DATA_DIR>/{train,val,test}/<class name>/<video>"
 
 def _visible(name: str) -> bool:
     return not name.startswith(".")
-
-
-def _is_video(name: str) -> bool:
-    return _visible(name) and name.lower().endswith(VIDEO_SUFFIXES)
 
 
 def split_folder(root: str, split: str) -> str:
@@ -51,7 +47,7 @@ def _videos_under(folder: str) -> list[str]:
     found = []
     for parent, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if _visible(d)]
-        found += [os.path.join(parent, name) for name in files if _is_video(name)]
+        found += [os.path.join(parent, name) for name in files if is_video_file(name)]
     return sorted(found)
 
 
@@ -64,7 +60,7 @@ def scan_split(root: str, split: str, class_names: list[str]) -> tuple[list[str]
     folder = split_folder(root, split)
     index = {name: i for i, name in enumerate(class_names)}
     entries = sorted(name for name in os.listdir(folder) if _visible(name))
-    loose = [name for name in entries if _is_video(name)]
+    loose = [name for name in entries if is_video_file(name)]
     if loose:
         raise AnnotationError(f"{folder}: videos must be inside a class folder ({LAYOUT}), found e.g. {loose[0]!r}")
     classes = [name for name in entries if os.path.isdir(os.path.join(folder, name))]
