@@ -73,7 +73,7 @@ def test_torchscript_round_trip(trained: dict, name: str, tmp_path: Path, capsys
 
 
 def test_difference_above_tolerance_fails_and_writes_nothing(trained: dict, tmp_path: Path, monkeypatch, capsys):
-    from vov3d import export
+    from vov3d.inference import export
 
     run = export.run_exported
     monkeypatch.setattr(export, "run_exported", lambda *args: [out + 1e-3 for out in run(*args)])

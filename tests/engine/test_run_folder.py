@@ -14,12 +14,12 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import CONFIGS
-from vov3d.checkpoint import CheckpointError, save_checkpoint
+from vov3d.checkpoint import CheckpointError, apply_checkpoint, save_checkpoint
 from vov3d.config import load_config
-from vov3d.engine.checkpoint import (
+from vov3d.engine.run_folder import (
     checkpoint_path,
     list_checkpoints,
-    load_newest_checkpoint,
+    newest_checkpoint,
     restore_rng_states,
     resume_or_initialise,
     rng_state,
@@ -49,7 +49,8 @@ def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pyte
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     model = net(3)
     with caplog.at_level(logging.WARNING, logger="vov3d"):
-        path, checkpoint = load_newest_checkpoint(str(tmp_path), model)
+        path, checkpoint = newest_checkpoint(str(tmp_path))
+    apply_checkpoint(checkpoint, path, model)
     assert path.endswith("checkpoint_epoch_00001.pyth") and checkpoint["epoch"] == 0
     assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
     assert torch.equal(model[0].weight, net(1)[0].weight)
@@ -58,12 +59,13 @@ def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pyte
 def test_a_readable_checkpoint_of_another_model_is_an_error(tmp_path: Path) -> None:
     save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
     save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2, width=5), epoch=1)
+    path, checkpoint = newest_checkpoint(str(tmp_path))
     with pytest.raises(CheckpointError, match="checkpoint_epoch_00002"):
-        load_newest_checkpoint(str(tmp_path), net(3))
+        apply_checkpoint(checkpoint, path, net(3))
 
 
 def test_no_checkpoint(tmp_path: Path) -> None:
-    assert load_newest_checkpoint(str(tmp_path), net(0)) is None
+    assert newest_checkpoint(str(tmp_path)) is None
 
 
 def test_rng_states_round_trip() -> None:
