@@ -8,11 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import CONFIGS, REPO
 from tests.engine.conftest import SUBPROCESS_ENV, run_net_command
 from tests.unsafe import malicious_checkpoint
+from vov3d.checkpoint import CheckpointError
 from vov3d.cli import export, predict
+from vov3d.config import load_config
+from vov3d.engine.run_folder import load_test_weights
+from vov3d.engine.runtime import prepare_model
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
 
@@ -54,3 +59,13 @@ def test_export_refuses_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert export.main(args) == 2
     assert f"checkpoint {evil}: refused to load" in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_trust_checkpoint_key_opts_in(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    evil = malicious_checkpoint(tmp_path / "evil.pyth", marker)
+    opts = ["OUTPUT_DIR", str(tmp_path), "LOG_MODEL_INFO", "False", "TEST.CHECKPOINT_FILE_PATH", str(evil)]
+    cfg = load_config([X3D_TINY], [*opts, "TRUST_CHECKPOINT", "True"])
+    with pytest.raises(CheckpointError, match="does not fit"):  # loaded, then its one tensor does not fit
+        load_test_weights(cfg, prepare_model(cfg, torch.device("cpu"), train=False))
+    assert marker.exists()
