@@ -8,7 +8,13 @@ files alike (module names are the legacy ones: no renaming). A bare state dict a
 Loading is strict: every tensor of the file must land in the model and every model tensor must
 come from the file. The one exception is the classifier (``head.projection``) when the class
 count differs (fine-tuning K400 weights on SSv1, say): the model keeps its freshly initialised
-classifier and one log line says so.
+classifier and one log line says so. Inference and testing need the trained classifier, so
+they load with ``reinit_classifier=False`` and another class count is an error.
+
+Files are read with ``torch.load(weights_only=True)``: a pickle can run any code, and published
+weights are passed around between people. The only extra types allowed are the NumPy scalars and
+arrays that PySlowFast-era files hold; anything else is refused unless the user opts in
+(TRUST_CHECKPOINT, ``--trust-checkpoint``).
 """
 
 from __future__ import annotations
@@ -16,13 +22,21 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import tempfile
 from typing import Any, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
+import yaml
 
 from vov3d.config import CfgNode
+
+try:
+    from numpy._core import multiarray as _multiarray  # NumPy 2
+except ImportError:
+    from numpy.core import multiarray as _multiarray  # NumPy 1
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +47,38 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 10
 
 
+# What the stored config must agree on for a file to be this run's model and data.
+COMPARED_KEYS = (
+    "MODEL.ARCH", "MODEL.MODEL_NAME", "MODEL.NUM_CLASSES", "TRAIN.DATASET", "TEST.DATASET",
+    "DATA.NUM_FRAMES", "DATA.TRAIN_CROP_SIZE", "DATA.TEST_CROP_SIZE",
+    "X3D.WIDTH_FACTOR", "X3D.DEPTH_FACTOR", "X3D.BOTTLENECK_FACTOR", "X3D.DIM_C5",
+    "VOV3D.DEPTH", "VOV3D.INNER_CH", "VOV3D.TRANS_FUNC",
+)  # fmt: skip
+TRUST_HINT = (
+    "only if you trust where the file came from, load it anyway with TRUST_CHECKPOINT True (run_net) "
+    "or --trust-checkpoint (predict, export)"
+)
+
+
+def _numpy_globals() -> list[Any]:
+    """NumPy scalars, dtypes and arrays, under both module names: files pickled with NumPy 1.x
+    name ``numpy.core.multiarray``, NumPy 2 ``numpy._core.multiarray``. Object arrays stay out."""
+    dtypes = {type(np.dtype(code)) for code in np.typecodes["All"] if code not in "OMm"}
+    allowed: list[Any] = [np.dtype, np.ndarray, *sorted(dtypes, key=str)]
+    for function in (_multiarray.scalar, _multiarray._reconstruct):
+        allowed += [function, (function, f"numpy.core.multiarray.{function.__name__}")]
+    return allowed
+
+
+SAFE_GLOBALS = _numpy_globals()
+
+
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read or does not fit the model; says which file and tensors."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file's pickle asks for a global that the safe loader refuses (it could run code)."""
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -102,19 +146,36 @@ def _fsync_folder(folder: str) -> None:
 
 
 def load_checkpoint(
-    path: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None
+    path: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    *,
+    trust: bool = False,
+    reinit_classifier: bool = True,
 ) -> dict[str, Any]:
-    """Load ``path`` into ``model`` (and ``optimizer``, if given and the file has its state).
+    """Read ``path`` (see ``read_checkpoint``) and load it into ``model`` (see ``apply_checkpoint``)."""
+    return apply_checkpoint(read_checkpoint(path, trust), path, model, optimizer, reinit_classifier=reinit_classifier)
 
-    Returns the checkpoint dict, so callers get ``epoch`` and any extras; a bare state dict
-    comes back as ``{"model_state": ...}``. Raises CheckpointError if the file is unreadable
-    or any tensor is missing, unexpected or mis-shaped (the classifier exception aside).
+
+def apply_checkpoint(
+    checkpoint: dict[str, Any],
+    path: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    *,
+    reinit_classifier: bool = True,
+) -> dict[str, Any]:
+    """Load the checkpoint dict read from ``path`` into ``model`` (and ``optimizer``, if given and
+    the file has its state); returns ``checkpoint``.
+
+    Raises CheckpointError if any tensor is missing, unexpected or mis-shaped. The classifier may
+    have another class count only with ``reinit_classifier`` (fine-tuning): the model then keeps
+    its own.
     """
-    checkpoint = read_checkpoint(path)
     state = {_strip_wrappers(k): v for k, v in checkpoint["model_state"].items()}
     net = unwrap_model(model)
     expected = net.state_dict()
-    reinitialised = _drop_other_classifier(path, state, expected)
+    reinitialised = _drop_other_classifier(path, state, expected, reinit_classifier)
     _check_tensors(path, state, expected, reinitialised)
     optimizer_state = checkpoint.get("optimizer_state")
     restore_optimizer = optimizer is not None and optimizer_state is not None
@@ -132,19 +193,28 @@ def load_checkpoint(
     return checkpoint
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """The checkpoint dict of ``path``, with its tensors on the CPU; a bare state dict is wrapped."""
+def read_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
+    """The checkpoint dict of ``path``, with its tensors on the CPU; a bare state dict is wrapped.
+
+    Read safely (``weights_only``, NumPy types allowed); a file that needs more is refused with
+    UnsafeCheckpointError unless ``trust``, which unpickles it fully after a warning.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Older files may pickle objects the safe loader refuses (numpy scalars, ...).
-        logger.warning("checkpoint %s: not loadable with weights_only=True; unpickling it fully", path)
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # whatever the reason, the file is unusable
-            raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from e
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = _refused_globals(path, str(e))
+        if refused is None:  # not a question of globals: the file is damaged
+            raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from None
+        if not trust:
+            raise UnsafeCheckpointError(
+                f"checkpoint {path}: refused to load: its pickle needs {', '.join(refused)}, which could run "
+                f"code on this machine; {TRUST_HINT}"
+            ) from None
+        logger.warning("checkpoint %s: unpickling it fully (trusted): it needs %s", path, ", ".join(refused))
+        data = _load_trusted(path)
     except Exception as e:
         raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from e
     if isinstance(data, dict) and _is_state_dict(data.get("model_state")):
@@ -158,6 +228,67 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     )
 
 
+def _refused_globals(path: str, message: str) -> Optional[list[str]]:
+    """The globals the safe loader refused in ``path``, read without running the pickle; None
+    when the error was about something else."""
+    named = re.findall(r"GLOBAL (\S+)", message) + re.findall(r"got <class '([^']+)'>", message)
+    if not named:
+        return None
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS if not isinstance(g, tuple)}
+    allowed |= {g[1] for g in SAFE_GLOBALS if isinstance(g, tuple)}
+    try:
+        listed = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+    except Exception:  # an old (non-zip) file: the error message names the first one
+        listed = []
+    return sorted(set(listed + named) - allowed) or named
+
+
+def _load_trusted(path: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # whatever the reason, the file is unusable
+        raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from e
+
+
+def config_differences(checkpoint: dict[str, Any], cfg: CfgNode) -> list[str]:
+    """``KEY (file X, run Y)`` for each of COMPARED_KEYS where the config stored in the file (its
+    YAML dump) differs from ``cfg``; empty when the file stores no config or agrees."""
+    try:
+        stored = yaml.safe_load(checkpoint.get("cfg") or "")
+    except yaml.YAMLError:
+        return []
+    if not isinstance(stored, dict):
+        return []
+    differences = []
+    for key in COMPARED_KEYS:
+        theirs, ours = _lookup(stored, key), _lookup(cfg, key)
+        if theirs is not None and ours is not None and _plain(theirs) != _plain(ours):
+            differences.append(f"{key} (file {theirs!r}, run {_plain(ours)!r})")
+    return differences
+
+
+def _lookup(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def warn_if_config_differs(path: str, checkpoint: dict[str, Any], cfg: CfgNode) -> None:
+    """One warning listing where the given config differs from the one the file was trained with,
+    before any mismatch of tensors is reported."""
+    differences = config_differences(checkpoint, cfg)
+    if differences:
+        logger.warning(
+            "checkpoint %s was trained with another config: %s; pass the config it was trained with",
+            path,
+            "; ".join(differences),
+        )
+
+
 def _is_state_dict(data: Any) -> bool:
     return isinstance(data, dict) and bool(data) and all(isinstance(v, torch.Tensor) for v in data.values())
 
@@ -168,9 +299,10 @@ def _strip_wrappers(name: str) -> str:
     return name
 
 
-def _drop_other_classifier(path: str, state: dict, expected: dict) -> bool:
+def _drop_other_classifier(path: str, state: dict, expected: dict, allowed: bool) -> bool:
     """If the file's classifier has another class count than the model's, drop it from
-    ``state`` (the model keeps its own) and log one line. Only the class count may differ."""
+    ``state`` (the model keeps its own) and log one line, or raise when not ``allowed``. Only the
+    class count may differ."""
     weight, bias = CLASSIFIER + "weight", CLASSIFIER + "bias"
     if weight not in state or weight not in expected:
         return False
@@ -179,6 +311,11 @@ def _drop_other_classifier(path: str, state: dict, expected: dict) -> bool:
         return False
     if bias in state and bias in expected and state[bias].shape != (theirs[0],):
         return False  # an inconsistent classifier: reported as mis-shaped
+    if not allowed:
+        raise CheckpointError(
+            f"checkpoint {path} classifies {theirs[0]} classes but MODEL.NUM_CLASSES is {ours[0]}: this needs "
+            f"the trained classifier; pass MODEL.NUM_CLASSES {theirs[0]} (or use the config it was trained with)"
+        )
     del state[weight]
     state.pop(bias, None)
     logger.info(

@@ -73,7 +73,7 @@ def test_torchscript_round_trip(trained: dict, name: str, tmp_path: Path, capsys
 
 
 def test_difference_above_tolerance_fails_and_writes_nothing(trained: dict, tmp_path: Path, monkeypatch, capsys):
-    from vov3d import export
+    from vov3d.inference import export
 
     run = export.run_exported
     monkeypatch.setattr(export, "run_exported", lambda *args: [out + 1e-3 for out in run(*args)])
@@ -87,3 +87,15 @@ def test_missing_onnxruntime_says_what_to_install(trained: dict, tmp_path: Path,
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert run_export(trained, "x3d", "onnx", tmp_path / "x3d.onnx") == 2
     assert 'pip install -e ".[onnx]"' in capsys.readouterr().err
+
+
+def test_a_run_folder_exports_its_newest_checkpoint(trained: dict, tmp_path: Path) -> None:
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "checkpoint_epoch_00004.pyth").write_bytes(trained["x3d"][0].read_bytes())
+    output = tmp_path / "x3d.pt"
+    args = ["--cfg", TINY["x3d"], "--checkpoint", str(tmp_path / "run"), "--format", "torchscript"]
+    assert main([*args, "--output", str(output)]) == 0
+    clips = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(output))(clips), trained["x3d"][1](clips), atol=1e-5, rtol=0)

@@ -19,7 +19,7 @@ from vov3d.cli.predict import main, parse_args, setup_cfg
 from vov3d.config import load_config
 from vov3d.datasets import AnnotationError
 from vov3d.datasets.encode import write_video
-from vov3d.labels import read_class_names
+from vov3d.inference.labels import read_class_names
 from vov3d.models import build_model
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
@@ -142,11 +142,23 @@ def test_views_batches_and_max_ensemble(setup: dict[str, Path], capsys: pytest.C
     assert entry["views"] == 3 and entry["top"][0]["index"] == CLASS_OF["green"]
 
 
-def test_class_count_mismatch_is_an_error(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+def test_class_count_mismatch_is_an_error(setup: dict[str, Path], capsys: pytest.CaptureFixture, vov3d_log) -> None:
     red = str(setup["videos"] / "a_red.mp4")
     code, out, err = run_main(setup, capsys, red, "MODEL.NUM_CLASSES", "5")
     assert code == 2 and out == ""
     assert "classifies 8 classes but MODEL.NUM_CLASSES is 5" in err and "MODEL.NUM_CLASSES 8" in err
+    assert "was trained with another config: MODEL.NUM_CLASSES (file 8, run 5)" in vov3d_log.text  # warned first
+
+
+def test_a_run_folder_gives_its_newest_checkpoint(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    run = setup["root"] / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(3)
+    save_checkpoint(str(run / "checkpoints" / "checkpoint_epoch_00001.pyth"), build_model(load_config([X3D_TINY])))
+    (run / "checkpoints" / "checkpoint_epoch_00002.pyth").write_bytes(setup["ckpt"].read_bytes())
+    red = str(setup["videos"] / "a_red.mp4")
+    code = main(["--cfg", X3D_TINY, "--checkpoint", str(run), "--json", "--views", "1", "1", red])
+    assert code == 0 and json.loads(capsys.readouterr().out)[0]["top"][0]["index"] == CLASS_OF["red"]
 
 
 def test_kinetics400_keyword_must_match_the_class_count(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:

@@ -22,8 +22,10 @@ import torch
 
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, load_config
-from vov3d.export import CHECK_BATCHES, FORMATS, ONNX_OPSET, ExportError, export_and_check, require_onnx
-from vov3d.inference import add_model_arguments, load_trained_model
+from vov3d.inference import load_trained_model
+from vov3d.inference.export import CHECK_BATCHES, FORMATS, ONNX_OPSET, ExportError, export_and_check, require_onnx
+
+from .model_args import add_model_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.format == "onnx":
             require_onnx()  # before the model is built: say what to install at once
         cfg = setup_cfg(args)
-        model = load_trained_model(cfg, args.checkpoint, torch.device("cpu"))
+        model = load_trained_model(cfg, args.checkpoint, torch.device("cpu"), args.trust_checkpoint)
     except ConfigError as e:
         print(f"export: config error: {e}", file=sys.stderr)
         return 2

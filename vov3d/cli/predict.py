@@ -25,16 +25,10 @@ from tqdm import tqdm
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, get_cfg, load_config
 from vov3d.datasets import AnnotationError
-from vov3d.inference import (
-    DeviceError,
-    Prediction,
-    add_model_arguments,
-    find_videos,
-    load_trained_model,
-    predict_videos,
-    resolve_device,
-)
-from vov3d.labels import read_class_names
+from vov3d.inference import Prediction, find_videos, load_trained_model, predict_videos
+from vov3d.inference.labels import read_class_names
+
+from .model_args import DeviceError, add_model_arguments, resolve_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = setup_cfg(args)
         names = None if args.labels is None else read_class_names(args.labels, cfg.MODEL.NUM_CLASSES)
         device = resolve_device(args.device)
-        model = load_trained_model(cfg, args.checkpoint, device)
+        model = load_trained_model(cfg, args.checkpoint, device, args.trust_checkpoint)
     except ConfigError as e:
         print(f"predict: config error: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,9 @@ _C.NUM_SHARDS = 1
 _C.SHARD_ID = 0
 # Folder for logs, the effective config, TensorBoard files and checkpoints.
 _C.OUTPUT_DIR = "./output"
+# Load checkpoint files whose pickle needs more than tensors and NumPy values (such a file can run
+# code): only for files whose source you trust. Off: they are refused with the global they need.
+_C.TRUST_CHECKPOINT = False
 # Seed of every random generator (Python, NumPy, torch); each process adds its rank.
 _C.RNG_SEED = 1
 # Log training statistics every LOG_PERIOD iterations.
@@ -62,7 +65,8 @@ _C.TEST.ENABLE = True
 _C.TEST.DATASET = "kinetics"
 # Global batch size of the test, in clips.
 _C.TEST.BATCH_SIZE = 8
-# Checkpoint to test; empty means the newest in OUTPUT_DIR, then TRAIN.CHECKPOINT_FILE_PATH.
+# Checkpoint to test (a file, or a run's OUTPUT_DIR for its newest checkpoint); empty means the
+# newest in OUTPUT_DIR, then TRAIN.CHECKPOINT_FILE_PATH.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
 # Temporal views per video.
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10

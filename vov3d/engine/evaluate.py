@@ -17,15 +17,14 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from vov3d.checkpoint import CheckpointError, load_checkpoint
-from vov3d.config import CfgNode, cfg_error
+from vov3d.config import CfgNode
 from vov3d.datasets import build_loader
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
 from vov3d.utils.logging import log_json_stats
 from vov3d.utils.meters import memory_mib, topk_correct
 from vov3d.utils.tensorboard import heat_map, make_writer, write_png
 
-from .checkpoint import checkpoint_dir, load_newest_checkpoint
+from .run_folder import load_test_weights
 from .runtime import (
     autocast,
     autocast_dtype,
@@ -173,39 +172,6 @@ class ViewAggregator:
         else:
             accuracies = (float("nan"),) * 3
         return TestResult(self.scores, self.labels, self.views, self.lost_views, scored, *accuracies, confusion)
-
-
-def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
-    """Load TEST.CHECKPOINT_FILE_PATH, else the newest checkpoint of OUTPUT_DIR, else
-    TRAIN.CHECKPOINT_FILE_PATH; return its path. Testing random weights needs
-    TEST.ALLOW_RANDOM_WEIGHTS (returns None, with a warning)."""
-    found = None
-    if cfg.TEST.CHECKPOINT_FILE_PATH:
-        found = cfg.TEST.CHECKPOINT_FILE_PATH, load_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, model)
-    else:
-        found = load_newest_checkpoint(cfg.OUTPUT_DIR, model)
-        if found is None and cfg.TRAIN.CHECKPOINT_FILE_PATH:
-            found = cfg.TRAIN.CHECKPOINT_FILE_PATH, load_checkpoint(cfg.TRAIN.CHECKPOINT_FILE_PATH, model)
-    if found is None:
-        if not cfg.TEST.ALLOW_RANDOM_WEIGHTS:
-            raise cfg_error(
-                cfg,
-                "TEST.CHECKPOINT_FILE_PATH",
-                f"no checkpoint to test: none given, none in {checkpoint_dir(cfg.OUTPUT_DIR)} and no "
-                "TRAIN.CHECKPOINT_FILE_PATH; set one, or TEST.ALLOW_RANDOM_WEIGHTS True to test random "
-                "weights",
-            )
-        logger.warning("testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing")
-        return None
-    path, checkpoint = found
-    classes = [v.shape[0] for k, v in checkpoint["model_state"].items() if k.endswith("head.projection.weight")]
-    if classes and classes[0] != cfg.MODEL.NUM_CLASSES:
-        raise CheckpointError(
-            f"checkpoint {path} classifies {classes[0]} classes but MODEL.NUM_CLASSES is "
-            f"{cfg.MODEL.NUM_CLASSES}: testing needs the trained classifier"
-        )
-    logger.info("testing the weights of %s", path)
-    return path
 
 
 @torch.no_grad()

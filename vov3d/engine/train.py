@@ -21,8 +21,8 @@ from vov3d.utils.logging import log_json_stats
 from vov3d.utils.meters import Timer, WindowAverage, format_eta, memory_mib, topk_correct
 from vov3d.utils.tensorboard import make_writer
 
-from .checkpoint import restore_rng_states, resume_or_initialise, save_training_checkpoint
 from .evaluate import validate
+from .run_folder import restore_rng_states, resume_or_initialise, save_training_checkpoint
 from .runtime import (
     autocast,
     autocast_dtype,
@@ -187,7 +187,7 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     train_loader = build_loader(cfg, "train")
     val_loader = build_loader(cfg, "val")
     if resumed is not None:
-        restore_rng_states(resumed, train_loader.dataset)
+        restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)
     results: dict[str, Any] = {}
     if start_epoch >= cfg.SOLVER.MAX_EPOCH:

@@ -14,15 +14,18 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import CONFIGS
-from vov3d.checkpoint import CheckpointError, save_checkpoint
-from vov3d.config import load_config
-from vov3d.engine.checkpoint import (
+from vov3d.checkpoint import CheckpointError, apply_checkpoint, save_checkpoint
+from vov3d.config import ConfigError, load_config
+from vov3d.engine.run_folder import (
     checkpoint_path,
     list_checkpoints,
-    load_newest_checkpoint,
+    load_test_weights,
+    newest_checkpoint,
+    read_file_or_run,
     restore_rng_states,
     resume_or_initialise,
     rng_state,
+    save_training_checkpoint,
 )
 from vov3d.engine.runtime import prepare_model
 from vov3d.engine.solver import LRSchedule, build_optimizer
@@ -49,7 +52,8 @@ def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pyte
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     model = net(3)
     with caplog.at_level(logging.WARNING, logger="vov3d"):
-        path, checkpoint = load_newest_checkpoint(str(tmp_path), model)
+        path, checkpoint = newest_checkpoint(str(tmp_path))
+    apply_checkpoint(checkpoint, path, model)
     assert path.endswith("checkpoint_epoch_00001.pyth") and checkpoint["epoch"] == 0
     assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
     assert torch.equal(model[0].weight, net(1)[0].weight)
@@ -58,12 +62,13 @@ def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pyte
 def test_a_readable_checkpoint_of_another_model_is_an_error(tmp_path: Path) -> None:
     save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
     save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2, width=5), epoch=1)
+    path, checkpoint = newest_checkpoint(str(tmp_path))
     with pytest.raises(CheckpointError, match="checkpoint_epoch_00002"):
-        load_newest_checkpoint(str(tmp_path), net(3))
+        apply_checkpoint(checkpoint, path, net(3))
 
 
 def test_no_checkpoint(tmp_path: Path) -> None:
-    assert load_newest_checkpoint(str(tmp_path), net(0)) is None
+    assert newest_checkpoint(str(tmp_path)) is None
 
 
 def test_rng_states_round_trip() -> None:
@@ -114,3 +119,64 @@ def test_finetune_400_to_174_reinitialises_only_the_classifier(
             assert torch.equal(loaded[key], tensor.to(loaded[key].dtype)), key
     assert torch.equal(model.head.projection.weight, fresh_classifier)
     assert not optimizer.state  # no momentum buffers from the old run
+
+
+def test_no_cuda_rng_state_in_cpu_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def touched() -> None:
+        raise AssertionError("a CPU run initialised CUDA")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine running NUM_GPUS 0
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", touched)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", touched)
+    cfg = load_config([str(CONFIGS / "quick" / "vov3d_tiny.yaml")], ["NUM_GPUS", "0", "OUTPUT_DIR", str(tmp_path)])
+    model = net(0)
+    path = save_training_checkpoint(
+        cfg, 0, model, torch.optim.SGD(model.parameters(), lr=0.1), LRSchedule.from_cfg(cfg), None
+    )
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["rng_states"][0]["cuda"] == []
+    restore_rng_states({"rng_states": [{**checkpoint["rng_states"][0], "cuda": [torch.zeros(1)]}]}, cuda=False)
+
+
+def quick_run(tmp_path: Path, *opts: str):
+    cfg = load_config(
+        [str(CONFIGS / "quick" / "vov3d_tiny.yaml")],
+        ["OUTPUT_DIR", str(tmp_path), "LOG_MODEL_INFO", "False", "NUM_GPUS", "0", *opts],
+    )
+    return cfg, prepare_model(cfg, torch.device("cpu"), train=True)
+
+
+def test_resuming_another_runs_checkpoint_is_refused(tmp_path: Path) -> None:
+    """The same network trained on SSv1 in this OUTPUT_DIR: its tensors fit, its data does not."""
+    first, model = quick_run(tmp_path, "TRAIN.DATASET", "ssv1", "DATA.NUM_FRAMES", "4")
+    save_checkpoint(checkpoint_path(str(tmp_path), 1), model, epoch=0, cfg=first)
+    cfg, model = quick_run(tmp_path, "TRAIN.DATASET", "ssv2", "DATA.NUM_FRAMES", "4")
+    with pytest.raises(ConfigError) as error:
+        resume_or_initialise(cfg, model, build_optimizer(model, cfg), LRSchedule.from_cfg(cfg), None)
+    message = str(error.value)
+    assert "TRAIN.DATASET (file 'ssv1', run 'ssv2')" in message and "DATA.NUM_FRAMES" not in message
+    assert f"OUTPUT_DIR {tmp_path} holds the checkpoints of another run" in message
+    assert "another OUTPUT_DIR" in message and "TRAIN.AUTO_RESUME False" in message
+    cfg, model = quick_run(tmp_path, "TRAIN.DATASET", "ssv1", "DATA.NUM_FRAMES", "4")  # the same run: resumes
+    assert resume_or_initialise(cfg, model, build_optimizer(model, cfg), LRSchedule.from_cfg(cfg), None)[0] == 1
+
+
+def test_testing_warns_about_another_config_and_keeps_the_classifier(tmp_path: Path, vov3d_log) -> None:
+    trained, model = quick_run(tmp_path, "MODEL.NUM_CLASSES", "8")
+    save_checkpoint(str(tmp_path / "c.pyth"), model, cfg=trained)
+    cfg, model = quick_run(tmp_path, "MODEL.NUM_CLASSES", "5", "TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "c.pyth"))
+    with pytest.raises(CheckpointError, match="classifies 8 classes but MODEL.NUM_CLASSES is 5"):
+        load_test_weights(cfg, model)
+    lines = [r.getMessage() for r in vov3d_log.records]
+    assert any("MODEL.NUM_CLASSES (file 8, run 5)" in line for line in lines)
+    assert not any("re-initialised" in line for line in lines)
+
+
+def test_a_run_folder_names_its_newest_complete_checkpoint(tmp_path: Path) -> None:
+    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
+    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2), epoch=1)
+    (tmp_path / "checkpoints" / ".checkpoint_epoch_00003.pyth.x.tmp").write_bytes(b"half")
+    path, checkpoint = read_file_or_run(str(tmp_path))
+    assert path == checkpoint_path(str(tmp_path), 2) and checkpoint["epoch"] == 1
+    with pytest.raises(CheckpointError, match="without a complete checkpoint"):
+        read_file_or_run(str(tmp_path / "checkpoints"))

@@ -14,7 +14,7 @@ from typing import Optional
 from vov3d.datasets.annotations import AnnotationError, read_ssv1_labels, read_ssv2_labels
 
 KINETICS400 = "kinetics400"
-KINETICS400_FILE = os.path.join(os.path.dirname(__file__), "data", "kinetics400_classes.txt")
+KINETICS400_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "kinetics400_classes.txt")
 
 
 def label_file(spec: str) -> str:

@@ -7,7 +7,6 @@ segments, the test resize and crops), and the views are combined by the test's V
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,63 +16,14 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from vov3d.checkpoint import CLASSIFIER, CheckpointError, load_checkpoint
 from vov3d.config import CfgNode
 from vov3d.datasets import DATASET_REGISTRY, VideoDecodeError
 from vov3d.datasets.clip_dataset import ClipDataset
 from vov3d.datasets.kinetics import Kinetics
 from vov3d.engine.evaluate import ViewAggregator
-from vov3d.engine.runtime import autocast, autocast_dtype, for_inference, prepare_model, to_input
+from vov3d.engine.runtime import autocast, autocast_dtype, to_input
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
-
-
-class DeviceError(ValueError):
-    """The device asked for does not exist here."""
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--cfg`` and ``--checkpoint``, the two arguments every tool that loads a trained model takes."""
-    parser.add_argument("--cfg", required=True, metavar="FILE", help="the YAML config the model was trained with")
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="FILE",
-        help="weights: a vov3d checkpoint or a published PySlowFast (.pyth) / VoV3D (.pth) one",
-    )
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name} asked for, but torch sees no CUDA GPU; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
-    return device
-
-
-def load_trained_model(cfg: CfgNode, checkpoint: str, device: torch.device) -> nn.Module:
-    """The network of ``cfg`` with the weights of ``checkpoint`` (ours, PySlowFast's or VoV3D's),
-    in eval mode on ``device`` (BN folded when TEST.FOLD_BN).
-
-    Unlike fine-tuning, inference needs the trained classifier: a checkpoint with another class
-    count is an error here instead of a re-initialised classifier giving random answers.
-    """
-    model = prepare_model(cfg, device, train=False)
-    state = load_checkpoint(checkpoint, model)["model_state"]
-    rows = [v.shape[0] for k, v in state.items() if k.endswith(CLASSIFIER + "weight")]
-    if rows and rows[0] != cfg.MODEL.NUM_CLASSES:
-        raise CheckpointError(
-            f"checkpoint {checkpoint} classifies {rows[0]} classes but MODEL.NUM_CLASSES is "
-            f"{cfg.MODEL.NUM_CLASSES}: pass MODEL.NUM_CLASSES {rows[0]} (or use the config it was trained with)"
-        )
-    return for_inference(model, cfg)
 
 
 def find_videos(inputs: Sequence[str]) -> list[str]:

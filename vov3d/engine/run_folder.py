@@ -1,0 +1,274 @@
+"""The run folder: where training checkpoints live, which one a run resumes from or tests, and
+the training state they carry beyond the weights (scaler, schedule, random generators). Reading
+and writing one file is ``vov3d.checkpoint``'s job.
+
+A file ``checkpoint_epoch_00005.pyth`` holds the state after 5 epochs; its ``epoch`` field is
+the 0-based index of the last finished epoch (4), as in PySlowFast, so a run resumes at
+``epoch + 1``. With several processes rank 0 chooses the file, after a barrier (so that it has
+finished writing), and every rank loads that one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from vov3d.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    apply_checkpoint,
+    config_differences,
+    read_checkpoint,
+    save_checkpoint,
+    warn_if_config_differs,
+)
+from vov3d.config import CfgNode, cfg_error
+from vov3d.utils.distributed import (
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    get_rank,
+    get_world_size,
+    is_main_process,
+)
+
+from .solver import LRSchedule
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})\.pyth$")
+Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
+
+
+def checkpoint_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "checkpoints")
+
+
+def checkpoint_path(output_dir: str, epochs_done: int) -> str:
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epochs_done:05d}.pyth")
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """The run's checkpoints, oldest first; temporary files of interrupted writes are not listed."""
+    folder = checkpoint_dir(output_dir)
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name))]
+    return [os.path.join(folder, name) for _, name in sorted(found)]
+
+
+def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
+    """The newest readable checkpoint of the run folder ``output_dir``, read, or None.
+
+    An unreadable file (truncated by a crash, say) is skipped with a warning and the next older
+    one is tried; a file refused as unsafe is an error, not a reason to fall back to older weights.
+    """
+    for path in reversed(list_checkpoints(output_dir)):
+        try:
+            return path, read_checkpoint(path, trust)
+        except UnsafeCheckpointError:
+            raise
+        except CheckpointError as e:
+            logger.warning("skipping unreadable checkpoint %s: %s", path, e)
+    return None
+
+
+def read_file_or_run(path: str, trust: bool = False) -> Found:
+    """``path`` read; when it is a run folder (an OUTPUT_DIR), its newest complete checkpoint."""
+    if not os.path.isdir(path):
+        return path, read_checkpoint(path, trust)
+    found = newest_checkpoint(path, trust)
+    if found is None:
+        raise CheckpointError(f"checkpoint {path}: a folder without a complete checkpoint in {checkpoint_dir(path)}")
+    return found
+
+
+def chosen_by_rank0(choose: Callable[[], Optional[Found]], trust: bool) -> Optional[Found]:
+    """``choose()`` run by rank 0 once every rank got here; the other ranks read the file it chose.
+
+    So that all processes load the same file, including the one rank 0 has just finished writing.
+    An error on rank 0 is raised on every rank instead of leaving the others waiting.
+    """
+    barrier()
+    found, error = None, None
+    if is_main_process():
+        try:
+            found = choose()
+        except CheckpointError as e:
+            error = e
+    path, message = broadcast_object((found[0] if found else None, None if error is None else str(error)))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise CheckpointError(f"rank 0 could not choose the checkpoint: {message}")
+    if found is None and path is not None:
+        found = path, read_checkpoint(path, trust)
+    return found
+
+
+def resume_or_initialise(
+    cfg: CfgNode,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    scaler: Optional[torch.amp.GradScaler],
+) -> tuple[int, Optional[dict[str, Any]]]:
+    """Continue the run in OUTPUT_DIR (TRAIN.AUTO_RESUME), else start from
+    TRAIN.CHECKPOINT_FILE_PATH, else from scratch. Returns the first epoch to train and the
+    checkpoint whose random-generator states ``restore_rng_states`` should apply (None when the
+    run starts afresh)."""
+    trust = cfg.TRUST_CHECKPOINT
+    found = None
+    if cfg.TRAIN.AUTO_RESUME:
+        found = chosen_by_rank0(lambda: newest_checkpoint(cfg.OUTPUT_DIR, trust), trust)
+    if found is not None:
+        path, checkpoint = found
+        _refuse_another_run(cfg, path, checkpoint)
+        apply_checkpoint(checkpoint, path, model, optimizer)
+        start = checkpoint["epoch"] + 1
+        logger.info("resumed from %s (epoch %d done); continuing at epoch %d", path, start, start + 1)
+        if scaler is not None and checkpoint.get("scaler_state"):
+            scaler.load_state_dict(checkpoint["scaler_state"])
+        saved = checkpoint.get("scheduler_state")
+        if saved and saved != schedule.state_dict():
+            logger.warning("the learning-rate schedule differs from the checkpoint's %s; following the config", saved)
+        return start, checkpoint
+
+    path = cfg.TRAIN.CHECKPOINT_FILE_PATH
+    if not path:
+        logger.info("training from scratch (no checkpoint in %s)", checkpoint_dir(cfg.OUTPUT_DIR))
+        return 0, None
+    reset = cfg.TRAIN.CHECKPOINT_EPOCH_RESET
+    path, checkpoint = read_file_or_run(path, trust)
+    apply_checkpoint(checkpoint, path, model, None if reset else optimizer)
+    start = 0 if reset else checkpoint.get("epoch", -1) + 1
+    logger.info(
+        "initialised from %s; %s",
+        path,
+        "starting at epoch 1 with a fresh optimizer (TRAIN.CHECKPOINT_EPOCH_RESET)"
+        if reset
+        else f"continuing at epoch {start + 1} with its optimizer state",
+    )
+    return start, None
+
+
+def _refuse_another_run(cfg: CfgNode, path: str, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint in OUTPUT_DIR trained with another model or data belongs to another run."""
+    differences = config_differences(checkpoint, cfg)
+    if differences:
+        raise cfg_error(
+            cfg,
+            "OUTPUT_DIR",
+            f"OUTPUT_DIR {cfg.OUTPUT_DIR} holds the checkpoints of another run: {path} differs from this config "
+            f"in {'; '.join(differences)}. To start fresh, give this run another OUTPUT_DIR, or set "
+            "TRAIN.AUTO_RESUME False to train from scratch here",
+        )
+
+
+def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
+    """Load TEST.CHECKPOINT_FILE_PATH (a file or a run folder), else the newest checkpoint of
+    OUTPUT_DIR, else TRAIN.CHECKPOINT_FILE_PATH, with the trained classifier; return its path.
+    Testing random weights needs TEST.ALLOW_RANDOM_WEIGHTS (returns None, with a warning)."""
+    trust = cfg.TRUST_CHECKPOINT
+
+    def choose() -> Optional[Found]:
+        if cfg.TEST.CHECKPOINT_FILE_PATH:
+            return read_file_or_run(cfg.TEST.CHECKPOINT_FILE_PATH, trust)
+        found = newest_checkpoint(cfg.OUTPUT_DIR, trust)
+        if found is None and cfg.TRAIN.CHECKPOINT_FILE_PATH:
+            found = read_file_or_run(cfg.TRAIN.CHECKPOINT_FILE_PATH, trust)
+        return found
+
+    found = chosen_by_rank0(choose, trust)
+    if found is None:
+        if not cfg.TEST.ALLOW_RANDOM_WEIGHTS:
+            raise cfg_error(
+                cfg,
+                "TEST.CHECKPOINT_FILE_PATH",
+                f"no checkpoint to test: none given, none in {checkpoint_dir(cfg.OUTPUT_DIR)} and no "
+                "TRAIN.CHECKPOINT_FILE_PATH; set one, or TEST.ALLOW_RANDOM_WEIGHTS True to test random "
+                "weights",
+            )
+        logger.warning("testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing")
+        return None
+    path, checkpoint = found
+    warn_if_config_differs(path, checkpoint, cfg)
+    apply_checkpoint(checkpoint, path, model, reinit_classifier=False)
+    logger.info("testing the weights of %s", path)
+    return path
+
+
+def save_training_checkpoint(
+    cfg: CfgNode,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    scaler: Optional[torch.amp.GradScaler],
+    dataset: Any = None,
+) -> Optional[str]:
+    """Write ``checkpoint_epoch_{epoch + 1:05d}.pyth`` from rank 0 (every rank must call it: the
+    random-generator states of all ranks are gathered). Returns the path on rank 0."""
+    rng_states = all_gather_objects(rng_state(dataset, cuda=cfg.NUM_GPUS > 0))
+    if not is_main_process():
+        return None
+    path = checkpoint_path(cfg.OUTPUT_DIR, epoch + 1)
+    save_checkpoint(
+        path,
+        model,
+        optimizer,
+        epoch=epoch,
+        cfg=cfg,
+        scaler_state=scaler.state_dict() if scaler is not None else None,
+        scheduler_state=schedule.state_dict(),
+        rng_states=rng_states,
+    )
+    logger.info("saved %s", path)
+    return path
+
+
+def rng_state(dataset: Any = None, cuda: bool = False) -> dict[str, Any]:
+    """This process's Python, NumPy and torch generators (CUDA's only when ``cuda``: reading them
+    initialises CUDA, which a CPU run must not), and the dataset's own NumPy generator (its ``rng``
+    attribute) when it has one: with NUM_WORKERS 0 they decide every augmentation. Stored as plain
+    types and tensors so that checkpoints load with ``weights_only``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if cuda else [],
+    }
+    if isinstance(getattr(dataset, "rng", None), np.random.Generator):
+        state["dataset"] = dataset.rng.bit_generator.state
+    return state
+
+
+def restore_rng_states(checkpoint: dict[str, Any], dataset: Any = None, cuda: bool = False) -> None:
+    """Put back this rank's generators from ``checkpoint``, so a resumed run draws the same
+    augmentations as an uninterrupted one (CUDA's only when ``cuda``). Skipped, with a note, when
+    the world size changed."""
+    states = checkpoint.get("rng_states")
+    if not states or len(states) != get_world_size():
+        logger.info(
+            "the checkpoint has no random-generator states for %d processes; not restoring them",
+            get_world_size(),
+        )
+        return
+    state = states[get_rank()]
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if cuda and state["cuda"] and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "dataset" in state and isinstance(getattr(dataset, "rng", None), np.random.Generator):
+        dataset.rng.bit_generator.state = state["dataset"]
