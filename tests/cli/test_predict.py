@@ -18,8 +18,8 @@ from vov3d.checkpoint import save_checkpoint
 from vov3d.cli.predict import main, parse_args, setup_cfg
 from vov3d.config import load_config
 from vov3d.datasets import AnnotationError
+from vov3d.datasets.class_names import read_class_names
 from vov3d.datasets.encode import write_video
-from vov3d.inference.labels import read_class_names
 from vov3d.models import build_model
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")

@@ -13,7 +13,7 @@ from tests.datasets.helpers import clip_numbers, make_video, small_cfg
 from vov3d.cli.folder_to_csv import main as folder_to_csv
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
-from vov3d.inference import view_dataset
+from vov3d.inference.predict import view_dataset
 
 # split -> class -> videos (relative to the class folder); frame counts differ per video
 LAYOUT = {

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, get_cfg, load_config
 from vov3d.datasets import AnnotationError
+from vov3d.datasets.class_names import read_class_names
 from vov3d.inference import Prediction, find_videos, load_trained_model, predict_videos
-from vov3d.inference.labels import read_class_names
 
 from .model_args import DeviceError, add_model_arguments, resolve_device
 

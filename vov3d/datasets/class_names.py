@@ -1,8 +1,15 @@
-"""The class names of a run, wherever they are known, so they can travel with the checkpoint.
+"""Class names: read from the label files users already have, and found for a run wherever they
+are known, so they can travel with the checkpoint.
 
-In order: the DATA.CLASS_NAMES file (or ``kinetics400``); else the dataset's own: the class
-folders of the folder dataset, SSv2's labels JSON, SSv1's category list, and the Kinetics-400
-list that ships with vov3d when a Kinetics model has 400 classes. None when nothing names them.
+Label files take three forms: a text file with one name per line (the class index is the line
+index), a JSON object ``{name: id}`` (Something-Something V2's labels JSON, whose ids are strings,
+or PySlowFast's Kinetics class-name JSON), and the keyword ``kinetics400`` for the Kinetics-400
+list that ships with vov3d.
+
+A run's names come, in order, from the DATA.CLASS_NAMES file (or ``kinetics400``); else the
+dataset's own: the class folders of the folder dataset, SSv2's labels JSON, SSv1's category list,
+and the shipped Kinetics-400 list when a Kinetics model has 400 classes. None when nothing names
+them.
 """
 
 from __future__ import annotations
@@ -11,10 +18,41 @@ import os
 from typing import Optional
 
 from vov3d.config import CfgNode, cfg_error
-from vov3d.labels import KINETICS400, label_file, read_class_names
 
-from .annotations import AnnotationError
+from .annotations import AnnotationError, read_ssv1_labels, read_ssv2_labels
 from .folder import folder_class_names
+
+KINETICS400 = "kinetics400"
+KINETICS400_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "kinetics400_classes.txt")
+
+
+def label_file(spec: str) -> str:
+    """The file that ``spec`` names: the shipped list for ``kinetics400``, else ``spec`` itself."""
+    return KINETICS400_FILE if spec == KINETICS400 else spec
+
+
+def read_class_names(spec: str, num_classes: Optional[int] = None) -> list[str]:
+    """The class names of ``spec`` in class-index order.
+
+    Raises AnnotationError when the file is malformed, when its ids are not exactly
+    0 .. n-1, or when n differs from ``num_classes`` (a list for another dataset would
+    silently put wrong names on the predictions).
+    """
+    path = label_file(spec)
+    if not os.path.isfile(path):
+        raise AnnotationError(f"{path}: label file not found (or use --labels {KINETICS400})")
+    # The SSv1 label file is the plain one-name-per-line form; the SSv2 one is the JSON form.
+    ids = read_ssv2_labels(path) if path.lower().endswith(".json") else read_ssv1_labels(path)
+    names = {index: name for name, index in ids.items()}
+    if sorted(names) != list(range(len(ids))):
+        missing = sorted(set(range(len(ids))) - set(names))
+        raise AnnotationError(
+            f"{path}: class ids must be 0 .. {len(ids) - 1}, each once; "
+            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    if num_classes is not None and len(names) != num_classes:
+        raise AnnotationError(f"{path}: lists {len(names)} classes but the model has {num_classes} (MODEL.NUM_CLASSES)")
+    return [names[index] for index in range(len(names))]
 
 # The label files that ssv.py reads from DATA.PATH_TO_DATA_DIR.
 DATASET_LABEL_FILES = {

@@ -38,6 +38,7 @@ from vov3d.utils.distributed import (
     get_world_size,
     is_main_process,
 )
+from vov3d.zoo import resolve_checkpoint
 
 from .solver import LRSchedule
 
@@ -81,7 +82,9 @@ def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
 
 
 def read_file_or_run(path: str, trust: bool = False) -> Found:
-    """``path`` read; when it is a run folder (an OUTPUT_DIR), its newest complete checkpoint."""
+    """``path`` read; when it is a run folder (an OUTPUT_DIR), its newest complete checkpoint; an
+    http(s) URL or a model-zoo name is downloaded once into the cache first (``vov3d.zoo``)."""
+    path = resolve_checkpoint(path)
     if not os.path.isdir(path):
         return path, read_checkpoint(path, trust)
     found = newest_checkpoint(path, trust)
@@ -146,7 +149,7 @@ def resume_or_initialise(
         logger.info("training from scratch (no checkpoint in %s)", checkpoint_dir(cfg.OUTPUT_DIR))
         return 0, None
     reset = cfg.TRAIN.CHECKPOINT_EPOCH_RESET
-    path, checkpoint = read_file_or_run(path, trust)
+    path, checkpoint = chosen_by_rank0(lambda: read_file_or_run(path, trust), trust)
     apply_checkpoint(checkpoint, path, model, None if reset else optimizer)
     start = 0 if reset else checkpoint.get("epoch", -1) + 1
     logger.info(

@@ -20,10 +20,9 @@ from vov3d.config import CfgNode
 from vov3d.datasets import DATASET_REGISTRY, VideoDecodeError
 from vov3d.datasets.clip_dataset import ClipDataset
 from vov3d.datasets.kinetics import Kinetics
+from vov3d.datasets.video_files import VIDEO_SUFFIXES, is_video_file
 from vov3d.engine.evaluate import ViewAggregator
 from vov3d.engine.runtime import autocast, autocast_dtype, to_input
-
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 
 
 def find_videos(inputs: Sequence[str]) -> list[str]:
@@ -41,7 +40,7 @@ def find_videos(inputs: Sequence[str]) -> list[str]:
             os.path.join(root, name)
             for root, folders, names in os.walk(path)
             for name in names
-            if name.lower().endswith(VIDEO_SUFFIXES) and not name.startswith(".")
+            if is_video_file(name)
         )
         videos.extend(found or [path])
     return videos
