@@ -6,15 +6,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import REPO
 from vov3d import zoo
 from vov3d.config import load_config
+from vov3d.engine.run_folder import read_file_or_run
 from vov3d.zoo import ZOO, CheckpointDownloadError, ZooEntry, resolve_checkpoint
 
 PAYLOAD = bytes(range(256)) * 40
@@ -22,11 +25,17 @@ PAYLOAD = bytes(range(256)) * 40
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """``/ok.pth``: the payload; ``/cut.pth``: announces the payload but sends half of it;
-    ``/page.pth``: an HTML page (what a share link without direct download serves)."""
+    ``/page.pth``: an HTML page (what a share link without direct download serves); the paths
+    in ``files``: their bytes."""
+
+    files: dict[str, bytes] = {}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body, content_type, length = PAYLOAD, "application/octet-stream", len(PAYLOAD)
-        if self.path == "/cut.pth":
+        if self.path in self.files:
+            body = self.files[self.path]
+            length = len(body)
+        elif self.path == "/cut.pth":
             body = PAYLOAD[: len(PAYLOAD) // 2]
         elif self.path == "/page.pth":
             body = b"<html>sign in</html>"
@@ -78,6 +87,17 @@ def test_url_downloads_once_then_comes_from_the_cache(server, cache: Path) -> No
     stop(server)
     assert resolve_checkpoint(url(server, "/ok.pth")) == path
     assert sorted(p.name for p in cache.iterdir()) == ["ok.pth"]  # no temporary file left
+
+
+def test_checkpoint_readers_take_a_url(server, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What TRAIN/TEST.CHECKPOINT_FILE_PATH and --checkpoint go through: a URL is read like a file."""
+    state = {"head.projection.weight": torch.ones(2, 3)}
+    buffer = io.BytesIO()
+    torch.save({"epoch": 3, "model_state": state}, buffer)
+    monkeypatch.setitem(Handler.files, "/model.pth", buffer.getvalue())
+    path, checkpoint = read_file_or_run(url(server, "/model.pth"))
+    assert Path(path) == cache / "model.pth" and checkpoint["epoch"] == 3
+    assert torch.equal(checkpoint["model_state"]["head.projection.weight"], state["head.projection.weight"])
 
 
 def test_zoo_name_with_known_size_and_sha256(server, cache: Path, monkeypatch: pytest.MonkeyPatch, vov3d_log) -> None:
