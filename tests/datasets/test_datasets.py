@@ -266,3 +266,20 @@ def test_ss_test_crops_are_the_originals(ssv2_root: Path, kinetics_root: Path) -
     cfg = small_cfg(kinetics_root, kinetics_root / "videos")
     cfg.TEST.NUM_SPATIAL_CROPS, cfg.DATA.TEST_CROP_SIZE = 1, 32
     assert build_dataset(cfg, "test").transform.plan(48, 64, 0) == (40, 53, 4, 11, False)
+
+
+@pytest.mark.parametrize("count,views", [(120, 10), (120, 1), (20, 10)])
+def test_kinetics_28fps_views_by_pixels(tmp_path: Path, count: int, views: int) -> None:
+    """A 28 fps video, 8 x 5 clips (37.33 frames), K = 10 and 1, and a video shorter than a clip."""
+    make_video(tmp_path / "videos" / "e.mp4", count, fps=28, gop_size=10)
+    write_kinetics_csvs(tmp_path, [("e.mp4", 0)])
+    cfg = small_cfg(tmp_path, tmp_path / "videos")
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 8, 5
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = views, 1
+    ds = build_dataset(cfg, "test")
+    delta = free_range(count, 28, frames=8, rate=5)
+    for k in range(views):
+        expected = original_clip(count, 28, delta * k / views, frames=8, rate=5)
+        assert clip_numbers(ds[k][0], cfg) == expected
+    if count < 37:
+        assert clip_numbers(ds[views - 1][0], cfg) == clip_numbers(ds[0][0], cfg)  # delta 0: one clip
