@@ -63,8 +63,8 @@ class Kinetics(ClipDataset):
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
     ) -> np.ndarray:
         num_views = self.num_temporal_views
-        if self.split == "val":  # the middle clip, reproducibly (the original's val draws a random one)
-            view, num_views = (0, 1) if self.offset_sampling else (1, 2)
+        if self.split == "val":  # the middle clip, reproducibly, where the original's val draws one at random:
+            view, num_views = (0, 1) if self.offset_sampling else (1, 2)  # the start delta / 2 of either rule
         return kinetics_indices(
             video_frames,
             video_fps,
