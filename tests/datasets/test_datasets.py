@@ -3,6 +3,7 @@ every test view, distinct and reproducible SS views, and the webm mode of SSv2."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from tests.datasets.helpers import (
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
 from vov3d.datasets.decoder import VIDEO_BACKENDS, PyAVVideo
-from vov3d.datasets.sampling import kinetics_indices, segment_indices
+from vov3d.datasets.sampling import segment_indices
 
 # name: frames, fps, (height, width)
 KINETICS = {
@@ -31,6 +32,22 @@ KINETICS = {
     "d.mp4": (40, 15, (64, 48)),
 }
 SS = {"1001": 24, "1002": 40, "1003": 9}
+
+
+def original_clip(count: int, fps: float, start: float, frames: int = 4, rate: int = 2) -> list[int]:
+    """The original's Kinetics clip, by plain arithmetic: ``frames`` positions spread over
+    ``clip_size = rate * frames / 30 * fps`` frames from ``start``, truncated and clamped."""
+    clip_size = rate * frames / 30 * fps
+    return [min(max(math.floor(start + i * (clip_size - 1) / (frames - 1)), 0), count - 1) for i in range(frames)]
+
+
+def free_range(count: int, fps: float, frames: int = 4, rate: int = 2) -> float:
+    return max(count - rate * frames / 30 * fps, 0)
+
+
+def original_spans(count: int, frames: int = 4) -> list[tuple[int, int]]:
+    seg = (count - 1) / frames
+    return [(int(np.round(seg * i)), int(np.round(seg * (i + 1)))) for i in range(frames)]
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +86,8 @@ def test_kinetics_train_clips(kinetics_root: Path) -> None:
         frames, label, _, meta = ds[i]
         check_item((frames, label, i, meta), i, (3, 4, 32, 32))
         assert (label, meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (i, i, -1, -1)
-        numbers = clip_numbers(frames, cfg)
-        step = 2 * fps / 30
-        assert all(abs(d - step) < 1 for d in np.diff(numbers)) and 0 <= numbers[0] and numbers[-1] < count
+        start = np.random.default_rng(i).uniform(0, free_range(count, fps))  # the first draw of the item
+        assert clip_numbers(frames, cfg) == original_clip(count, fps, start)
         ds.reseed(i)
         assert torch.equal(ds[i][0], frames)  # same seed, same clip and crop
 
@@ -90,8 +106,17 @@ def test_kinetics_every_test_view(kinetics_root: Path) -> None:
             view // 3,
             view % 3,
         )
-        expected = kinetics_indices(count, fps, 4, 2, 30, view=view // 3, num_views=2)
-        assert clip_numbers(frames, cfg) == expected.tolist()
+        assert clip_numbers(frames, cfg) == original_clip(count, fps, free_range(count, fps) * (view // 3) / 2)
+
+
+def test_kinetics_offset_sampling_views(kinetics_root: Path) -> None:
+    """DATA.USE_OFFSET_SAMPLING True: stride exactly SAMPLING_RATE, the last view ends the video."""
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    cfg.DATA.USE_OFFSET_SAMPLING = True
+    ds = build_dataset(cfg, "test")
+    assert clip_numbers(ds[0][0], cfg) == [0, 2, 4, 6]
+    assert clip_numbers(ds[3][0], cfg) == [83, 85, 87, 89]  # a.mp4 has 90 frames
+    assert clip_numbers(build_dataset(cfg, "val")[0][0], cfg) == [41, 43, 45, 47]  # the middle
 
 
 def test_the_crops_of_a_test_clip_share_one_decode(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +139,7 @@ def test_kinetics_val_is_the_middle_clip(kinetics_root: Path) -> None:
     frames, _, _, meta = ds[0]
     check_item(ds[0], 0, (3, 4, 40, 40))
     assert (meta["temporal_index"], meta["spatial_index"]) == (0, 0)
-    assert clip_numbers(frames, cfg) == kinetics_indices(90, 30, 4, 2, 30, view=0, num_views=1).tolist()
+    assert clip_numbers(frames, cfg) == original_clip(90, 30, free_range(90, 30) / 2)
 
 
 @pytest.mark.parametrize("mode", ["frames", "webm"])
@@ -132,7 +157,7 @@ def test_ssv2_segments_and_distinct_reproducible_views(ssv2_root: Path, tmp_path
         frames, *_ = train[i]
         check_item(train[i], i, (3, 4, 32, 32))
         numbers = clip_numbers(frames, cfg)  # BGR is on for SS configs; clip_numbers undoes it
-        assert [n * 4 // count for n in numbers] == [0, 1, 2, 3]  # one frame per segment
+        assert all(a <= n <= b for n, (a, b) in zip(numbers, original_spans(count)))  # one frame per span
     test = build_dataset(cfg, "test")
     assert len(test) == 3 * 6
     for video, count in enumerate(SS.values()):
@@ -153,7 +178,7 @@ def test_ssv1(tmp_path: Path) -> None:
     assert (len(ds), ds.labels, ds.paths[0]) == (3, [0, 1, 2], str(tmp_path / "frames" / "1001"))
     frames, *_ = ds[1]
     check_item(ds[1], 1, (3, 4, 40, 40))
-    assert clip_numbers(frames, cfg) == segment_indices(40, 4, view=0, num_views=1).tolist()
+    assert clip_numbers(frames, cfg) == [(a + b) // 2 for a, b in original_spans(40)]
     (tmp_path / "val.csv").unlink()
     with pytest.raises(ConfigError, match="DATA.PATH_TO_DATA_DIR.*val.csv"):
         build_dataset(cfg, "test")
@@ -225,3 +250,36 @@ def test_another_video_backend_plugs_in(kinetics_root: Path, monkeypatch: pytest
     cfg.DATA.DECODING_BACKEND, cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = "mine", True
     build_dataset(cfg, "val")[1]
     assert opened == [(str(kinetics_root / "videos" / "b.webm"), True)]
+
+
+def test_ss_test_crops_are_the_originals(ssv2_root: Path, kinetics_root: Path) -> None:
+    """SS test clips are scaled to TEST_CROP_SIZE and take crop view % NUM_SPATIAL_CROPS: with one
+    crop the left one; Kinetics keeps PySlowFast's one-crop rule (short side = jitter min, centre)."""
+    cfg = small_cfg(ssv2_root, ssv2_root / "frames", "ssv2")
+    cfg.TEST.NUM_SPATIAL_CROPS = 1
+    ss = build_dataset(cfg, "test")
+    assert [ss[i][3]["spatial_index"] for i in range(2)] == [0, 0]
+    assert ss.transform.plan(48, 64, 0) == (40, 53, 0, 0, False)  # 48 x 64 frames, TEST_CROP_SIZE 40
+    cfg.TEST.NUM_SPATIAL_CROPS = 3
+    assert [build_dataset(cfg, "test").transform.plan(48, 64, i).left for i in range(3)] == [0, 7, 13]
+    assert build_dataset(cfg, "val").transform.plan(48, 64, 0) == (40, 53, 0, 7, False)  # centre crop
+    cfg = small_cfg(kinetics_root, kinetics_root / "videos")
+    cfg.TEST.NUM_SPATIAL_CROPS, cfg.DATA.TEST_CROP_SIZE = 1, 32
+    assert build_dataset(cfg, "test").transform.plan(48, 64, 0) == (40, 53, 4, 11, False)
+
+
+@pytest.mark.parametrize("count,views", [(120, 10), (120, 1), (20, 10)])
+def test_kinetics_28fps_views_by_pixels(tmp_path: Path, count: int, views: int) -> None:
+    """A 28 fps video, 8 x 5 clips (37.33 frames), K = 10 and 1, and a video shorter than a clip."""
+    make_video(tmp_path / "videos" / "e.mp4", count, fps=28, gop_size=10)
+    write_kinetics_csvs(tmp_path, [("e.mp4", 0)])
+    cfg = small_cfg(tmp_path, tmp_path / "videos")
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 8, 5
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = views, 1
+    ds = build_dataset(cfg, "test")
+    delta = free_range(count, 28, frames=8, rate=5)
+    for k in range(views):
+        expected = original_clip(count, 28, delta * k / views, frames=8, rate=5)
+        assert clip_numbers(ds[k][0], cfg) == expected
+    if count < 37:
+        assert clip_numbers(ds[views - 1][0], cfg) == clip_numbers(ds[0][0], cfg)  # delta 0: one clip

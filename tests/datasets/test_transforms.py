@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,37 @@ def test_short_side_size() -> None:
     assert short_side_size(240, 320, 256) == (256, 341)
     assert short_side_size(320, 240, 256) == (341, 256)
     assert short_side_size(100, 100, 64) == (64, 64)
+
+
+@pytest.mark.parametrize("height,width", [(240, 320), (256, 340), (360, 640), (480, 270), (37, 101), (100, 100)])
+@pytest.mark.parametrize("short", [182, 256, 320, 356, 37])
+def test_short_side_size_is_the_originals(height: int, width: int, short: int) -> None:
+    """The original: the long side is floor(long / short * size); a fitting frame is kept as it is."""
+    if min(height, width) == short:
+        expected = (height, width)
+    elif width < height:
+        expected = (math.floor(height / width * short), short)
+    else:
+        expected = (short, math.floor(width / height * short))
+    assert short_side_size(height, width, short) == expected
+    assert short_side_size(240, 320, 320) == (320, 426)  # 426.67 rounds down
+
+
+@pytest.mark.parametrize("inv_uniform", [False, True])
+def test_scale_jitter_draws_as_the_original(inv_uniform: bool) -> None:
+    """size = round(uniform(min, max)), or round(1 / uniform(1 / max, 1 / min)) with
+    INV_UNIFORM_SAMPLE; then a crop offset randint(0, free) (never the last one) per side."""
+    t = ClipTransform(56, (64, 80), True, inv_uniform=inv_uniform)
+    for seed in range(50):
+        draw = np.random.default_rng(seed)
+        size = int(round(1 / draw.uniform(1 / 80, 1 / 64))) if inv_uniform else int(round(draw.uniform(64, 80)))
+        width = math.floor(120 / 90 * size)
+        top, left = int(draw.integers(0, size - 56)), int(draw.integers(0, width - 56))
+        assert t.plan(90, 120, rng=np.random.default_rng(seed))[:4] == (size, width, top, left)
+    fixed = ClipTransform(56, (64, 64), True)
+    lefts = {fixed.plan(64, 64, rng=np.random.default_rng(s)).left for s in range(300)}
+    assert lefts == set(range(8))  # 8 pixels to spare: offsets 0..7, never 8
+    assert ClipTransform(64, (64, 64), True).plan(64, 90, rng=np.random.default_rng(0)).top == 0
 
 
 @pytest.mark.parametrize("inv_uniform", [False, True])
@@ -71,6 +104,13 @@ def test_three_test_crops_run_along_the_long_side(height: int, width: int) -> No
     assert torch.equal(crops[1], unnormalise(t(frames, spatial_index=1), t).round())
     with pytest.raises(ValueError, match="spatial_index"):
         t(frames, spatial_index=3)
+
+
+def test_centre_offsets_round_up_as_the_original() -> None:
+    t = ClipTransform(48, (48, 48), False, num_crops=3)
+    frames = ramp(48, 97)  # 49 columns to spare: the original's centre is ceil(49 / 2) = 25
+    assert [unnormalise(t(frames, spatial_index=i), t).round()[0, 0, 0, 0].item() for i in range(3)] == [0, 25, 49]
+    assert ClipTransform(48, (48, 48), False).plan(97, 48).top == 25
 
 
 def test_one_crop_scales_the_short_side_then_takes_the_centre() -> None:

@@ -89,17 +89,25 @@ class OddNames(nn.Module):
 
 def test_bn_group_by_module_type() -> None:
     model = OddNames()
-    groups = parameter_groups(model, weight_decay=1e-4, bn_weight_decay=0.0)
+    groups = parameter_groups(model, weight_decay=1e-4, bn_weight_decay=0.0, bn_rule="type")
     other, bn = groups
     assert {id(p) for p in bn["params"]} == {id(p) for m in (model.a, model.b) for p in m.parameters()}
     assert {id(p) for p in other["params"]} == {id(p) for m in (model.bn_conv, model.head) for p in m.parameters()}
     assert (other["weight_decay"], bn["weight_decay"]) == (1e-4, 0.0)
 
 
+def test_bn_group_by_name_is_the_default() -> None:
+    """The original rule: a parameter is "BN" when its name contains bn, whatever its layer."""
+    model = OddNames()
+    other, bn = parameter_groups(model, weight_decay=1e-4, bn_weight_decay=0.0)
+    assert {id(p) for p in bn["params"]} == {id(p) for p in model.bn_conv.parameters()}
+    assert {id(p) for p in other["params"]} == {id(p) for m in (model.a, model.b, model.head) for p in m.parameters()}
+
+
 def test_sgd_options_from_cfg() -> None:
     cfg = get_cfg()
     cfg.SOLVER.MOMENTUM, cfg.SOLVER.NESTEROV, cfg.SOLVER.DAMPENING = 0.8, False, 0.1
-    cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY = 5e-5, 1e-6
+    cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY_GROUPS = 5e-5, 1e-6, "type"
     optimizer = build_optimizer(OddNames(), cfg)
     assert isinstance(optimizer, torch.optim.SGD)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [5e-5, 1e-6]

@@ -97,6 +97,8 @@ _C.MODEL.LOSS_FUNC = "cross_entropy"
 _C.MODEL.LABEL_SMOOTHING = 0.0
 # Dropout before the classifier.
 _C.MODEL.DROPOUT_RATE = 0.5
+# Standard deviation of the normal initialisation of the classifier (head.projection) weights.
+_C.MODEL.FC_INIT_STD = 0.01
 # Compile the model with torch.compile for training and testing.
 _C.MODEL.COMPILE = False
 # Use the channels_last_3d memory format for the model and its inputs: the same outputs, and
@@ -161,6 +163,10 @@ _C.BN.USE_PRECISE_STATS = False
 _C.BN.NUM_BATCHES_PRECISE = 200
 # Weight decay of BN weights and biases.
 _C.BN.WEIGHT_DECAY = 0.0
+# Which parameters get BN.WEIGHT_DECAY: name (the original rule: every parameter whose name
+# contains "bn"; VoV3D's a.1 / c.1 BatchNorms then get SOLVER.WEIGHT_DECAY), or type (the
+# parameters of every BatchNorm layer, PySlowFast's later rule).
+_C.BN.WEIGHT_DECAY_GROUPS = "name"
 # batchnorm, or sync_batchnorm (statistics over groups of NUM_SYNC_DEVICES processes).
 _C.BN.NORM_TYPE = "batchnorm"
 # Processes per sync_batchnorm group.
@@ -218,6 +224,10 @@ _C.DATA.NUM_FRAMES = 8
 _C.DATA.SAMPLING_RATE = 8
 # Frame rate the sampling rate refers to; a video's own fps rescales the clip span.
 _C.DATA.TARGET_FPS = 30
+# Kinetics clips: False is the original rule (NUM_FRAMES indices spread over the span, test view k
+# of K starting at k/K of the free range); True is PySlowFast's later one (stride exactly
+# SAMPLING_RATE, test views from the start to the end of the video). See DATA.md.
+_C.DATA.USE_OFFSET_SAMPLING = False
 # Range of the training short side, [min, max].
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Training crop size (also sets the head's pooling window).

@@ -20,8 +20,9 @@ SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 @DATASET_REGISTRY.register("kinetics")
 class Kinetics(ClipDataset):
     """``{PATH_TO_DATA_DIR}/{train,val,test}.csv``: one ``path label`` line per video; paths are
-    joined to ``PATH_PREFIX``. Clips are ``num_frames`` frames ``sampling_rate`` apart at
-    ``target_fps``; test views are evenly spaced clips."""
+    joined to ``PATH_PREFIX``. Clips cover ``num_frames * sampling_rate`` frames at ``target_fps``
+    (see ``kinetics_indices``, and ``offset_sampling`` there); test views are evenly spaced clips,
+    the val split takes the middle clip."""
 
     def __init__(
         self,
@@ -30,11 +31,13 @@ class Kinetics(ClipDataset):
         split: str,
         sampling_rate: int,
         target_fps: float,
+        offset_sampling: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(paths, labels, split, **kwargs)
         self.sampling_rate = sampling_rate
         self.target_fps = target_fps
+        self.offset_sampling = offset_sampling
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
@@ -53,11 +56,15 @@ class Kinetics(ClipDataset):
             labels=labels,
             sampling_rate=cfg.DATA.SAMPLING_RATE,
             target_fps=cfg.DATA.TARGET_FPS,
+            offset_sampling=cfg.DATA.USE_OFFSET_SAMPLING,
         )
 
     def sample_frames(
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
     ) -> np.ndarray:
+        num_views = self.num_temporal_views
+        if self.split == "val":  # the middle clip, reproducibly, where the original's val draws one at random:
+            view, num_views = (0, 1) if self.offset_sampling else (1, 2)  # the start delta / 2 of either rule
         return kinetics_indices(
             video_frames,
             video_fps,
@@ -65,6 +72,7 @@ class Kinetics(ClipDataset):
             self.sampling_rate,
             self.target_fps,
             view=view,
-            num_views=self.num_temporal_views,
+            num_views=num_views,
             rng=rng,
+            offset_sampling=self.offset_sampling,
         )

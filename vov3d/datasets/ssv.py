@@ -27,6 +27,7 @@ from .build import DATASET_REGISTRY
 from .clip_dataset import ClipDataset, Source
 from .frames import JpegFrames, frame_folder
 from .sampling import segment_indices
+from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ class SomethingSomething(ClipDataset):
         if frame_paths is not None and len(frame_paths) != len(paths):
             raise ValueError(f"{len(paths)} videos but {len(frame_paths)} frame lists")
         self.frame_paths = frame_paths
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        """As the original SS loader, test clips are scaled to DATA.TEST_CROP_SIZE and take crop
+        ``view % NUM_SPATIAL_CROPS`` of left/centre/right: with one crop, the left (top) one."""
+        kwargs = super().from_cfg(cfg, split)
+        if split == "test":
+            size, base = cfg.DATA.TEST_CROP_SIZE, kwargs["transform"]
+            kwargs["transform"] = ClipTransform(
+                size, (size, size), False, num_crops=3, mean=base.mean, std=base.std, bgr=base.bgr
+            )
+        return kwargs
 
     @staticmethod
     def split_name(split: str) -> str:

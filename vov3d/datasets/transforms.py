@@ -9,6 +9,7 @@ milliseconds, little beside decoding them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -28,10 +29,20 @@ class CropPlan(NamedTuple):
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(height, width) with the shorter side equal to ``short_side`` and the aspect ratio kept."""
+    """(height, width) with the shorter side equal to ``short_side`` and the aspect ratio kept; the
+    long side is rounded down, as the original's ``floor(long / short * size)``, which also keeps
+    a frame whose short side already fits as it is."""
+    if min(height, width) == short_side:
+        return height, width
     if height <= width:
-        return short_side, max(short_side, int(round(width * short_side / height)))
-    return max(short_side, int(round(height * short_side / width))), short_side
+        return short_side, int(math.floor(width / height * short_side))
+    return int(math.floor(height / width * short_side)), short_side
+
+
+def crop_offset(free: int, position: int) -> int:
+    """Offset of a crop with ``free`` pixels to spare: position 0 / 1 / 2 is the start, the centre
+    (rounded up, as the original's ``ceil(free / 2)``) and the end."""
+    return (0, -(-free // 2), free)[position]
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,9 @@ class ClipTransform:
     ``inv_uniform``), a random ``crop_size`` crop, a horizontal flip with probability 1/2 when
     ``flip``. Evaluation (``train=False``): short side ``scales[0]``; with ``num_crops`` 3,
     spatial index 0/1/2 is the left/centre/right crop (top/centre/bottom for portrait videos),
-    with 1 the centre crop. ``mean`` and ``std`` are per RGB channel of [0, 1] pixels; ``bgr``
+    with 1 the centre crop. Sizes and offsets round as the original's (``short_side_size``,
+    ``crop_offset``); the random crop never starts at the last offset, as the original's
+    ``randint(0, free)``. ``mean`` and ``std`` are per RGB channel of [0, 1] pixels; ``bgr``
     reverses the channel order of the output.
     """
 
@@ -69,14 +82,14 @@ class ClipTransform:
         crop = self.crop_size
         if not self.train:
             scaled_h, scaled_w = short_side_size(height, width, self.scales[0])
-            top, left = (scaled_h - crop) // 2, (scaled_w - crop) // 2
+            top, left = crop_offset(scaled_h - crop, 1), crop_offset(scaled_w - crop, 1)
             if self.num_crops == 3:
                 if not 0 <= spatial_index < 3:
                     raise ValueError(f"spatial_index must be 0, 1 or 2, got {spatial_index}")
                 if scaled_w >= scaled_h:
-                    left = (scaled_w - crop) * spatial_index // 2
+                    left = crop_offset(scaled_w - crop, spatial_index)
                 else:
-                    top = (scaled_h - crop) * spatial_index // 2
+                    top = crop_offset(scaled_h - crop, spatial_index)
             return CropPlan(scaled_h, scaled_w, top, left, False)
         if rng is None:
             raise ValueError("a training transform needs an rng")
@@ -86,8 +99,8 @@ class ClipTransform:
         else:
             short = int(round(rng.uniform(low, high)))
         scaled_h, scaled_w = short_side_size(height, width, short)
-        top = int(rng.integers(0, scaled_h - crop + 1))
-        left = int(rng.integers(0, scaled_w - crop + 1))
+        top = int(rng.integers(0, scaled_h - crop)) if scaled_h > crop else 0
+        left = int(rng.integers(0, scaled_w - crop)) if scaled_w > crop else 0
         flip = bool(self.flip and rng.random() < 0.5)
         return CropPlan(scaled_h, scaled_w, top, left, flip)
 

@@ -1,5 +1,6 @@
 """The learning-rate schedule (per iteration, with linear warm-up), the SGD optimizer with BN
-parameters in their own group, and the loss."""
+parameters in their own group (BN.WEIGHT_DECAY_GROUPS), and the loss (a batch mean, as the
+original's ``reduction="mean"``)."""
 
 from __future__ import annotations
 
@@ -85,16 +86,34 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, bn_weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: the parameters of BatchNorm layers (any ``_BatchNorm``, SyncBatchNorm included,
-    found by module type rather than by name) with ``bn_weight_decay``, and all others."""
-    bn_params, other_params = [], []
-    for module in model.modules():
-        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
-        (bn_params if isinstance(module, nn.modules.batchnorm._BatchNorm) else other_params).extend(params)
+BN_GROUP_RULES = ("name", "type")
+
+
+def _is_bn_parameter(model: nn.Module, rule: str) -> dict[int, bool]:
+    """Parameter id -> whether ``rule`` puts it in the BN group. ``name``: its name contains
+    "bn" (the original code; BatchNorms named otherwise, as VoV3D's ``a.1`` / ``c.1``, are not
+    BN parameters). ``type``: it belongs to a BatchNorm layer, SyncBatchNorm included."""
+    if rule == "name":
+        return {id(p): "bn" in name for name, p in model.named_parameters()}
+    if rule != "type":
+        raise ValueError(f"BN weight decay groups are by name or type, got {rule!r}")
+    return {
+        id(p): isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for module in model.modules()
+        for p in module.parameters(recurse=False)
+    }
+
+
+def parameter_groups(
+    model: nn.Module, weight_decay: float, bn_weight_decay: float, bn_rule: str = "name"
+) -> list[dict[str, Any]]:
+    """Two groups of the trainable parameters: the BN ones (chosen by ``bn_rule``, see
+    BN.WEIGHT_DECAY_GROUPS) with ``bn_weight_decay``, and all others with ``weight_decay``."""
+    is_bn = _is_bn_parameter(model, bn_rule)
+    params = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": other_params, "weight_decay": weight_decay},
-        {"params": bn_params, "weight_decay": bn_weight_decay},
+        {"params": [p for p in params if not is_bn[id(p)]], "weight_decay": weight_decay},
+        {"params": [p for p in params if is_bn[id(p)]], "weight_decay": bn_weight_decay},
     ]
     return [g for g in groups if g["params"]]
 
@@ -106,8 +125,10 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
         raise cfg_error(cfg, "SOLVER.OPTIMIZING_METHOD", "only sgd is supported")
     if s.NESTEROV and (s.MOMENTUM <= 0 or s.DAMPENING != 0):
         raise cfg_error(cfg, "SOLVER.NESTEROV", "Nesterov momentum needs SOLVER.MOMENTUM > 0 and DAMPENING 0")
+    if cfg.BN.WEIGHT_DECAY_GROUPS not in BN_GROUP_RULES:
+        raise cfg_error(cfg, "BN.WEIGHT_DECAY_GROUPS", f"must be one of {', '.join(BN_GROUP_RULES)}")
     return torch.optim.SGD(
-        parameter_groups(model, s.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY),
+        parameter_groups(model, s.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY_GROUPS),
         lr=s.BASE_LR,
         momentum=s.MOMENTUM,
         dampening=s.DAMPENING,

@@ -46,6 +46,7 @@ class VideoNet(nn.Module):
         dropout_rate: float = 0.0,
         bn_lin5: bool = False,
         zero_init_final_bn: bool = False,
+        fc_init_std: float = 0.01,
         norm: NormFactory = nn.BatchNorm3d,
     ) -> None:
         super().__init__()
@@ -66,7 +67,7 @@ class VideoNet(nn.Module):
             bn_lin5=bn_lin5,
             norm=norm,
         )
-        init_weights(self, zero_init_final_bn)
+        init_weights(self, zero_init_final_bn, fc_init_std)
 
     def forward(self, x: Clip) -> torch.Tensor:
         if isinstance(x, (list, tuple)):
@@ -78,9 +79,9 @@ class VideoNet(nn.Module):
         return x
 
 
-def init_weights(model: nn.Module, zero_init_final_bn: bool) -> None:
-    """MSRA fill for convs, BN 1/0, Linear N(0, 0.01); optionally zero the BN closing each
-    block's transform so every residual block starts as its shortcut."""
+def init_weights(model: nn.Module, zero_init_final_bn: bool, fc_init_std: float = 0.01) -> None:
+    """The original's init: MSRA fill for convs, BN 1/0, Linear N(0, ``fc_init_std``) (MODEL.FC_INIT_STD);
+    optionally zero the BN closing each block's transform so every residual block starts as its shortcut."""
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -90,7 +91,7 @@ def init_weights(model: nn.Module, zero_init_final_bn: bool) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.01)
+            nn.init.normal_(m.weight, std=fc_init_std)
             nn.init.zeros_(m.bias)
     if zero_init_final_bn:
         for m in model.modules():
@@ -110,6 +111,8 @@ def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
     for key, value in positive.items():
         if value < 1:
             raise cfg_error(cfg, key, "must be 1 or more")
+    if cfg.MODEL.FC_INIT_STD <= 0:
+        raise cfg_error(cfg, "MODEL.FC_INIT_STD", "must be positive")
     if not 0.0 <= cfg.MODEL.DROPOUT_RATE < 1.0:
         raise cfg_error(cfg, "MODEL.DROPOUT_RATE", "must be in [0, 1)")
     if cfg.BN.NORM_TYPE not in NORM_LAYERS:
@@ -122,5 +125,6 @@ def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
         "bn_lin5": cfg.X3D.BN_LIN5,
         "dropout_rate": cfg.MODEL.DROPOUT_RATE,
         "zero_init_final_bn": cfg.RESNET.ZERO_INIT_FINAL_BN,
+        "fc_init_std": cfg.MODEL.FC_INIT_STD,
         "norm": NORM_LAYERS[cfg.BN.NORM_TYPE],
     }
