@@ -173,7 +173,7 @@ def test_unknown_depthwise_formulation_is_a_clear_error(tmp_path) -> None:
     cfg_file = tmp_path / "bad.yaml"
     cfg_file.write_text(f"_BASE_: {CONFIGS / 'quick/vov3d_tiny.yaml'}\nVOV3D:\n  DEPTHWISE_IMPL: fast\n")
     with pytest.raises(ConfigError, match="VOV3D.DEPTHWISE_IMPL"):
-        load_config([str(cfg_file)])
+        build_model(load_config([str(cfg_file)]))
 
 
 def test_skip_reasons() -> None:

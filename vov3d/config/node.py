@@ -13,6 +13,8 @@ import yaml
 from iopath.common.file_io import g_pathmgr
 from yacs.config import CfgNode as _YacsCfgNode
 
+from .compat import ANY, ignored_rule
+
 logger = logging.getLogger(__name__)
 
 BASE_KEY = "_BASE_"
@@ -38,9 +40,7 @@ class CfgNode(_YacsCfgNode):
 def override_pairs(tokens: list) -> list[tuple[str, Any]]:
     """``[KEY, VALUE, ...]`` as pairs; an odd count names the token that has no value."""
     if len(tokens) % 2:
-        raise ConfigError(
-            f"command-line override {tokens[-1]!r} has no value: overrides come in KEY VALUE pairs"
-        )
+        raise ConfigError(f"command-line override {tokens[-1]!r} has no value: overrides come in KEY VALUE pairs")
     return list(zip(tokens[0::2], tokens[1::2]))
 
 
@@ -120,25 +120,19 @@ def _merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
 
 
 def _ignored(cfg: CfgNode, key: str, value: Any, source: str) -> bool:
-    from .defaults import ANY, IGNORED_KEYS
-
-    parts = key.split(".")
-    for n in range(1, len(parts) + 1):
-        name = ".".join(parts[:n])
-        if name not in IGNORED_KEYS:
-            continue
-        expected = IGNORED_KEYS[name]
-        if expected is not ANY and _normalise(value) != _normalise(expected):
-            raise ConfigError(
-                f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as "
-                f"{key} = {expected!r}"
-            )
-        warned = cfg.__dict__.setdefault("__warned__", set())
-        if (name, source) not in warned:
-            warned.add((name, source))
-            logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
-        return True
-    return False
+    rule = ignored_rule(key)
+    if rule is None:
+        return False
+    name, expected = rule
+    if expected is not ANY and _normalise(value) != _normalise(expected):
+        raise ConfigError(
+            f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as {key} = {expected!r}"
+        )
+    warned = cfg.__dict__.setdefault("__warned__", set())
+    if (name, source) not in warned:
+        warned.add((name, source))
+        logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
+    return True
 
 
 def _normalise(value: Any) -> Any:
