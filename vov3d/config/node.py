@@ -34,7 +34,7 @@ class CfgNode(_YacsCfgNode):
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as typed on the command line."""
         for key, raw in override_pairs(cfg_list):
-            _merge_value(self, key, _decode(raw), "the command line")
+            _merge_value(self, key, raw, "the command line")
 
 
 def override_pairs(tokens: list) -> list[tuple[str, Any]]:
@@ -115,7 +115,7 @@ def _merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
     current = node[parts[-1]]
     if isinstance(current, _YacsCfgNode):
         raise ConfigError(f"{source}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(current))}")
-    node[parts[-1]] = _coerce(value, current, key, source)
+    node[parts[-1]] = _coerce(_decode(value, current), current, key, source)
     _record_source(cfg, key, source)
 
 
@@ -124,7 +124,8 @@ def _ignored(cfg: CfgNode, key: str, value: Any, source: str) -> bool:
     if rule is None:
         return False
     name, expected = rule
-    if expected is not ANY and _normalise(value) != _normalise(expected):
+    value = _decode(value, None)
+    if expected is not ANY and value != expected:  # _decode made tuples lists
         raise ConfigError(
             f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as {key} = {expected!r}"
         )
@@ -133,12 +134,6 @@ def _ignored(cfg: CfgNode, key: str, value: Any, source: str) -> bool:
         warned.add((name, source))
         logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
     return True
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    return value
 
 
 def _suggest(cfg: CfgNode, key: str) -> str:
@@ -154,14 +149,18 @@ def _as_dict(node: _YacsCfgNode) -> dict:
     return {k: _as_dict(v) if isinstance(v, _YacsCfgNode) else v for k, v in node.items()}
 
 
-def _decode(raw: Any) -> Any:
-    """Command-line values are strings; read them as Python literals where they are one."""
-    if not isinstance(raw, str):
-        return raw
+def _decode(value: Any, current: Any) -> Any:
+    """Read strings as Python literals where they are one, as yacs does for files and the command
+    line: YAML 1.1 reads ``5e-5`` (no dot) and ``(256, 320)`` as strings. Strings inside lists are
+    read too; a string key keeps its text, so a folder may be called ``1e5``."""
+    if isinstance(value, (list, tuple)):
+        return [_decode(v, None) for v in value]
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
     try:
-        return ast.literal_eval(raw)
+        return ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return raw
+        return value
 
 
 def _coerce(value: Any, current: Any, key: str, source: str) -> Any:
