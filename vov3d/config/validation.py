@@ -4,7 +4,11 @@ registered are checked where models and datasets are built, so this layer import
 
 from __future__ import annotations
 
-from .node import CfgNode, cfg_error
+import logging
+
+from .node import CfgNode, cfg_error, key_source
+
+logger = logging.getLogger(__name__)
 
 
 def validate_cfg(cfg: CfgNode) -> None:
@@ -38,3 +42,20 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise cfg_error(cfg, "TEST.NUM_SPATIAL_CROPS", "must be 1 or 3")
     if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1:
         raise cfg_error(cfg, "TEST.NUM_ENSEMBLE_VIEWS", "must be 1 or more")
+    _warn_warmup_past_the_end(cfg)
+
+
+def _warn_warmup_past_the_end(cfg: CfgNode) -> None:
+    """A smoke run of a paper config (SOLVER.MAX_EPOCH 1 with 35 warm-up epochs) or a shortened
+    quick start is allowed, as in the original; one line says its rate never reaches BASE_LR."""
+    s = cfg.SOLVER
+    if cfg.TRAIN.ENABLE and 0 < s.MAX_EPOCH <= s.WARMUP_EPOCHS:
+        logger.warning(
+            "SOLVER.WARMUP_EPOCHS = %s (set in %s) is not shorter than SOLVER.MAX_EPOCH = %s (set in %s): "
+            "the whole run stays in the linear warm-up and the learning rate never reaches SOLVER.BASE_LR; "
+            "fine for a smoke run, else shorten the warm-up too",
+            s.WARMUP_EPOCHS,
+            key_source(cfg, "SOLVER.WARMUP_EPOCHS"),
+            s.MAX_EPOCH,
+            key_source(cfg, "SOLVER.MAX_EPOCH"),
+        )
