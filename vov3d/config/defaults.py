@@ -18,7 +18,8 @@ _C.NUM_GPUS = 1
 _C.NUM_SHARDS = 1
 # Index of this machine, in [0, NUM_SHARDS).
 _C.SHARD_ID = 0
-# Folder for logs, the effective config, TensorBoard files and checkpoints.
+# Folder for logs, the effective config, TensorBoard files and checkpoints. Unset by the files and
+# the command line, it is output/<path of the first config under configs/, without .yaml>.
 _C.OUTPUT_DIR = "./output"
 # Seed of every random generator (Python, NumPy, torch); each process adds its rank.
 _C.RNG_SEED = 1

@@ -34,7 +34,7 @@ class CfgNode(_YacsCfgNode):
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as typed on the command line."""
         for key, raw in override_pairs(cfg_list):
-            _merge_value(self, key, raw, "the command line")
+            merge_value(self, key, raw, "the command line")
 
 
 def override_pairs(tokens: list) -> list[tuple[str, Any]]:
@@ -90,7 +90,7 @@ def _merge_file(cfg: CfgNode, filename: str, chain: tuple) -> None:
         _merge_file(cfg, base, chain + (os.path.normpath(filename),))
 
     for key, value in _flatten(data):
-        _merge_value(cfg, key, value, filename)
+        merge_value(cfg, key, value, filename)
 
 
 def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -102,7 +102,8 @@ def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield full, value
 
 
-def _merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+def merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+    """Set ``key`` (dotted) to ``value`` as read from ``source``, checked and typed as every merge is."""
     if _ignored(cfg, key, value, source):
         return
     parts = key.split(".")
