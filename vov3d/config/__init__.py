@@ -19,6 +19,7 @@ __all__ = [
     "get_cfg",
     "key_source",
     "load_config",
+    "override_pairs",
     "save_config",
     "validate_cfg",
 ]
