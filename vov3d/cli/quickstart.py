@@ -14,25 +14,22 @@ from vov3d.cli.args import add_overrides, parse_with_overrides
 from vov3d.config import ConfigError, config_root, load_config
 from vov3d.datasets.motion_demo import make_motion_dataset
 
+DEFAULT_CFG = config_root() / "quickstart" / "vov3d_motion.yaml"
+
 
 def final_test_stats(output_dir: str) -> Optional[dict]:
     """The last ``test_final`` entry of OUTPUT_DIR/json_stats.log, if any."""
     path = os.path.join(output_dir, "json_stats.log")
     if not os.path.isfile(path):
         return None
-    finals = [
-        json.loads(line.split("json_stats: ", 1)[1])
-        for line in open(path)
-        if '"_type": "test_final"' in line
-    ]
+    finals = [json.loads(line.split("json_stats: ", 1)[1]) for line in open(path) if '"_type": "test_final"' in line]
     return finals[-1] if finals else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="demo_data/motion", help="where the demo dataset is (made if missing)")
-    default_cfg = config_root() / "quickstart" / "vov3d_motion.yaml"
-    parser.add_argument("--cfg", default=str(default_cfg), help="config to train with (default: %(default)s)")
+    parser.add_argument("--cfg", default=str(DEFAULT_CFG), help="config to train with (default: %(default)s)")
     add_overrides(parser)
     args = parse_with_overrides(parser, argv)
 
