@@ -25,9 +25,11 @@ ALL_CONFIGS = sorted(str(p) for p in CONFIGS.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(Path(p).relative_to(CONFIGS)))
-def test_every_config_file_loads(path: str) -> None:
+def test_every_config_file_loads_and_its_saved_copy_loads_the_same(path: str, tmp_path: Path) -> None:
     cfg = load_config([path])
-    assert cfg.is_frozen()
+    copy = tmp_path / "config.yaml"
+    save_config(cfg, str(copy))
+    assert load_config([str(copy)]) == cfg
 
 
 def test_configs_exist() -> None:

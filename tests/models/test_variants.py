@@ -103,6 +103,7 @@ def test_bf16_variant_is_close_to_baseline(network, name: str) -> None:
     size, model, clip = network
     want, _ = run(Variant(), model, clip, train=True)
     got, _ = run(Variant.parse(name), model, clip, train=True)
+    assert got.dtype == torch.bfloat16, f"{size} {name} did not run in bf16"
     want, got = want - want.mean(1, keepdim=True), got.float() - got.float().mean(1, keepdim=True)
     similarity = float(F.cosine_similarity(got.flatten(), want.flatten(), dim=0))
     assert similarity > 0.95, f"{size} {name}: cosine similarity of the logits {similarity:.3f}"
