@@ -44,7 +44,7 @@ def _paper() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 
 COMMON, PAPER_FILES = _paper()
-needs_reference = pytest.mark.skipif(not CONFIGS_MD.is_file(), reason=f"{CONFIGS_MD} is absent")
+needs_reference = pytest.mark.needs_shared("reference/CONFIGS.md")
 
 
 def _effective(path: str):
@@ -118,7 +118,7 @@ def _x3d_table() -> list[dict[str, str]]:
     return rows
 
 
-@pytest.mark.skipif(not MODELS_MD.is_file(), reason=f"{MODELS_MD} is absent")
+@pytest.mark.needs_shared("reference/MODELS.md")
 def test_x3d_sizes_follow_models_md() -> None:
     rows = _x3d_table()
     assert [r["size"] for r in rows] == ["XS", "S", "M", "L"]
@@ -152,6 +152,7 @@ def test_configs_use_relative_paths_only() -> None:
         assert not re.search(r"(^|\s)(/|~)\w", text), f"{path} holds an absolute path"
 
 
+@needs_reference
 def test_paper_configs_pass_validation() -> None:
     """load_config checks batch sizes and lists; the names must be registered and the network must
     accept its values (what build_model and build_dataset check)."""
