@@ -54,8 +54,7 @@ def test_missing_shared_skips_alone_and_fails_under_ci(tmp_path: Path, ci: str, 
     conftest.write_text(
         "import tests.conftest as c\n"
         f"c.SHARED = c.Path({str(tmp_path / 'no-shared')!r})\n"
-        "from tests.conftest import *  # noqa: F401,F403\n"
-        "from tests.conftest import pytest_configure, pytest_runtest_setup, shared_dir  # noqa: F401\n"
+        "from tests.conftest import *  # noqa: F401,F403  (the fixtures and hooks)\n"
     )
     env = {**os.environ, "CI": ci}
     result = subprocess.run(
