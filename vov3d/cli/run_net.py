@@ -26,13 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
         "after the config files or after --opts.",
     )
     parser.add_argument(
-        "--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE",
+        "--cfg",
+        dest="cfg_files",
+        nargs="+",
+        required=True,
+        metavar="FILE",
         help="YAML config file(s), merged in order (each may inherit with _BASE_)",
     )
     parser.add_argument("--shard_id", type=int, default=None, help="this machine's index (sets SHARD_ID)")
     parser.add_argument("--num_shards", type=int, default=None, help="number of machines (sets NUM_SHARDS)")
     parser.add_argument(
-        "--init_method", default="tcp://localhost:9999",
+        "--init_method",
+        default="tcp://localhost:9999",
         help="torch.distributed rendezvous for multi-machine jobs, e.g. tcp://host:port",
     )
     add_overrides(parser)
