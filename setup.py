@@ -8,8 +8,10 @@ setup(
     description="Efficient video classification: X3D and VoV3D (T-OSA, D(2+1)D) on Kinetics and Something-Something",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["vov3d", "vov3d.*"]),
-    package_data={"vov3d": ["data/*.txt"]},
+    # configs/ ships inside the package as vov3d/configs, where vov3d.config.config_root finds it.
+    packages=find_packages(include=["vov3d", "vov3d.*"]) + ["vov3d.configs"],
+    package_dir={"vov3d.configs": "configs"},
+    package_data={"vov3d": ["data/*.txt"], "vov3d.configs": ["**/*.yaml"]},
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",

@@ -1,10 +1,13 @@
-"""Shared test fixtures: paths to the repository, its configs and ../shared."""
+"""Shared test fixtures: paths to the repository, its configs and ../shared; an environment in
+which every test, and every process a test starts, runs this checkout outside any launcher."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -13,12 +16,67 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED = REPO.parent / "shared"
 
+# Set by torchrun, torch.distributed.launch and SLURM: a test run inside such a job must not
+# believe it is one of its ranks.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+LAUNCHER_PREFIXES = ("SLURM_", "TORCHELASTIC_")
+
+
+def checkout_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without launcher variables and with this checkout first on PYTHONPATH, so that
+    ``python tools/x.py`` in a subprocess imports this vov3d, not an installed one."""
+    kept = {k: v for k, v in environ.items() if k not in LAUNCHER_VARIABLES and not k.startswith(LAUNCHER_PREFIXES)}
+    paths = [str(REPO)] + [p for p in kept.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]
+    kept["PYTHONPATH"] = os.pathsep.join(paths)
+    return kept
+
+
+def _use_checkout_environ() -> dict[str, str]:
+    """Apply ``checkout_environ`` to os.environ in place; the old values of the keys it changed."""
+    clean = checkout_environ(os.environ)
+    changed = {k: v for k, v in os.environ.items() if clean.get(k) != v}
+    for key in changed:
+        os.environ.pop(key)
+    os.environ.update(clean)
+    return changed
+
+
+# On import, before any test module copies os.environ (tests/engine/conftest.py's SUBPROCESS_ENV).
+_CHANGED = _use_checkout_environ()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clean_environment() -> Iterator[None]:
+    """No launcher variables and this checkout on PYTHONPATH for the whole session (set on import,
+    see above); the caller's values come back when the session ends."""
+    yield
+    os.environ.update(_CHANGED)
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip a test whose ../shared material is absent; under CI (CI=true) fail instead, so that a
+    CI job without ../shared cannot pass by silently skipping."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: ../shared must be present)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_shared(path): needs ../shared/<path>; skipped, or failed under CI")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_shared"):
+        path = SHARED / mark.args[0]
+        if not path.exists():
+            missing(f"{path} is absent")
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """../shared beside the checkout (reference files and real videos); skip where absent."""
+    """../shared beside the checkout (reference files and real videos); skipped where absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is absent: reference material and real videos are not available")
+        missing(f"{SHARED} is absent: reference material and real videos are not available")
     return SHARED
 
 
@@ -27,7 +85,7 @@ def real_videos(shared_dir: Path) -> Path:
     """../shared/data/real-videos (see its SOURCES.md); skipped with a reason when absent."""
     folder = shared_dir / "data" / "real-videos"
     if not folder.is_dir():
-        pytest.skip(f"{folder} is absent: the real-video tests need it")
+        missing(f"{folder} is absent: the real-video tests need it")
     return folder
 
 

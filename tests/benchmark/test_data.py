@@ -11,6 +11,8 @@ import torch
 
 from tests.conftest import CONFIGS
 from vov3d.benchmark import data
+from vov3d.cli.args import parse_with_overrides
+from vov3d.cli.benchmark import build_parser
 from vov3d.datasets import build_dataset
 from vov3d.datasets.decoder import PyAVVideo
 
@@ -37,10 +39,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    data.add_parser(parser.add_subparsers())
-    return parser.parse_args(["data", *argv])
+    """``benchmark data ARGV`` as the command line reads it (overrides trailing)."""
+    return parse_with_overrides(build_parser(), ["--threads", "1", "data", *argv])
 
 
 def test_rows_have_positive_figures(inputs: Path) -> None:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CONFIGS
-from vov3d.benchmark import data, train
+from vov3d.benchmark import data
+from vov3d.cli.args import parse_with_overrides
+from vov3d.cli.benchmark import build_parser
 
 
 def test_tiny_config_reports_a_data_share(tmp_path: Path) -> None:
     data.make_inputs(str(tmp_path), videos=2, seconds=1.0, size=(48, 64))
     kinetics = str(tmp_path / "kinetics")
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    train.add_parser(parser.add_subparsers())
-    args = parser.parse_args(
+    args = parse_with_overrides(
+        build_parser(),
         [
+            "--threads",
+            "1",
             "train",
             "--cfg",
             str(CONFIGS / "quick/vov3d_tiny.yaml"),
@@ -33,8 +33,9 @@ def test_tiny_config_reports_a_data_share(tmp_path: Path) -> None:
             kinetics,
             "TRAIN.BATCH_SIZE",
             "2",
-        ]
+        ],
     )
+    assert args.opts[-2:] == ["TRAIN.BATCH_SIZE", "2"]
     (row,) = args.func(args)["rows"]
     assert row["iters_per_s"] > 0 and row["clips_per_s"] == pytest.approx(2 * row["iters_per_s"])
     assert row["data_ms"] > 0 and row["net_ms"] > 0

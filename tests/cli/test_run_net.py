@@ -64,3 +64,11 @@ def test_odd_override_count_exits_nonzero() -> None:
 def test_missing_config_file_exits_nonzero() -> None:
     result = run("--cfg", "configs/nope.yaml")
     assert result.returncode == 2 and "configs/nope.yaml" in result.stderr
+
+
+def test_unregistered_model_stops_the_run_naming_the_key(tmp_path) -> None:
+    """The config layer knows no registry: the name is checked where the model is built, before
+    any data is read, and the run stops with the key and where it was set."""
+    result = run("--cfg", "configs/quick/vov3d_tiny.yaml", "MODEL.MODEL_NAME", "ResNet", "OUTPUT_DIR", str(tmp_path))
+    assert result.returncode == 1
+    assert "MODEL.MODEL_NAME = 'ResNet' (set in the command line): not a registered model" in result.stderr

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, REPO
 from vov3d.config import ConfigError, get_cfg, key_source, load_config, save_config
+from vov3d.datasets.build import build_dataset
+from vov3d.models import build_model
 
 
 def write(path: Path, data: dict) -> str:
@@ -22,9 +25,11 @@ ALL_CONFIGS = sorted(str(p) for p in CONFIGS.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(Path(p).relative_to(CONFIGS)))
-def test_every_config_file_loads(path: str) -> None:
+def test_every_config_file_loads_and_its_saved_copy_loads_the_same(path: str, tmp_path: Path) -> None:
     cfg = load_config([path])
-    assert cfg.is_frozen()
+    copy = tmp_path / "config.yaml"
+    save_config(cfg, str(copy))
+    assert load_config([str(copy)]) == cfg
 
 
 def test_configs_exist() -> None:
@@ -142,10 +147,6 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
         (["TRAIN.BATCH_SIZE", "6", "NUM_GPUS", "4"], "TRAIN.BATCH_SIZE", "multiple of NUM_GPUS"),
         (["TEST.BATCH_SIZE", "3", "NUM_GPUS", "2"], "TEST.BATCH_SIZE", "multiple of NUM_GPUS"),
         (["NUM_SHARDS", "2", "SHARD_ID", "2"], "SHARD_ID", "[0, NUM_SHARDS)"),
-        (["MODEL.MODEL_NAME", "ResNet"], "MODEL.MODEL_NAME", "registered: VoV3D, X3D"),
-        (["TRAIN.DATASET", "ucf101"], "TRAIN.DATASET", "registered: folder, kinetics, ssv1, ssv2"),
-        (["MODEL.ARCH", "vov3d"], "MODEL.ARCH", "another network"),
-        (["VOV3D.DEPTH", "19", "MODEL.MODEL_NAME", "VoV3D", "MODEL.ARCH", "vov3d"], "VOV3D.DEPTH", "19"),
         (["DATA.ENSEMBLE_METHOD", "mean"], "DATA.ENSEMBLE_METHOD", "sum or max"),
     ],
 )
@@ -154,6 +155,64 @@ def test_validation_errors_name_key_and_source(opts: list, key: str, words: str)
         load_config([], opts)
     message = str(err.value)
     assert key in message and words in message and "the command line" in message
+
+
+@pytest.mark.parametrize(
+    "opts, key, words",
+    [
+        (["MODEL.MODEL_NAME", "ResNet"], "MODEL.MODEL_NAME", "registered: VoV3D, X3D"),
+        (["MODEL.ARCH", "vov3d"], "MODEL.ARCH", "another network"),
+        (["VOV3D.DEPTH", "19", "MODEL.MODEL_NAME", "VoV3D", "MODEL.ARCH", "vov3d"], "VOV3D.DEPTH", "19"),
+    ],
+)
+def test_model_names_are_checked_where_the_model_is_built(opts: list, key: str, words: str) -> None:
+    cfg = load_config([], opts + ["LOG_MODEL_INFO", "False"])  # the config layer knows no registry
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    message = str(err.value)
+    assert key in message and words in message and "the command line" in message
+
+
+def test_dataset_names_are_checked_where_the_dataset_is_built() -> None:
+    cfg = load_config([], ["TRAIN.DATASET", "ucf101"])
+    message = r"TRAIN.DATASET = 'ucf101' \(set in the command line\).*registered: folder, kinetics"
+    with pytest.raises(ConfigError, match=message):
+        build_dataset(cfg, "train")
+
+
+def _imported(node: ast.AST) -> list[str]:
+    """The modules an import statement names, relative ones resolved inside vov3d.config."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if not node.level:
+        return [node.module or ""]
+    if node.module:
+        return [f"vov3d.config.{node.module}"]
+    return [f"vov3d.config.{a.name}" for a in node.names]
+
+
+def _config_imports(folder: Path) -> dict[str, set[str]]:
+    """{module of vov3d/config: the vov3d modules it imports anywhere, inside functions too}."""
+    graph = {}
+    for path in sorted(folder.glob("*.py")):
+        name = "vov3d.config" if path.stem == "__init__" else f"vov3d.config.{path.stem}"
+        names = {m for node in ast.walk(ast.parse(path.read_text())) for m in _imported(node)}
+        graph[name] = {m for m in names if m.startswith("vov3d")}
+    return graph
+
+
+def test_the_config_layer_imports_nothing_above_it_and_has_no_circle() -> None:
+    graph = _config_imports(REPO / "vov3d" / "config")
+    outside = {m: sorted(i for i in deps if not i.startswith("vov3d.config")) for m, deps in graph.items()}
+    assert not any(outside.values()), outside
+
+    def reaches(start: str, target: str, seen: set) -> bool:
+        return any(d == target or (d not in seen and reaches(d, target, seen | {d})) for d in graph.get(start, ()))
+
+    circles = [m for m in graph if m != "vov3d.config" and reaches(m, m, set())]
+    assert not circles, circles
 
 
 def test_validation_error_names_the_file(tmp_path: Path) -> None:

@@ -3,14 +3,17 @@ run killed after a checkpoint resumes to the same parameters as one that was not
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import REPO
 from tests.engine.conftest import SUBPROCESS_ENV, final_weights, json_stats, run_net, run_net_command
@@ -43,10 +46,39 @@ def test_outputs_of_a_run(full_run: Path) -> None:
     (final,) = json_stats(full_run, "test_final")
     assert final["num_videos"] == 4 and final["num_views"] == 6 and final["skipped_videos"] == 0
     assert {"top1_acc", "top5_acc", "mean_class_acc", "top1_err", "top5_err"} <= set(final)
-    events = list((full_run / "runs-kinetics").glob("events.out.tfevents.*"))
-    assert events, "no TensorBoard event file"
     results = torch.load(full_run / "results.pyth", weights_only=True)
     assert results["scores"].shape == (4, 4) and results["views"].tolist() == [6, 6, 6, 6]
+
+
+def tensorboard_events(folder: Path) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:
+    """{tag: scalar values in step order} and {tag: encoded images} of every event file in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[float]] = {}
+    images: dict[str, list[bytes]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step))
+        for tag in events.Tags()["images"]:
+            images.setdefault(tag, []).extend(e.encoded_image_string for e in events.Images(tag))
+    return scalars, images
+
+
+def test_tensorboard_events_hold_what_the_run_logged(full_run: Path) -> None:
+    """Read the event files back: the writer creates a file on construction, so only the values tell."""
+    scalars, images = tensorboard_events(full_run / "runs-kinetics")
+    train = json_stats(full_run, "train_iter")
+    for key in ("loss", "lr"):
+        assert scalars[f"train/{key}"] == pytest.approx([s[key] for s in train], rel=1e-3), key  # json rounds
+    assert scalars["val/top1_err"] == pytest.approx([s["top1_err"] for s in json_stats(full_run, "val_epoch")])
+    (final,) = json_stats(full_run, "test_final")
+    assert scalars["test/top1_acc"] == pytest.approx([final["top1_acc"]])
+    (png,) = images["test/confusion_matrix"]
+    logged = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    written = np.asarray(Image.open(full_run / "confusion_matrix.png").convert("RGB"))
+    assert logged.shape == written.shape and (logged == written).all()
 
 
 def test_killed_run_resumes_to_the_same_parameters(full_run: Path, colour_data: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ and the multi-view test on a small generated dataset."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -153,18 +152,17 @@ def data_with_a_broken_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_broken_test_video_is_skipped_and_reported(
-    data_with_a_broken_video: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    data_with_a_broken_video: Path, tmp_path: Path, vov3d_log: pytest.LogCaptureFixture
 ) -> None:
     cfg = quick_cfg(
         data_with_a_broken_video, tmp_path, "TEST.SKIP_BROKEN_VIDEOS", True, "TEST.ALLOW_RANDOM_WEIGHTS", True,
         "TEST.SAVE_RESULTS_PATH", "results.pyth", "TEST.BATCH_SIZE", 5,
     )  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="vov3d"):
-        result = evaluate.test(cfg)
+    result = evaluate.test(cfg)
     assert result.scored.tolist() == [True, True, False, True]
     assert result.lost_views.tolist() == [0, 0, 6, 0]
-    assert "randomly initialised" in caplog.text
-    assert "6 views of 1 videos could not be decoded" in caplog.text and "002.mp4" in caplog.text
+    assert "randomly initialised" in vov3d_log.text
+    assert "6 views of 1 videos could not be decoded" in vov3d_log.text and "002.mp4" in vov3d_log.text
     saved = torch.load(tmp_path / "results.pyth", weights_only=True)
     assert saved["scores"].shape == (4, 4) and saved["labels"].tolist() == [0, 1, 2, 3]
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"

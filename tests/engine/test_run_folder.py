@@ -4,7 +4,6 @@ VoV3D checkpoint, and the random-generator states that make resuming exact."""
 from __future__ import annotations
 
 import json
-import logging
 import random
 from pathlib import Path
 
@@ -45,17 +44,16 @@ def test_names_and_listing(tmp_path: Path) -> None:
     assert names == ["checkpoint_epoch_00002.pyth", "checkpoint_epoch_00010.pyth", "checkpoint_epoch_100000.pyth"]
 
 
-def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
     save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
     save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2), epoch=1)
     newest = Path(checkpoint_path(str(tmp_path), 2))
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     model = net(3)
-    with caplog.at_level(logging.WARNING, logger="vov3d"):
-        path, checkpoint = newest_checkpoint(str(tmp_path))
+    path, checkpoint = newest_checkpoint(str(tmp_path))
     apply_checkpoint(checkpoint, path, model)
     assert path.endswith("checkpoint_epoch_00001.pyth") and checkpoint["epoch"] == 0
-    assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
+    assert "skipping unreadable checkpoint" in vov3d_log.text and "checkpoint_epoch_00002.pyth" in vov3d_log.text
     assert torch.equal(model[0].weight, net(1)[0].weight)
 
 
@@ -95,7 +93,7 @@ def manifest_checkpoint(shared_dir: Path, name: str, folder: Path) -> tuple[Path
 
 
 def test_finetune_400_to_174_reinitialises_only_the_classifier(
-    shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    shared_dir: Path, tmp_path: Path, vov3d_log: pytest.LogCaptureFixture
 ) -> None:
     path, state = manifest_checkpoint(shared_dir, "K400_vov3d_M", tmp_path)
     cfg = load_config(
@@ -106,11 +104,10 @@ def test_finetune_400_to_174_reinitialises_only_the_classifier(
     model = prepare_model(cfg, torch.device("cpu"), train=True)
     fresh_classifier = model.head.projection.weight.detach().clone()
     optimizer = build_optimizer(model, cfg)
-    with caplog.at_level(logging.INFO, logger="vov3d"):
-        start, resumed = resume_or_initialise(cfg, model, optimizer, LRSchedule.from_cfg(cfg), None)
+    start, resumed = resume_or_initialise(cfg, model, optimizer, LRSchedule.from_cfg(cfg), None)
     assert (start, resumed) == (0, None)
-    assert "400 classes, the model 174: re-initialised" in caplog.text
-    assert "starting at epoch 1 with a fresh optimizer" in caplog.text
+    assert "400 classes, the model 174: re-initialised" in vov3d_log.text
+    assert "starting at epoch 1 with a fresh optimizer" in vov3d_log.text
     loaded = model.state_dict()
     for key, tensor in state.items():
         if key.startswith("head.projection."):

@@ -84,9 +84,20 @@ def test_epoch_statistics_and_json_lines(tmp_path: Path) -> None:
     assert iterations[0]["lr"] < iterations[1]["lr"]  # inside the warm-up, rising every iteration
 
 
-def test_bf16_mixed_precision_on_the_cpu(tmp_path: Path) -> None:
-    stats = run_epoch(Tiny(), tiny_cfg(tmp_path, "TRAIN.MIXED_PRECISION", True))
+def output_dtypes(layer: nn.Module) -> set:
+    """The dtypes ``layer`` computes in, recorded by a forward hook (autocast changes them)."""
+    seen: set = set()
+    layer.register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    return seen
+
+
+@pytest.mark.parametrize("mixed, dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_bf16_mixed_precision_on_the_cpu(tmp_path: Path, mixed: bool, dtype: torch.dtype) -> None:
+    model = Tiny()
+    dtypes = output_dtypes(model.linear)
+    stats = run_epoch(model, tiny_cfg(tmp_path, "TRAIN.MIXED_PRECISION", mixed))
     assert math.isfinite(stats["loss"])
+    assert dtypes == {dtype} and model.linear.weight.dtype == torch.float32  # weights stay fp32
 
 
 def test_loss_goes_down_on_a_learnable_set(colour_data: Path, tmp_path: Path) -> None:
@@ -127,6 +138,7 @@ def test_channels_last_3d_with_mixed_precision(tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, "MODEL.CHANNELS_LAST", True, "TRAIN.MIXED_PRECISION", True, "SOLVER.BASE_LR", 0.05)
     torch.manual_seed(0)
     model = TinyConv().to(memory_format=torch.channels_last_3d)
+    dtypes = output_dtypes(model.conv)
     stats = run_epoch(model, cfg)
-    assert math.isfinite(stats["loss"])
+    assert math.isfinite(stats["loss"]) and dtypes == {torch.bfloat16}
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)

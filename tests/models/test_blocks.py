@@ -230,11 +230,11 @@ def test_x3d_config_errors(key: str) -> None:
 
 
 def test_config_error_names_the_file(tmp_path: Path) -> None:
-    """Unsupported values are found when the config is loaded, before anything is built."""
+    """Unsupported values are found when the model is built, and the error names the file."""
     path = tmp_path / "bad.yaml"
     path.write_text("MODEL:\n  ARCH: vov3d\n  MODEL_NAME: VoV3D\nVOV3D:\n  DEPTH: 19\n")
     with pytest.raises(ConfigError, match=rf"VOV3D.DEPTH = 19 \(set in {path}\)"):
-        load_config([str(path)])
+        build_model(load_config([str(path)]))
 
 
 def test_x3d_variant_options() -> None:

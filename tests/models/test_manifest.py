@@ -19,7 +19,7 @@ from vov3d.utils.complexity import log_model_info
 
 MANIFEST = SHARED / "reference" / "state_dict_manifest.json"
 MODELS_MD = SHARED / "reference" / "MODELS.md"
-pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} is absent")
+pytestmark = pytest.mark.needs_shared("reference/state_dict_manifest.json")
 
 ENTRIES = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
 

@@ -103,6 +103,7 @@ def test_bf16_variant_is_close_to_baseline(network, name: str) -> None:
     size, model, clip = network
     want, _ = run(Variant(), model, clip, train=True)
     got, _ = run(Variant.parse(name), model, clip, train=True)
+    assert got.dtype == torch.bfloat16, f"{size} {name} did not run in bf16"
     want, got = want - want.mean(1, keepdim=True), got.float() - got.float().mean(1, keepdim=True)
     similarity = float(F.cosine_similarity(got.flatten(), want.flatten(), dim=0))
     assert similarity > 0.95, f"{size} {name}: cosine similarity of the logits {similarity:.3f}"
@@ -173,7 +174,7 @@ def test_unknown_depthwise_formulation_is_a_clear_error(tmp_path) -> None:
     cfg_file = tmp_path / "bad.yaml"
     cfg_file.write_text(f"_BASE_: {CONFIGS / 'quick/vov3d_tiny.yaml'}\nVOV3D:\n  DEPTHWISE_IMPL: fast\n")
     with pytest.raises(ConfigError, match="VOV3D.DEPTHWISE_IMPL"):
-        load_config([str(cfg_file)])
+        build_model(load_config([str(cfg_file)]))
 
 
 def test_skip_reasons() -> None:

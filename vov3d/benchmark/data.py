@@ -14,7 +14,6 @@ import argparse
 import itertools
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Callable
 
 import av
@@ -23,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vov3d.config import CfgNode, load_config
+from vov3d.cli.args import add_overrides
+from vov3d.config import CfgNode, config_root, load_config
 from vov3d.datasets import build_dataset, build_loader
 from vov3d.datasets.decoder import PyAVVideo
 from vov3d.datasets.encode import write_video
@@ -33,7 +33,7 @@ from vov3d.datasets.transforms import ClipTransform, CropPlan
 
 from .common import endless, load_average, markdown_table, median, time_calls
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = config_root()
 KINETICS_CFG = str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml")
 SSV1_CFG = str(CONFIGS / "SSv1/vov3d/vov3d_M_F16.yaml")
 FPS = 30
@@ -344,7 +344,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("data", help="clips/s of the data paths (decode, sample, transform)")
     p.add_argument("--cfg", default=KINETICS_CFG, help="Kinetics config (sampling, crops)")
     p.add_argument("--ssv1-cfg", default=SSV1_CFG, help="SSv1 config (frame folders)")
-    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="overrides of both configs")
+    add_overrides(p)  # of both configs
     p.add_argument("--inputs", default="benchmark_inputs", help="folder of inputs written by --make-inputs")
     p.add_argument("--make-inputs", metavar="DIR", default=None, help="write the inputs into DIR (unless there)")
     p.add_argument("--videos", type=int, default=8, help="videos listed (at most this many files)")

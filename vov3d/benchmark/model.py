@@ -13,12 +13,12 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from vov3d.config import CfgNode, load_config
+from vov3d.config import CfgNode, config_root, load_config
 from vov3d.models.variants import BASELINE, Variant
 
 from .common import PeakMemory, load_average, markdown_table, median, time_calls
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = config_root()
 DEFAULT_MODELS = [
     str(CONFIGS / "Kinetics/x3d/X3D_M.yaml"),
     str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml"),

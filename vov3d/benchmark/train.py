@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from vov3d.cli.args import add_overrides
 from vov3d.config import load_config
 from vov3d.datasets import build_loader
 from vov3d.engine.runtime import autocast_dtype, compile_model, current_device, grad_scaler, prepare_model
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="end-to-end training iterations/s and the share of time waiting for data")
     p.add_argument("--cfg", required=True, help="training config")
-    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides")
+    add_overrides(p)
     p.add_argument("--iters", type=int, default=20, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.set_defaults(func=run)

@@ -20,6 +20,7 @@ import torch
 
 from vov3d.benchmark import data, model, train
 from vov3d.benchmark.common import environment, load_average
+from vov3d.cli.args import parse_with_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_overrides(build_parser(), argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("benchmark: --device cuda but no GPU is available", file=sys.stderr)
         return 2

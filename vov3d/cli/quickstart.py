@@ -10,10 +10,11 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from vov3d.config import ConfigError, load_config
+from vov3d.cli.args import add_overrides, parse_with_overrides
+from vov3d.config import ConfigError, config_root, load_config
 from vov3d.datasets.motion_demo import make_motion_dataset
 
-DEFAULT_CFG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "quickstart", "vov3d_motion.yaml")
+DEFAULT_CFG = config_root() / "quickstart" / "vov3d_motion.yaml"
 
 
 def final_test_stats(output_dir: str) -> Optional[dict]:
@@ -28,9 +29,9 @@ def final_test_stats(output_dir: str) -> Optional[dict]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="demo_data/motion", help="where the demo dataset is (made if missing)")
-    parser.add_argument("--cfg", default=os.path.normpath(DEFAULT_CFG), help="config to train with")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides, as for run_net")
-    args = parser.parse_args(argv)
+    parser.add_argument("--cfg", default=str(DEFAULT_CFG), help="config to train with (default: %(default)s)")
+    add_overrides(parser)
+    args = parse_with_overrides(parser, argv)
 
     started = time.perf_counter()
     if not os.path.isfile(os.path.join(args.data, "test.csv")):

@@ -14,9 +14,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from vov3d.cli.args import add_overrides, parse_with_overrides
 from vov3d.config import CfgNode, ConfigError, load_config
-
-_CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,31 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="tcp://localhost:9999",
         help="torch.distributed rendezvous for multi-machine jobs, e.g. tcp://host:port",
     )
-    parser.add_argument(
-        "--opts",
-        nargs=argparse.REMAINDER,
-        default=[],
-        metavar="KEY VALUE",
-        help="config overrides (the same as trailing KEY VALUE pairs)",
-    )
+    add_overrides(parser)
     return parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line. Trailing ``KEY VALUE`` tokens after the config files become
-    overrides, as do the tokens after ``--opts``."""
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    flags = [token for token in unknown if token.startswith("--")]
-    if flags:
-        parser.error(f"unrecognized arguments: {' '.join(flags)}")
-    # --cfg takes one or more files; the first token that is not a YAML file starts the overrides.
-    files = args.cfg_files
-    split = next((i for i, token in enumerate(files) if not token.endswith(_CONFIG_SUFFIXES)), len(files))
-    if split == 0:
-        parser.error(f"--cfg needs a .yaml config file first, got {files[0]!r}")
-    args.cfg_files, args.opts = files[:split], files[split:] + unknown + args.opts
-    return args
+    """Parse the command line; overrides may follow the config files or ``--opts``."""
+    return parse_with_overrides(build_parser(), argv, after="cfg_files")
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:

@@ -2,7 +2,7 @@
 
 Key names follow PySlowFast so that its YAML files and the VoV3D paper's command lines work
 unchanged. Every key here is read by something; keys that old YAML files set but that mean
-nothing for these networks are listed in ``IGNORED_KEYS`` and are accepted with a warning.
+nothing for these networks are listed in ``compat.IGNORED_KEYS`` and are accepted with a warning.
 """
 
 from .node import CfgNode
@@ -18,7 +18,8 @@ _C.NUM_GPUS = 1
 _C.NUM_SHARDS = 1
 # Index of this machine, in [0, NUM_SHARDS).
 _C.SHARD_ID = 0
-# Folder for logs, the effective config, TensorBoard files and checkpoints.
+# Folder for logs, the effective config, TensorBoard files and checkpoints. Unset by the files and
+# the command line, it is output/<path of the first config under configs/, without .yaml>.
 _C.OUTPUT_DIR = "./output"
 # Load checkpoint files whose pickle needs more than tensors and NumPy values (such a file can run
 # code): only for files whose source you trust. Off: they are refused with the global they need.
@@ -272,28 +273,6 @@ _C.TENSORBOARD = CfgNode()
 _C.TENSORBOARD.ENABLE = False
 # Log folder; empty means OUTPUT_DIR/runs-<dataset>.
 _C.TENSORBOARD.LOG_DIR = ""
-
-
-# Keys that published YAML files set but that have no effect on these networks. They are
-# accepted with a one-line warning. A value other than ANY must match: another value would
-# ask for behaviour these networks do not have, and is a config error.
-ANY = object()
-IGNORED_KEYS = {
-    "NONLOCAL": ANY,  # non-local blocks are not part of X3D or VoV3D
-    "RESNET.NUM_BLOCK_TEMP_KERNEL": ANY,
-    "RESNET.WIDTH_PER_GROUP": ANY,
-    "RESNET.NUM_GROUPS": ANY,
-    "RESNET.STRIDE_1X1": False,
-    "RESNET.SPATIAL_STRIDES": [[2], [2], [2], [2]],
-    "RESNET.TRANS_FUNC": "x3d_transform",
-    "RESNET.DEPTH": ANY,
-    "RESNET.INPLACE_RELU": ANY,
-    "VOV3D.TEMPORAL_DILATIONS": [[1], [1], [1], [1]],
-    "DETECTION.ENABLE": False,  # detection (AVA) is not part of vov3d
-    "MODEL.HEAD_ACT": "softmax",
-    "MODEL.SINGLE_PATHWAY_ARCH": ANY,
-    "MODEL.MULTI_PATHWAY_ARCH": ANY,
-}
 
 
 def get_cfg() -> CfgNode:

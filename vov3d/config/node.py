@@ -13,6 +13,8 @@ import yaml
 from iopath.common.file_io import g_pathmgr
 from yacs.config import CfgNode as _YacsCfgNode
 
+from .compat import ANY, ignored_rule
+
 logger = logging.getLogger(__name__)
 
 BASE_KEY = "_BASE_"
@@ -32,15 +34,13 @@ class CfgNode(_YacsCfgNode):
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as typed on the command line."""
         for key, raw in override_pairs(cfg_list):
-            _merge_value(self, key, _decode(raw), "the command line")
+            merge_value(self, key, raw, "the command line")
 
 
 def override_pairs(tokens: list) -> list[tuple[str, Any]]:
     """``[KEY, VALUE, ...]`` as pairs; an odd count names the token that has no value."""
     if len(tokens) % 2:
-        raise ConfigError(
-            f"command-line override {tokens[-1]!r} has no value: overrides come in KEY VALUE pairs"
-        )
+        raise ConfigError(f"command-line override {tokens[-1]!r} has no value: overrides come in KEY VALUE pairs")
     return list(zip(tokens[0::2], tokens[1::2]))
 
 
@@ -90,7 +90,7 @@ def _merge_file(cfg: CfgNode, filename: str, chain: tuple) -> None:
         _merge_file(cfg, base, chain + (os.path.normpath(filename),))
 
     for key, value in _flatten(data):
-        _merge_value(cfg, key, value, filename)
+        merge_value(cfg, key, value, filename)
 
 
 def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -102,7 +102,8 @@ def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield full, value
 
 
-def _merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+def merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+    """Set ``key`` (dotted) to ``value`` as read from ``source``, checked and typed as every merge is."""
     if _ignored(cfg, key, value, source):
         return
     parts = key.split(".")
@@ -115,36 +116,25 @@ def _merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
     current = node[parts[-1]]
     if isinstance(current, _YacsCfgNode):
         raise ConfigError(f"{source}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(current))}")
-    node[parts[-1]] = _coerce(value, current, key, source)
+    node[parts[-1]] = _coerce(_decode(value, current), current, key, source)
     _record_source(cfg, key, source)
 
 
 def _ignored(cfg: CfgNode, key: str, value: Any, source: str) -> bool:
-    from .defaults import ANY, IGNORED_KEYS
-
-    parts = key.split(".")
-    for n in range(1, len(parts) + 1):
-        name = ".".join(parts[:n])
-        if name not in IGNORED_KEYS:
-            continue
-        expected = IGNORED_KEYS[name]
-        if expected is not ANY and _normalise(value) != _normalise(expected):
-            raise ConfigError(
-                f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as "
-                f"{key} = {expected!r}"
-            )
-        warned = cfg.__dict__.setdefault("__warned__", set())
-        if (name, source) not in warned:
-            warned.add((name, source))
-            logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
-        return True
-    return False
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    return value
+    rule = ignored_rule(key)
+    if rule is None:
+        return False
+    name, expected = rule
+    value = _decode(value, None)
+    if expected is not ANY and value != expected:  # _decode made tuples lists
+        raise ConfigError(
+            f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as {key} = {expected!r}"
+        )
+    warned = cfg.__dict__.setdefault("__warned__", set())
+    if (name, source) not in warned:
+        warned.add((name, source))
+        logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
+    return True
 
 
 def _suggest(cfg: CfgNode, key: str) -> str:
@@ -160,14 +150,18 @@ def _as_dict(node: _YacsCfgNode) -> dict:
     return {k: _as_dict(v) if isinstance(v, _YacsCfgNode) else v for k, v in node.items()}
 
 
-def _decode(raw: Any) -> Any:
-    """Command-line values are strings; read them as Python literals where they are one."""
-    if not isinstance(raw, str):
-        return raw
+def _decode(value: Any, current: Any) -> Any:
+    """Read strings as Python literals where they are one, as yacs does for files and the command
+    line: YAML 1.1 reads ``5e-5`` (no dot) and ``(256, 320)`` as strings. Strings inside lists are
+    read too; a string key keeps its text, so a folder may be called ``1e5``."""
+    if isinstance(value, (list, tuple)):
+        return [_decode(v, None) for v in value]
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
     try:
-        return ast.literal_eval(raw)
+        return ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return raw
+        return value
 
 
 def _coerce(value: Any, current: Any, key: str, source: str) -> Any:

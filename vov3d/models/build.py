@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from vov3d.config import CfgNode
+from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.complexity import log_model_info
 from vov3d.utils.registry import Registry
 
@@ -15,8 +15,13 @@ def build_model(cfg: CfgNode) -> nn.Module:
     """Build ``cfg.MODEL.MODEL_NAME`` on the CPU. Registered classes map the cfg to their
     constructor arguments in a ``from_cfg`` classmethod, so blocks never see the cfg.
     With LOG_MODEL_INFO, log the parameter count and GMACs once."""
+    if cfg.MODEL.MODEL_NAME not in MODEL_REGISTRY:
+        raise cfg_error(cfg, "MODEL.MODEL_NAME", f"not a registered model; registered: {', '.join(MODEL_REGISTRY)}")
+    arch = cfg.MODEL.ARCH.lower()
+    if arch in {name.lower() for name in MODEL_REGISTRY} and arch != cfg.MODEL.MODEL_NAME.lower():
+        raise cfg_error(cfg, "MODEL.ARCH", f"names another network than MODEL.MODEL_NAME {cfg.MODEL.MODEL_NAME}")
     cls = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)
-    model = cls(**cls.from_cfg(cfg))
+    model = cls(**cls.from_cfg(cfg))  # from_cfg raises ConfigError for values the network does not support
     if cfg.LOG_MODEL_INFO:
         log_model_info(model, cfg)
     return model
