@@ -25,6 +25,7 @@ from vov3d.config import CfgNode, ConfigError, load_config
 from vov3d.inference import load_trained_model
 from vov3d.inference.export import CHECK_BATCHES, FORMATS, ONNX_OPSET, ExportError, export_and_check, require_onnx
 
+from .args import add_overrides, parse_with_overrides
 from .model_args import add_model_arguments
 
 
@@ -45,22 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-4,
         help="largest allowed difference of the probabilities to PyTorch's (default 1e-4)",
     )
-    parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides")
-    parser.add_argument(
-        "--opts",
-        dest="more_opts",
-        nargs=argparse.REMAINDER,
-        default=[],
-        metavar="KEY VALUE",
-        help="config overrides (the same as KEY VALUE pairs at the end)",
-    )
+    add_overrides(parser)
     return parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.opts += args.more_opts
+    args = parse_with_overrides(parser, argv)
     for name in ("frames", "crop"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be 1 or more")

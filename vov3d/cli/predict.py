@@ -15,19 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Optional, Sequence
 
 from tqdm import tqdm
 
 from vov3d.checkpoint import CheckpointError
-from vov3d.config import CfgNode, ConfigError, get_cfg, load_config
+from vov3d.config import CfgNode, ConfigError, load_config
 from vov3d.datasets import AnnotationError
 from vov3d.datasets.class_names import read_class_names
 from vov3d.inference import Prediction, find_videos, load_trained_model, predict_videos
 
+from .args import add_overrides, parse_with_overrides
 from .model_args import DeviceError, add_model_arguments, resolve_device
 
 
@@ -58,34 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0, help="processes decoding the next videos (default 0)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout instead of text")
     parser.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files and folders of videos")
-    parser.add_argument(
-        "--opts",
-        nargs=argparse.REMAINDER,
-        default=[],
-        metavar="KEY VALUE",
-        help="config overrides (the same as KEY VALUE pairs after the videos)",
-    )
+    add_overrides(parser)
     return parser
 
 
-def _config_keys(node: CfgNode, prefix: str = "") -> Iterator[str]:
-    for name, value in node.items():
-        if isinstance(value, CfgNode):
-            yield from _config_keys(value, f"{prefix}{name}.")
-        else:
-            yield prefix + name
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line; the first positional that is a config key (and not a file)
-    starts the trailing ``KEY VALUE`` overrides."""
+    """Parse the command line; the first positional that looks like a config key (and is not a
+    file) starts the trailing ``KEY VALUE`` overrides."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    keys = set(_config_keys(get_cfg()))
-    split = next((i for i, t in enumerate(args.videos) if t in keys and not os.path.exists(t)), len(args.videos))
-    if split == 0:
-        parser.error(f"give at least one video or folder before the config overrides ({args.videos[0]} ...)")
-    args.videos, args.opts = args.videos[:split], args.videos[split:] + args.opts
+    args = parse_with_overrides(parser, argv, after="videos")
     if args.topk < 1:
         parser.error("--topk must be 1 or more")
     if args.batch_size is not None and args.batch_size < 1:
