@@ -215,10 +215,10 @@ class PyAVVideo:
         """Decode forward and pick, for each time, the last frame shown at or before it.
 
         Returns None when, after a seek, the first decoded frame is already past ``times[0]`` or
-        no keyframe follows. From
-        the start, a time before the first frame gets the first frame. With ``skip``, the decoder
-        may drop unreferenced frames away from the needed times; should one of them have been the
-        pick (timestamps with gaps), raises _DroppedNeededFrame so the caller decodes them all.
+        no keyframe follows. From the start, a time before the first frame gets the first frame.
+        With ``skip``, the decoder may drop unreferenced frames away from the needed times; should
+        one of them have been the pick (timestamps with gaps), raises _DroppedNeededFrame so the
+        caller decodes them all.
         """
         half = 0.5 / self.fps
         dropped: list[float] = []
