@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.datasets.helpers import clip_numbers, make_ssv1, make_video, small_cfg, write_kinetics_csvs
-from vov3d.datasets import TooManyBrokenVideosError, VideoDecodeError, build_dataset
+from vov3d.datasets import TooManyBrokenVideosError, VideoDecodeError, build_dataset, build_loader
 
 GOOD = ["good0.mp4", "good1.webm"]
 BROKEN = {
@@ -67,8 +67,17 @@ def test_evaluation_stops_naming_the_file(root: Path, split: str) -> None:
     ds = build_dataset(small_cfg(root, root / "videos"), split)
     ds[0]
     for video, (name, reason) in enumerate(BROKEN.items(), start=len(GOOD)):
-        with pytest.raises(VideoDecodeError, match=f"^{root / 'videos' / name}: .*{reason}"):
+        with pytest.raises(VideoDecodeError, match=f"^{root / 'videos' / name}: .*{reason}.*SKIP_BROKEN.*scan_dataset"):
             ds[(video + 1) * ds.num_views - 1]  # the last view: the truncated video fails at its end
+
+
+def test_an_error_in_a_loader_worker_arrives_as_its_one_line(root: Path) -> None:
+    cfg = small_cfg(root, root / "videos")
+    cfg.DATA_LOADER.NUM_WORKERS, cfg.TRAIN.BATCH_SIZE = 2, 1
+    with pytest.raises(VideoDecodeError) as error:
+        list(build_loader(cfg, "val"))
+    message = str(error.value)
+    assert message.startswith(f"{root / 'videos' / 'missing.mp4'}: file not found") and "\n" not in message
 
 
 def test_evaluation_can_skip_broken_videos(root: Path, vov3d_log: pytest.LogCaptureFixture) -> None:

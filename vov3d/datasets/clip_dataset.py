@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import get_rank
 
-from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file
+from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file, worker_message
 from .frames import JpegFrames
 from .transforms import ClipTransform
 
@@ -39,6 +39,9 @@ _backend_alias_logged = False
 
 class TooManyBrokenVideosError(RuntimeError):
     """Training met more unreadable videos than DATA.MAX_BAD_VIDEO_FRACTION allows."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(worker_message(type(self), message))
 
 
 def check_substituted(substituted: int, clips: int, max_fraction: float, epoch_done: bool) -> bool:
@@ -189,7 +192,10 @@ class ClipDataset(Dataset):
             frames = self.load_clip(video, temporal, spatial)
         except VideoDecodeError as e:
             if not self.skip_broken:
-                raise
+                raise VideoDecodeError(
+                    f"{e}; set TEST.SKIP_BROKEN_VIDEOS True to leave unreadable videos out of validation and "
+                    "testing, or list them all with tools/scan_dataset.py"
+                ) from None
             if video not in self._failed:
                 self._failed[video] = str(e)
                 logger.warning("skipping %s video (TEST.SKIP_BROKEN_VIDEOS): %s", self.split, e)

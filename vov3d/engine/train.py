@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
-from vov3d.datasets import TooManyBrokenVideosError, build_loader, shuffle_loader
+from vov3d.datasets import TooManyBrokenVideosError, build_dataset, build_loader, check_splits, shuffle_loader
 from vov3d.datasets.clip_dataset import check_substituted
 from vov3d.utils.distributed import all_gather_tensors, all_reduce_sum, get_world_size, is_main_process
 from vov3d.utils.logging import log_json_stats
@@ -229,9 +229,16 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, cfg: CfgNode) -> Non
 
 def train(cfg: CfgNode) -> dict[str, Any]:
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
-    when possible. Validates every TRAIN.EVAL_PERIOD epochs and saves every
-    TRAIN.CHECKPOINT_PERIOD (and both after the last epoch). Returns the last statistics logged
-    (``train_epoch`` and ``val_epoch``)."""
+    when possible. Saves every TRAIN.CHECKPOINT_PERIOD epochs and then validates every
+    TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video never costs the
+    epoch. Every split the run reads (test too with TEST.ENABLE) is checked first. Returns the
+    last statistics logged (``train_epoch`` and ``val_epoch``)."""
+    train_loader = build_loader(cfg, "train")
+    val_loader = build_loader(cfg, "val")
+    splits = {"train": train_loader.dataset, "val": val_loader.dataset}
+    if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
+        splits["test"] = build_dataset(cfg, "test")
+    check_splits(cfg, splits)
     device = current_device(cfg)
     model = prepare_model(cfg, device, train=True)
     optimizer = build_optimizer(model, cfg)
@@ -240,9 +247,6 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     scaler = grad_scaler(device, autocast_dtype(cfg, device))
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler)
     net = distribute(compile_model(model, cfg), device)
-
-    train_loader = build_loader(cfg, "train")
-    val_loader = build_loader(cfg, "val")
     if resumed is not None:
         restore_rng_states(resumed, train_loader.dataset)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)
@@ -260,10 +264,10 @@ def train(cfg: CfgNode) -> dict[str, Any]:
         save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(net, train_loader, cfg)
-        if evaluate_now:
-            results["val"] = validate(net, val_loader, epoch, cfg, writer)
         if save_now:
             save_training_checkpoint(cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset)
+        if evaluate_now:
+            results["val"] = validate(net, val_loader, epoch, cfg, writer)
         logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
     if writer is not None:
         writer.close()
