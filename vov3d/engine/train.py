@@ -266,8 +266,9 @@ def train(cfg: CfgNode) -> dict[str, Any]:
             update_precise_bn(net, train_loader, cfg)
         if save_now:
             save_training_checkpoint(cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset)
-        if evaluate_now:
-            results["val"] = validate(net, val_loader, epoch, cfg, writer)
+        if evaluate_now:  # after the checkpoint, so it draws no random numbers a resumed run would miss
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                results["val"] = validate(net, val_loader, epoch, cfg, writer)
         logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
     if writer is not None:
         writer.close()
