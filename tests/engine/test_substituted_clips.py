@@ -15,6 +15,7 @@ from tests.datasets.helpers import make_video, small_cfg, write_kinetics_csvs
 from tests.engine.conftest import free_port
 from vov3d.config import CfgNode
 from vov3d.datasets import TooManyBrokenVideosError, build_loader
+from vov3d.datasets.clip_dataset import check_substituted
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
 from vov3d.engine.train import train_one_epoch
 
@@ -103,3 +104,10 @@ def test_two_processes_sum_their_substitutions(root: Path, tmp_path: Path) -> No
     summary = [m for m in results[0]["log"] if "stood in for unreadable videos" in m]
     assert len(summary) == 1 and all(path in summary[0] for path in broken_paths(root))
     assert not [m for m in results[1]["log"] if "stood in for unreadable videos" in m]  # only rank 0 logs it
+
+
+def test_the_fraction_is_judged_after_enough_clips_or_at_the_end_of_the_epoch() -> None:
+    assert not check_substituted(6, 99, 0.05, epoch_done=False)  # too few clips to judge yet
+    assert check_substituted(6, 100, 0.05, epoch_done=False)
+    assert not check_substituted(5, 100, 0.05, epoch_done=False)  # exactly the share is allowed
+    assert check_substituted(1, 10, 0.05, epoch_done=True)

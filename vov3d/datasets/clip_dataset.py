@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 # Training checks the substituted fraction only after this many clips of an epoch (and at its end),
 # so that a few broken files early on do not stop a run whose overall fraction is small.
-MIN_ATTEMPTS = 100
+MIN_CLIPS_CHECKED = 100
 
 Source = Union[PyAVVideo, JpegFrames]
 Item = tuple[torch.Tensor, int, int, dict[str, Any]]
@@ -46,8 +46,8 @@ class TooManyBrokenVideosError(RuntimeError):
 
 def check_substituted(substituted: int, clips: int, max_fraction: float, epoch_done: bool) -> bool:
     """Whether ``substituted`` of ``clips`` training clips (all processes) is more than
-    ``max_fraction``, judged once MIN_ATTEMPTS clips were loaded or the epoch is done."""
-    return (clips >= MIN_ATTEMPTS or epoch_done) and substituted > max_fraction * clips
+    ``max_fraction``, judged once MIN_CLIPS_CHECKED clips were loaded or the epoch is done."""
+    return (clips >= MIN_CLIPS_CHECKED or epoch_done) and substituted > max_fraction * clips
 
 
 def decoding_backend(cfg: CfgNode) -> str:
