@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 from PIL import Image
@@ -52,6 +53,64 @@ def make_video(path: Path, count: int, fps: float = 30, size: tuple[int, int] = 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(str(path), numbered_frames(count, *size), fps, codec=codec, **kwargs)
     return str(path)
+
+
+_VPX = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+
+
+def make_vpx_webm(
+    path: Path, codec: str, count: int, fps: int, gop_size: int, mislabel: str = "", size: tuple[int, int] = (48, 64)
+) -> str:
+    """A numbered VP8 / VP9 WebM with a keyframe every ``gop_size`` frames.
+
+    ``mislabel="cues"``: the cues index every frame as a keyframe, while the blocks keep their true
+    keyframe flags (a seek lands on inter frames, as in some published WebM files); ``"blocks"``:
+    every block claims to be a keyframe too, so only a decode from the start can be trusted.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "1M"}
+    keyframes: list[bool] = []
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(_VPX[codec], rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        stream.codec_context.gop_size = gop_size
+        frames = [av.VideoFrame.from_ndarray(a, format="rgb24") for a in numbered_frames(count, *size)]
+        for frame in frames + [None]:
+            for packet in stream.encode(frame):
+                keyframes.append(packet.is_keyframe)
+                packet.is_keyframe = packet.is_keyframe or bool(mislabel)  # the muxer cues every keyframe
+                container.mux(packet)
+    if mislabel == "cues":
+        data = bytearray(path.read_bytes())
+        for flags, key in zip(_simple_block_flags(data, 0, len(data)), keyframes):
+            if not key:
+                data[flags] &= 0x7F  # the SimpleBlock keyframe bit
+        path.write_bytes(bytes(data))
+    return str(path)
+
+
+def _ebml_number(data: bytearray, pos: int, keep_marker: bool) -> tuple[int, int]:
+    """An EBML variable-length number at ``pos`` (an element ID keeps its length marker)."""
+    length = 1
+    while not data[pos] & (0x80 >> (length - 1)):
+        length += 1
+    value = data[pos] if keep_marker else data[pos] & (0xFF >> length)
+    for byte in data[pos + 1 : pos + length]:
+        value = value << 8 | byte
+    return value, pos + length
+
+
+def _simple_block_flags(data: bytearray, start: int, end: int) -> Iterator[int]:
+    """Offsets of the flag bytes of the SimpleBlocks inside Segment / Cluster elements, in order."""
+    pos = start
+    while pos < end:
+        element, pos = _ebml_number(data, pos, keep_marker=True)
+        size, pos = _ebml_number(data, pos, keep_marker=False)
+        if element in (0x18538067, 0x1F43B675):  # Segment, Cluster
+            yield from _simple_block_flags(data, pos, pos + size)
+        elif element == 0xA3:  # SimpleBlock: track number, 16-bit timecode, flags
+            yield _ebml_number(data, pos, keep_marker=False)[1] + 2
+        pos += size
 
 
 def make_jpeg_folder(folder: Path, video_id: str, count: int, size: tuple[int, int] = (48, 64)) -> list[str]:

@@ -70,8 +70,8 @@ def check_item(item: tuple, index: int, shape: tuple) -> dict:
     frames, label, item_index, meta = item
     assert frames.shape == shape and frames.dtype == torch.float32
     assert isinstance(label, int) and item_index == index
-    assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid"}
-    assert all(type(meta[k]) is int for k in ("video_index", "temporal_index", "spatial_index"))
+    assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid", "substituted"}
+    assert all(type(meta[k]) is int for k in ("video_index", "temporal_index", "spatial_index", "substituted"))
     assert meta["valid"] is True
     return meta
 

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.datasets.helpers import frame_numbers, make_video, numbered_frames
+from tests.datasets.helpers import frame_numbers, make_video, make_vpx_webm, numbered_frames
 from vov3d.datasets import decoder
 from vov3d.datasets.decoder import PyAVVideo, VideoDecodeError
 
@@ -61,6 +61,26 @@ def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path: Path) -> None
     with PyAVVideo(path) as video:  # a second read on one open file rewinds correctly
         assert frame_numbers(video.get_frames([230])) == [230]
         assert frame_numbers(video.get_frames([3, 5])) == [3, 5]
+
+
+@pytest.mark.parametrize(
+    "mislabel", ["", "cues", "blocks"], ids=["cues-at-keyframes", "cues-at-every-frame", "all-flagged"]
+)
+@pytest.mark.parametrize("codec", ["vp8", "vp9"])
+def test_webm_clips_at_every_position_after_long_keyframe_intervals(tmp_path: Path, codec: str, mislabel: str) -> None:
+    """Seeks that land on inter frames (cues at every frame) must not reach the decoder, nor make a
+    good file look broken; with true keyframe flags the reader still decodes from a near keyframe."""
+    count, gop = 90, 40
+    path = make_vpx_webm(tmp_path / f"{codec}.webm", codec, count, fps=15, gop_size=gop, mislabel=mislabel)
+    for first in range(count - 6):
+        indices = [first, first + 2, first + 4, first + 6]  # up to the last frame
+        with PyAVVideo(path) as video:
+            assert video.num_frames == count
+            assert frame_numbers(video.get_frames(indices)) == indices, (first, mislabel)
+            if mislabel != "blocks":  # from the last keyframe before the seek target, 4 frames early,
+                keyframe = max(first - 5, 0) // gop * gop  # plus a keyframe per seek that landed past it
+                extra = 5 if mislabel else 1
+                assert video.decoded_frames <= indices[-1] - keyframe + 1 + extra, first
 
 
 def test_unneeded_unreferenced_frames_are_not_decoded(tmp_path: Path) -> None:
@@ -168,9 +188,19 @@ def _truncate(path: str, fraction: float) -> str:
         (lambda d: _write_audio_only(d / "audio.wav") or str(d / "audio.wav"), "has no video stream"),
         (lambda d: _truncate(make_video(d / "v.mp4", 60), 0.6), "truncated"),  # its index is at the end
         (lambda d: _truncate(make_video(d / "v.webm", 60, gop_size=10), 0.5), "truncated or damaged"),
+        (lambda d: _truncate(make_vpx_webm(d / "v.webm", "vp8", 60, 15, 20, "cues"), 0.5), "truncated or damaged"),
         (lambda d: str(d), "is a folder"),
     ],
-    ids=["missing", "zero-byte", "text", "audio-only", "truncated-mp4", "truncated-webm", "folder"],
+    ids=[
+        "missing",
+        "zero-byte",
+        "text",
+        "audio-only",
+        "truncated-mp4",
+        "truncated-webm",
+        "truncated-vp8-cues",
+        "folder",
+    ],
 )
 def test_broken_files_raise_naming_the_file(tmp_path: Path, make, reason: str) -> None:
     path = make(tmp_path)

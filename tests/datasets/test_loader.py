@@ -32,8 +32,9 @@ def test_train_batches(root: Path) -> None:
     frames, labels, index, meta = batches[0]
     assert frames.shape == (2, 3, 4, 32, 32) and frames.dtype == torch.float32
     assert labels.dtype == torch.int64 and index.shape == (2,)
-    assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid"}
+    assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid", "substituted"}
     assert meta["valid"].dtype == torch.bool and torch.equal(meta["video_index"], labels)
+    assert meta["substituted"].tolist() == [-1, -1]
 
 
 def test_test_batches_keep_every_view_in_order(root: Path) -> None:

@@ -52,6 +52,7 @@ def test_real_video_clips_match_a_full_decode(real_videos: Path, name: str) -> N
     clips = [kinetics_indices(count, video.fps, 8, 4, 30, rng=rng) for _ in range(2)]
     clips += [kinetics_indices(count, video.fps, 8, 4, 30, view=v, num_views=3) for v in range(3)]
     clips += [segment_indices(count, 8, view=v, num_views=2) for v in range(2)]
+    clips.append(np.arange(count - 8, count))  # the last frames: a seek near the end
     for indices in clips:
         with PyAVVideo(str(path)) as video:
             clip = video.get_frames(indices).numpy()

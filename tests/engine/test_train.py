@@ -76,7 +76,8 @@ def test_epoch_statistics_and_json_lines(tmp_path: Path) -> None:
     setup_logging(str(tmp_path))
     stats = run_epoch(Tiny(), tiny_cfg(tmp_path))
     assert stats["_type"] == "train_epoch" and stats["epoch"] == "1/4"
-    assert set(stats) == {"_type", "epoch", "lr", "loss", "top1_err", "top5_err", "dt_data", "dt_net", "eta", "mem"}
+    assert set(stats) == {"_type", "epoch", "lr", "loss", "top1_err", "top5_err", "dt_data", "dt_net", "eta", "mem",
+                          "substituted_clips"}  # fmt: skip
     assert stats["top5_err"] == 0.0 and 0 <= stats["top1_err"] <= 100
     iterations = json_stats(tmp_path, "train_iter")
     assert [s["iter"] for s in iterations] == ["2/4", "4/4"]

@@ -251,7 +251,8 @@ _C.DATA.REVERSE_INPUT_CHANNEL = False
 _C.DATA.DECODING_BACKEND = "pyav"
 # How test views of one video are combined: sum (of probabilities) or max.
 _C.DATA.ENSEMBLE_METHOD = "sum"
-# Stop training when more than this fraction of the samples drawn so far failed to decode.
+# Stop training when more than this fraction of an epoch's clips (all processes) stood in for
+# unreadable videos.
 _C.DATA.MAX_BAD_VIDEO_FRACTION = 0.05
 
 # ---------------------------------------------------------------------------- #

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 from collections.abc import Iterator
 
@@ -22,6 +24,11 @@ from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
+# Videos per split whose existence check_splits looks up: enough to catch a wrong folder at once,
+# few enough to be instant on network storage (tools/scan_dataset.py checks every file).
+_SAMPLED_VIDEOS = 20
+
+logger = logging.getLogger(__name__)
 
 
 def build_dataset(cfg: CfgNode, split: str) -> Dataset:
@@ -39,6 +46,32 @@ def build_dataset(cfg: CfgNode, split: str) -> Dataset:
     if top >= cfg.MODEL.NUM_CLASSES:
         raise cfg_error(cfg, "MODEL.NUM_CLASSES", f"the {split} split of {name} has labels up to {top}")
     return dataset
+
+
+def check_splits(cfg: CfgNode, datasets: dict[str, Dataset]) -> None:
+    """Look for a sample of the videos of each split a run will read (``datasets`` by split, built,
+    so their annotations were read), so that a wrong DATA.PATH_PREFIX stops the run before
+    training, not after it."""
+    for split, dataset in datasets.items():
+        paths = list(getattr(dataset, "paths", []))
+        sample = paths[:: max(1, len(paths) // _SAMPLED_VIDEOS)]
+        missing = [path for path in sample if not os.path.exists(path)]
+        if missing and len(missing) == len(sample):
+            raise cfg_error(
+                cfg,
+                "DATA.PATH_PREFIX",
+                f"none of {len(sample)} videos sampled from the {split} split exists, e.g. {missing[0]}: "
+                "check DATA.PATH_PREFIX and DATA.PATH_TO_DATA_DIR",
+            )
+        if missing:
+            logger.warning(
+                "%d of %d videos sampled from the %s split are missing, e.g. %s; list every unreadable file "
+                "with tools/scan_dataset.py",
+                len(missing),
+                len(sample),
+                split,
+                missing[0],
+            )
 
 
 def seed_worker(worker_id: int) -> None:

@@ -1,9 +1,12 @@
 """The base of every dataset: splits and test views, the transform, and broken videos.
 
 Items are ``(frames, label, index, meta)``: frames float32 3 x T x H x W, the integer label, the
-item index, and ``meta`` = {"video_index", "temporal_index", "spatial_index", "valid"} (python
-ints and a bool, so the default collate makes tensors of them). In the test split item ``i`` is
-view ``i % num_views`` of video ``i // num_views``; train and val have one item per video.
+item index, and ``meta`` = {"video_index", "temporal_index", "spatial_index", "valid",
+"substituted"} (python ints and a bool, so the default collate makes tensors of them). In the test
+split item ``i`` is view ``i % num_views`` of video ``i // num_views``; train and val have one item
+per video. A training item whose video cannot be read is a clip of a random other video, and its
+"substituted" names the unreadable one (-1 otherwise): the training loop sums these over loader
+workers and processes, which each hold their own copy of the dataset.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from torch.utils.data import Dataset
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import get_rank
 
-from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file
+from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file, worker_message
 from .frames import JpegFrames
 from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-# Training checks the failure fraction only after this many load attempts, so that a few broken
-# files early on do not stop a run whose overall fraction is small.
-MIN_ATTEMPTS = 100
+# Training checks the substituted fraction only after this many clips of an epoch (and at its end),
+# so that a few broken files early on do not stop a run whose overall fraction is small.
+MIN_CLIPS_CHECKED = 100
 
 Source = Union[PyAVVideo, JpegFrames]
 Item = tuple[torch.Tensor, int, int, dict[str, Any]]
@@ -36,6 +39,15 @@ _backend_alias_logged = False
 
 class TooManyBrokenVideosError(RuntimeError):
     """Training met more unreadable videos than DATA.MAX_BAD_VIDEO_FRACTION allows."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(worker_message(type(self), message))
+
+
+def check_substituted(substituted: int, clips: int, max_fraction: float, epoch_done: bool) -> bool:
+    """Whether ``substituted`` of ``clips`` training clips (all processes) is more than
+    ``max_fraction``, judged once MIN_CLIPS_CHECKED clips were loaded or the epoch is done."""
+    return (clips >= MIN_CLIPS_CHECKED or epoch_done) and substituted > max_fraction * clips
 
 
 def decoding_backend(cfg: CfgNode) -> str:
@@ -69,7 +81,6 @@ class ClipDataset(Dataset):
         num_temporal_views: int = 1,
         num_spatial_crops: int = 1,
         skip_broken: bool = False,
-        max_bad_fraction: float = 0.05,
         seed: int = 0,
         video_backend: str = "pyav",
         multi_thread_decode: bool = False,
@@ -85,13 +96,10 @@ class ClipDataset(Dataset):
         self.num_temporal_views = num_temporal_views if split == "test" else 1
         self.num_spatial_crops = num_spatial_crops if split == "test" else 1
         self.skip_broken = skip_broken
-        self.max_bad_fraction = max_bad_fraction
         self.rng = np.random.default_rng(seed)
         self.video_backend = video_backend
         self.multi_thread_decode = multi_thread_decode
-        self._attempts = 0
         self._failed: dict[int, str] = {}  # video index -> reason, in this process
-        self._failures = 0
         self._last_clip: Optional[tuple[tuple[int, int], torch.Tensor]] = None  # see load_clip
 
     @classmethod
@@ -126,7 +134,6 @@ class ClipDataset(Dataset):
             num_temporal_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
             num_spatial_crops=cfg.TEST.NUM_SPATIAL_CROPS,
             skip_broken=cfg.TEST.SKIP_BROKEN_VIDEOS,
-            max_bad_fraction=data.MAX_BAD_VIDEO_FRACTION,
             seed=cfg.RNG_SEED + get_rank(),
             video_backend=decoding_backend(cfg),
             multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
@@ -185,47 +192,39 @@ class ClipDataset(Dataset):
             frames = self.load_clip(video, temporal, spatial)
         except VideoDecodeError as e:
             if not self.skip_broken:
-                raise
+                raise VideoDecodeError(
+                    f"{e}; set TEST.SKIP_BROKEN_VIDEOS True to leave unreadable videos out of validation and "
+                    "testing, or list them all with tools/scan_dataset.py"
+                ) from None
             if video not in self._failed:
                 self._failed[video] = str(e)
                 logger.warning("skipping %s video (TEST.SKIP_BROKEN_VIDEOS): %s", self.split, e)
             crop = self.transform.crop_size
             frames, valid = torch.zeros(3, self.num_frames, crop, crop), False
-        meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid)
+        meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid, substituted=-1)
         return frames, self.labels[video], index, meta
 
     def _train_item(self, index: int) -> Item:
-        """Load ``index``; if it cannot be read, warn, count it and load a random other video."""
+        """Load ``index``; if it cannot be read, warn (once per file in this process) and load a
+        random other video, recording ``index`` in the item's "substituted"."""
         video = index
         while True:
-            self._attempts += 1
             try:
                 frames = self.load_clip(video, None, 0)
             except VideoDecodeError as e:
                 self._record_failure(video, e)
                 video = int(self.rng.integers(self.num_videos))
                 continue
-            meta = dict(video_index=video, temporal_index=-1, spatial_index=-1, valid=True)
+            substituted = -1 if video == index else index
+            meta = dict(video_index=video, temporal_index=-1, spatial_index=-1, valid=True, substituted=substituted)
             return frames, self.labels[video], index, meta
 
     def _record_failure(self, video: int, error: VideoDecodeError) -> None:
-        self._failures += 1
         if video not in self._failed:
             self._failed[video] = str(error)
-            logger.warning(
-                "unreadable training video, using another one: %s (%d of %d loads failed in this process)",
-                error,
-                self._failures,
-                self._attempts,
-            )
+            logger.warning("unreadable training video, using a random other one: %s", error)
         if len(self._failed) == self.num_videos:
             raise TooManyBrokenVideosError(
                 f"none of the {self.num_videos} videos of the {self.split} split could be read; "
                 f"the last: {error}. Check DATA.PATH_PREFIX and DATA.PATH_TO_DATA_DIR"
-            )
-        if self._attempts >= MIN_ATTEMPTS and self._failures > self.max_bad_fraction * self._attempts:
-            raise TooManyBrokenVideosError(
-                f"{self._failures} of {self._attempts} training loads failed ({len(self._failed)} distinct "
-                f"videos), more than DATA.MAX_BAD_VIDEO_FRACTION = {self.max_bad_fraction}; the last: "
-                f"{error}. List the unreadable videos with tools/scan_dataset.py"
             )

@@ -5,6 +5,11 @@ start of the stream, so variable-frame-rate videos are sampled in time rather th
 frames. The reader seeks to the keyframe before the first needed frame, decodes up to the last
 one, and converts only the frames that are used to RGB. Frames that are neither needed nor
 referenced by other frames (most B-frames) are not decoded at all: decoding is most of the cost.
+
+A seek may land on an inter frame (WebM cues that point at inter frames): packets up to the next
+keyframe are dropped, since VP8 / VP9 decoders refuse an inter frame first, and when that keyframe
+is past the clip the reader seeks earlier. A decode that fails after a seek is retried from the
+start before the file is called broken.
 """
 
 from __future__ import annotations
@@ -36,8 +41,23 @@ class _DroppedNeededFrame(Exception):
     """A frame the decoder was allowed to drop would have been picked (a gap in the timestamps)."""
 
 
+def worker_message(error_type: type, message: str) -> str:
+    """The original message of an error that a loader worker raised.
+
+    torch re-creates such an error in the main process from the worker's whole traceback text
+    ("Caught X in DataLoader worker process 0. Original Traceback ..."), which buries the one line
+    a user needs; the errors meant for users keep only that line."""
+    if not message.startswith(f"Caught {error_type.__name__} in DataLoader worker"):
+        return message
+    marker = f"{error_type.__module__}.{error_type.__qualname__}: "
+    return message.rsplit(marker, 1)[-1].strip() if marker in message else message
+
+
 class VideoDecodeError(RuntimeError):
     """A video or frame folder cannot be read. The message starts with the file, then the reason."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(worker_message(type(self), message))
 
 
 def decode_error(path: str, reason: str) -> VideoDecodeError:
@@ -148,12 +168,16 @@ class PyAVVideo:
         return torch.from_numpy(np.stack([by_index[i] for i in indices.tolist()]))
 
     def _decode(self, times: np.ndarray, skip: bool) -> list[np.ndarray]:
-        seek_to = times[0] - _SEEK_MARGIN_FRAMES / self.fps
-        if seek_to > 0:
-            self._seek(seek_to)
-            arrays = self._scan(times, from_start=False, skip=skip)
+        back = _SEEK_MARGIN_FRAMES / self.fps
+        while times[0] - back > 0:
+            self._seek(times[0] - back)
+            try:
+                arrays = self._scan(times, from_start=False, skip=skip)
+            except av.FFmpegError:  # packets flagged as keyframes that are not: only the start is safe
+                break
             if arrays is not None:
                 return arrays
+            back *= 2  # the first keyframe after the seek is past the first needed frame: seek earlier
         if not self._at_start:  # a second read, or the seek landed after the first needed frame
             self._seek(0.0)
         arrays = self._scan(times, from_start=True, skip=skip)
@@ -178,9 +202,11 @@ class PyAVVideo:
             reason = getattr(e, "strerror", None) or str(e)
             raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
 
-    def _timed(self, skippable: Optional[Callable[[int], bool]] = None) -> Iterator[tuple[float, av.VideoFrame]]:
+    def _timed(
+        self, skippable: Optional[Callable[[int], bool]] = None, from_keyframe: bool = False
+    ) -> Iterator[tuple[float, av.VideoFrame]]:
         self._at_start = False
-        for ts, frame in iter_frames(self._container, self._stream, skippable):
+        for ts, frame in iter_frames(self._container, self._stream, skippable, from_keyframe):
             self.decoded_frames += 1
             yield (ts - self._origin) * self._time_base, frame
 
@@ -203,10 +229,11 @@ class PyAVVideo:
     def _scan(self, times: np.ndarray, from_start: bool, skip: bool) -> Optional[list[np.ndarray]]:
         """Decode forward and pick, for each time, the last frame shown at or before it.
 
-        Returns None when the first decoded frame is already past ``times[0]`` after a seek. From
-        the start, a time before the first frame gets the first frame. With ``skip``, the decoder
-        may drop unreferenced frames away from the needed times; should one of them have been the
-        pick (timestamps with gaps), raises _DroppedNeededFrame so the caller decodes them all.
+        Returns None when, after a seek, the first decoded frame is already past ``times[0]`` or
+        no keyframe follows. From the start, a time before the first frame gets the first frame.
+        With ``skip``, the decoder may drop unreferenced frames away from the needed times; should
+        one of them have been the pick (timestamps with gaps), raises _DroppedNeededFrame so the
+        caller decodes them all.
         """
         half = 0.5 / self.fps
         dropped: list[float] = []
@@ -214,7 +241,7 @@ class PyAVVideo:
         picked: list[float] = []
         prev_t, prev, prev_rgb = -1.0, None, None
         try:
-            for t, frame in self._timed(self._skippable(times, dropped) if skip else None):
+            for t, frame in self._timed(self._skippable(times, dropped) if skip else None, not from_start):
                 if prev is None:
                     if t > times[0] + half and not from_start:
                         return None
@@ -231,6 +258,8 @@ class PyAVVideo:
         finally:
             self._stream.codec_context.skip_frame = "DEFAULT"
         _check_picks(times[: len(picked)], picked, dropped, half)
+        if prev is None and not from_start:
+            return None
         if prev is None:
             raise decode_error(self.path, "no frame could be decoded")
         end = prev_t + _END_TOLERANCE_FRAMES / self.fps
@@ -271,11 +300,14 @@ def iter_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     skippable: Optional[Callable[[int], bool]] = None,
+    from_keyframe: bool = False,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames in display order with a timestamp in ``stream.time_base`` units.
 
     ``skippable(pts)`` says which packets the decoder may drop when no other frame refers to them
     (FFmpeg's ``skip_frame`` NONREF, set per packet); packets without a trusted pts are decoded.
+    With ``from_keyframe`` (after a seek) packets before the first keyframe are dropped: VP8 and
+    VP9 decoders refuse an inter frame as the first packet.
 
     The timestamp is the pts, unless pts go backwards while dts do not (packed B-frames in AVI,
     as in FFmpeg's best-effort timestamp); then dts from there on. Frames are yielded one late so
@@ -287,6 +319,10 @@ def iter_frames(
     last_dts: Optional[int] = None
     context = stream.codec_context
     for packet in container.demux(stream):
+        if from_keyframe:
+            if not packet.is_keyframe:
+                continue
+            from_keyframe = False
         if skippable is not None:
             trusted = packet.pts is not None and not use_dts
             context.skip_frame = "NONREF" if trusted and skippable(packet.pts) else "DEFAULT"

@@ -60,29 +60,34 @@ def validate(
     """Top-1 / top-5 error (in %) over the val split, one clip per video, as PySlowFast reports it.
 
     Every process scores its shard; the per-clip results are gathered and each dataset index is
-    counted once, so the repeats that pad the last shard do not count twice.
+    counted once, so the repeats that pad the last shard do not count twice. Clips of unreadable
+    videos (TEST.SKIP_BROKEN_VIDEOS) are left out, as the multi-view test leaves them out.
     """
     device = next(model.parameters()).device
     dtype = autocast_dtype(cfg, device)
     started = time.perf_counter()
     model.eval()
     rows = []
-    for frames, labels, index, _meta in progress(loader, len(loader), "val"):
+    for frames, labels, index, meta in progress(loader, len(loader), "val"):
         with autocast(device, dtype):
             probs = model(to_input(frames, device, cfg))
         top1, top5 = topk_correct(probs.float(), labels.to(device))
-        rows.append(torch.stack([index.to(device), top1.long(), top5.long()], dim=1))
-    local = torch.cat(rows) if rows else torch.zeros((0, 3), dtype=torch.long, device=device)
+        valid = meta["valid"].to(device).long() if "valid" in meta else torch.ones_like(top1).long()
+        rows.append(torch.stack([index.to(device), top1.long(), top5.long(), valid], dim=1))
+    local = torch.cat(rows) if rows else torch.zeros((0, 4), dtype=torch.long, device=device)
     clips = all_gather_tensors(local).cpu()
     clips = clips[first_occurrences(clips[:, 0])]
+    skipped = int((clips[:, 3] == 0).sum())
+    clips = clips[clips[:, 3] == 1]
     if not len(clips):
-        raise ValueError("the val split has no clips to evaluate")
+        raise ValueError(f"the val split has no clips to evaluate ({skipped} of unreadable videos left out)")
     stats = {
         "_type": "val_epoch",
         "epoch": f"{epoch + 1}/{cfg.SOLVER.MAX_EPOCH}",
         "top1_err": 100.0 * (1 - clips[:, 1].float().mean().item()),
         "top5_err": 100.0 * (1 - clips[:, 2].float().mean().item()),
         "num_clips": len(clips),
+        "skipped_clips": skipped,
         "time_diff": time.perf_counter() - started,
         "mem": memory_mib(device),
     }

@@ -142,12 +142,20 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
             test(cfg)
         return 0
     except user_errors as e:
-        if rank == 0:
-            logger.error("%s: %s", type(e).__name__, e)
-        print(f"run_net (rank {rank}): {type(e).__name__}: {e}", file=sys.stderr)
+        _report(rank, e)
         return 1
     finally:
         du.destroy_process_group()
+
+
+def _report(rank: int, error: Exception) -> None:
+    """The error once on the console (stderr), and in this rank's log file (not the console again)."""
+    line = f"run_net (rank {rank}): {type(error).__name__}: {error}"
+    print(line, file=sys.stderr)
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger("vov3d").handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def _select_device(cfg: CfgNode, gpu: int) -> None:

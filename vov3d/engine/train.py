@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader
 
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
-from vov3d.datasets import build_loader, shuffle_loader
-from vov3d.utils.distributed import all_reduce_sum, get_world_size, is_main_process
+from vov3d.datasets import TooManyBrokenVideosError, build_dataset, build_loader, check_splits, shuffle_loader
+from vov3d.datasets.clip_dataset import check_substituted
+from vov3d.utils.distributed import all_gather_tensors, all_reduce_sum, get_world_size, is_main_process
 from vov3d.utils.logging import log_json_stats
 from vov3d.utils.meters import Timer, WindowAverage, format_eta, memory_mib, topk_correct
 from vov3d.utils.tensorboard import make_writer
@@ -39,6 +40,8 @@ from .solver import LRSchedule, build_loss, build_optimizer, set_lr
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Unreadable training files named in a log line or error; tools/scan_dataset.py lists them all.
+_MAX_LISTED = 10
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,8 +62,10 @@ def train_one_epoch(
     """One pass over ``loader`` with the learning rate set every iteration.
 
     Loss and top-k counts are summed over all processes every iteration (one small all-reduce),
-    so every rank sees the same global loss and all stop together on a NaN. Only the main process
-    logs. Returns the epoch's ``train_epoch`` statistics.
+    so every rank sees the same global loss and all stop together on a NaN. So are the clips that
+    stand in for unreadable videos (``meta["substituted"]``, from every loader worker): all stop
+    together past DATA.MAX_BAD_VIDEO_FRACTION, and the epoch's line counts them and a warning names
+    the files. Only the main process logs. Returns the epoch's ``train_epoch`` statistics.
     """
     device = next(model.parameters()).device
     dtype = autocast_dtype(cfg, device)
@@ -68,8 +73,10 @@ def train_one_epoch(
     meters = {name: WindowAverage(cfg.LOG_PERIOD) for name in ("loss", "top1_err", "top5_err", "dt_data", "dt_net")}
     data_timer, net_timer = Timer(), Timer(synchronize=device.type == "cuda")
     lr = schedule(epoch)
+    replaced: list[torch.Tensor] = []  # videos of this process's batches that another clip stood in for
+    clips_seen = substituted_seen = 0
     model.train()
-    for it, (frames, labels, _index, _meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
+    for it, (frames, labels, _index, meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
         meters["dt_data"].update(data_timer.seconds())
         net_timer.reset()
         frames, labels = to_input(frames, device, cfg), labels.to(device, non_blocking=True)
@@ -80,8 +87,14 @@ def train_one_epoch(
             loss = loss_fn(logits, labels)
         top1, top5 = topk_correct(logits.detach(), labels)
         count = torch.tensor(float(labels.shape[0]), device=device)
-        totals = torch.stack([loss.detach().float() * count, top1.sum().float(), top5.sum().float(), count])
-        loss_sum, correct1, correct5, total = all_reduce_sum(totals).tolist()
+        substituted = meta.get("substituted", torch.full_like(labels, -1)).to(device)
+        replaced.append(substituted[substituted >= 0])
+        subs = (substituted >= 0).sum().float()
+        totals = torch.stack([loss.detach().float() * count, top1.sum().float(), top5.sum().float(), count, subs])
+        loss_sum, correct1, correct5, total, subs_total = all_reduce_sum(totals).tolist()
+        clips_seen, substituted_seen = clips_seen + int(total), substituted_seen + int(subs_total)
+        if subs_total and check_substituted(substituted_seen, clips_seen, cfg.DATA.MAX_BAD_VIDEO_FRACTION, False):
+            raise _too_many_substituted(substituted_seen, clips_seen, replaced, loader, cfg)
         if not math.isfinite(loss_sum):
             raise NonFiniteLossError(
                 f"the training loss is {loss_sum / total} at epoch {epoch + 1}/{max_epoch}, iteration "
@@ -101,7 +114,10 @@ def train_one_epoch(
         meters["top1_err"].update(100.0 * (1 - correct1 / total), total)
         meters["top5_err"].update(100.0 * (1 - correct5 / total), total)
         if (it + 1) % cfg.LOG_PERIOD == 0 and is_main_process():
-            stats = _iteration_stats(meters, epoch, it, iters, max_epoch, lr, device)
+            stats = {
+                **_iteration_stats(meters, epoch, it, iters, max_epoch, lr, device),
+                "substituted_clips": substituted_seen,
+            }
             log_json_stats(stats, cfg.OUTPUT_DIR)
             if writer is not None:
                 step = epoch * iters + it
@@ -109,6 +125,8 @@ def train_one_epoch(
                     writer.add_scalar(f"train/{key}", stats[key], step)
         data_timer.reset()
 
+    if check_substituted(substituted_seen, clips_seen, cfg.DATA.MAX_BAD_VIDEO_FRACTION, True):
+        raise _too_many_substituted(substituted_seen, clips_seen, replaced, loader, cfg)
     stats = {
         "_type": "train_epoch",
         "epoch": f"{epoch + 1}/{max_epoch}",
@@ -116,10 +134,49 @@ def train_one_epoch(
         **{name: meter.global_average for name, meter in meters.items()},
         "eta": format_eta(_iteration_time(meters, global_average=True) * (max_epoch - epoch - 1) * iters),
         "mem": memory_mib(device),
+        "substituted_clips": substituted_seen,
     }
+    if substituted_seen:  # every process takes part in gathering the names
+        files = _replaced_files(replaced, loader)
+        if is_main_process():
+            logger.warning(
+                "epoch %d/%d: %d of %d training clips stood in for unreadable videos (%d files: %s); "
+                "list every unreadable file with tools/scan_dataset.py",
+                epoch + 1,
+                max_epoch,
+                substituted_seen,
+                clips_seen,
+                len(files),
+                _listed(files),
+            )
     if is_main_process():
         log_json_stats(stats, cfg.OUTPUT_DIR)
     return stats
+
+
+def _replaced_files(replaced: list[torch.Tensor], loader: DataLoader) -> list[str]:
+    """The distinct unreadable videos of all processes' batches so far (a collective call)."""
+    device = replaced[0].device if replaced else torch.device("cpu")
+    local = torch.unique(torch.cat(replaced)) if replaced else torch.zeros(0, dtype=torch.long, device=device)
+    videos = torch.unique(all_gather_tensors(local)).tolist()
+    paths = getattr(loader.dataset, "paths", None)
+    return [paths[v] if paths else f"video {v}" for v in videos]
+
+
+def _listed(files: list[str]) -> str:
+    more = len(files) - _MAX_LISTED
+    return ", ".join(files[:_MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _too_many_substituted(
+    substituted: int, clips: int, replaced: list[torch.Tensor], loader: DataLoader, cfg: CfgNode
+) -> TooManyBrokenVideosError:
+    files = _replaced_files(replaced, loader)
+    return TooManyBrokenVideosError(
+        f"{substituted} of {clips} training clips stood in for unreadable videos ({len(files)} files: "
+        f"{_listed(files)}), more than DATA.MAX_BAD_VIDEO_FRACTION = {cfg.DATA.MAX_BAD_VIDEO_FRACTION}; "
+        "list every unreadable file with tools/scan_dataset.py, then fix or remove them from the annotations"
+    )
 
 
 def _iteration_time(meters: dict[str, WindowAverage], global_average: bool = False) -> float:
@@ -172,9 +229,16 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, cfg: CfgNode) -> Non
 
 def train(cfg: CfgNode) -> dict[str, Any]:
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
-    when possible. Validates every TRAIN.EVAL_PERIOD epochs and saves every
-    TRAIN.CHECKPOINT_PERIOD (and both after the last epoch). Returns the last statistics logged
-    (``train_epoch`` and ``val_epoch``)."""
+    when possible. Saves every TRAIN.CHECKPOINT_PERIOD epochs and then validates every
+    TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video never costs the
+    epoch. Every split the run reads (test too with TEST.ENABLE) is checked first. Returns the
+    last statistics logged (``train_epoch`` and ``val_epoch``)."""
+    train_loader = build_loader(cfg, "train")
+    val_loader = build_loader(cfg, "val")
+    splits = {"train": train_loader.dataset, "val": val_loader.dataset}
+    if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
+        splits["test"] = build_dataset(cfg, "test")
+    check_splits(cfg, splits)
     device = current_device(cfg)
     model = prepare_model(cfg, device, train=True)
     optimizer = build_optimizer(model, cfg)
@@ -183,9 +247,6 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     scaler = grad_scaler(device, autocast_dtype(cfg, device))
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler)
     net = distribute(compile_model(model, cfg), device)
-
-    train_loader = build_loader(cfg, "train")
-    val_loader = build_loader(cfg, "val")
     if resumed is not None:
         restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)
@@ -203,10 +264,11 @@ def train(cfg: CfgNode) -> dict[str, Any]:
         save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(net, train_loader, cfg)
-        if evaluate_now:
-            results["val"] = validate(net, val_loader, epoch, cfg, writer)
         if save_now:
             save_training_checkpoint(cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset)
+        if evaluate_now:  # after the checkpoint, so it draws no random numbers a resumed run would miss
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                results["val"] = validate(net, val_loader, epoch, cfg, writer)
         logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
     if writer is not None:
         writer.close()
