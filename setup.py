@@ -11,8 +11,8 @@ setup(
     packages=find_packages(include=["vov3d", "vov3d.*"]),
     package_data={"vov3d": ["data/*.txt"]},
     install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.5",  # torch.amp.GradScaler (2.3), torch.onnx.export(dynamo=...) (2.5)
+        "torchvision>=0.20",
         "av>=10.0",
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
