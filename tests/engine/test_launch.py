@@ -13,7 +13,7 @@ import torch
 from vov3d.config import ConfigError, get_cfg
 from vov3d.engine import launch as launch_module
 from vov3d.engine.launch import LaunchError, ProcessPlan, check_plan, device_index, launch, plan_processes, run_jobs
-from vov3d.utils.distributed import expand_nodelist, launcher_env, tasks_on_node
+from vov3d.utils.distributed import launcher_env
 
 LAUNCHER_VARS = (
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID",
@@ -94,23 +94,6 @@ def test_a_single_task_srun_step_spawns_as_if_started_by_hand() -> None:
     one_task = {**srun_task(0), "SLURM_NTASKS": "1", "SLURM_STEP_NUM_TASKS": "1"}
     assert launcher_env(one_task) is None
     assert plan_processes(cfg_with(NUM_GPUS=8), None, one_task).mode == "spawn"
-
-
-@pytest.mark.parametrize(
-    "nodelist, hosts",
-    [
-        ("a[01-03,07]", ["a01", "a02", "a03", "a07"]),
-        ("b1,c2", ["b1", "c2"]),
-        ("gpu-[1-2]-[a,b]", ["gpu-1-a", "gpu-1-b", "gpu-2-a", "gpu-2-b"]),
-        ("node[8-10],login", ["node8", "node9", "node10", "login"]),
-    ],
-)
-def test_slurm_node_lists(nodelist: str, hosts: list[str]) -> None:
-    assert expand_nodelist(nodelist) == hosts
-
-
-def test_slurm_tasks_per_node() -> None:
-    assert [tasks_on_node("8(x2),4", node) for node in range(3)] == [8, 8, 4]
 
 
 def test_spawn_one_process_per_gpu_and_shard_ranks() -> None:

@@ -75,6 +75,7 @@ def plan_processes(
 
 
 def _launcher_rendezvous(env: du.LauncherEnv, environ: Mapping[str, str]) -> str:
+    """torchrun always sets MASTER_ADDR/PORT; srun tasks may not, and must all derive the same place."""
     if "MASTER_ADDR" in environ and "MASTER_PORT" in environ or env.source == "torchrun":
         return "env://"
     if "MASTER_ADDR" in environ:
