@@ -13,8 +13,8 @@ setup(
     package_dir={"vov3d.configs": "configs"},
     package_data={"vov3d": ["data/*.txt"], "vov3d.configs": ["**/*.yaml"]},
     install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.5",  # torch.amp.GradScaler (2.3), torch.onnx.export(dynamo=...) (2.5)
+        "torchvision>=0.20",
         "av>=10.0",
         "fvcore>=0.1.5",
         "iopath>=0.1.9",

@@ -28,6 +28,7 @@ from tests.engine.conftest import (
     run_net_command,
     write_dataset,
 )
+from tests.engine.test_launch import LAUNCHER_VARS
 from vov3d.engine.launch import ProcessPlan, launch
 
 GREY = (128, 128, 128)
@@ -135,3 +136,28 @@ def test_collectives_with_unequal_sizes(tmp_path: Path) -> None:
         assert saved["gathered"].tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
         assert saved["total"].item() == 3.0
         assert saved["objects"] == [{"rank": 0}, {"rank": 1}]
+
+
+def test_two_shards_started_by_hand_train_validate_and_test(colour_data: Path, tmp_path: Path) -> None:
+    """PySlowFast's multi-machine command, both machines on this one: ``--num_shards 2 --shard_id
+    0|1 --init_method tcp://...`` with NUM_GPUS 0 (one process per shard). The last checkpoint is
+    written by rank 0 while rank 1 goes on to the test: the choice of the file to test is made by
+    rank 0 and broadcast (issue 15 point 1, from the checkpoint branch); before that fix lands this
+    test can fail on timing."""
+    command = run_net_command(colour_data, tmp_path, *OPTS, "TEST.BATCH_SIZE", 4, "NUM_GPUS", 0)
+    command += ["--num_shards", "2", "--init_method", f"tcp://127.0.0.1:{free_port()}"]
+    env = {k: v for k, v in SUBPROCESS_ENV.items() if k not in LAUNCHER_VARS}
+    processes = [
+        subprocess.Popen(
+            [*command, "--shard_id", str(shard)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for shard in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    log = (tmp_path / "stdout.log").read_text()
+    assert "2 process(es) (single, CPU); this is rank 0" in log
+    assert len(json_stats(tmp_path, "val_epoch")) == 2  # EVAL_PERIOD 1 over 2 epochs
+    final = json_stats(tmp_path, "test_final")
+    assert len(final) == 1 and final[0]["num_videos"] == 4, final  # rank 0's report over both shards

@@ -66,7 +66,7 @@ def test_published_network(key: str, tmp_path: Path, vov3d_log) -> None:
     assert sorted(set(ours) - set(theirs)) == [], "model tensors the published file lacks"
     assert {k: v for k, v in ours.items() if theirs[k] != v} == {}, "shape or dtype differs"
 
-    # Parameter count and GMACs, measured once, as build_model logs them.
+    # Parameter count and GMACs, measured once, as the engine logs them.
     params, gmacs = log_model_info(model, cfg)
     assert params == entry["num_parameters"]
     ref_params, ref_gmacs = reference_figures()[key]

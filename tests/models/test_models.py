@@ -104,6 +104,8 @@ def test_model_info_logged_once_at_the_train_crop(vov3d_log, monkeypatch) -> Non
     monkeypatch.setattr(complexity, "count_gmacs", lambda *a: calls.append(a[1:]) or count(*a))
     cfg = small_cfg("VoV3D-M", LOG_MODEL_INFO=True)
     model = build_model(cfg)
+    assert calls == [], "build_model only builds: the engine logs the model info, once, on rank 0"
+    complexity.log_model_info(model, cfg)
     lines = [r.getMessage() for r in vov3d_log.records if r.name == "vov3d.models"]
     assert len(lines) == 1 and calls == [(FRAMES, TRAIN_CROP)]
     params = f"{complexity.count_parameters(model):,}"

@@ -45,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from vov3d.engine.launch import run_jobs
 
-    code = run_jobs(cfg, "tcp://localhost:9999")
+    code = run_jobs(cfg)
     stats = final_test_stats(cfg.OUTPUT_DIR)
     if code or stats is None:
         print(f"quickstart: the run failed (exit code {code}); see {cfg.OUTPUT_DIR}/stdout.log", file=sys.stderr)

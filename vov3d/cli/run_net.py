@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_shards", type=int, default=None, help="number of machines (sets NUM_SHARDS)")
     parser.add_argument(
         "--init_method",
-        default="tcp://localhost:9999",
-        help="torch.distributed rendezvous for multi-machine jobs, e.g. tcp://host:port",
+        default=None,
+        help="torch.distributed rendezvous of multi-machine jobs, e.g. tcp://host:port "
+        "(default: a free port here, or MASTER_ADDR / the first SLURM node under a launcher)",
     )
     add_overrides(parser)
     return parser

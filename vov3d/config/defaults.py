@@ -32,6 +32,10 @@ _C.LOG_PERIOD = 10
 _C.LOG_MODEL_INFO = True
 # Every process also writes its own OUTPUT_DIR/stdout_rank{r}.log (rank 0 always writes stdout.log).
 _C.LOG_ALL_RANKS = False
+# cuDNN autotuning (torch.backends.cudnn.benchmark) on GPUs: clip shapes are fixed, so the
+# tuned kernels are reused (torchvision's video reference does the same). False for run-to-run
+# identical kernels.
+_C.CUDNN_BENCHMARK = True
 
 # ---------------------------------------------------------------------------- #
 # Training.
@@ -53,8 +57,11 @@ _C.TRAIN.AUTO_RESUME = True
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 # With CHECKPOINT_FILE_PATH: start at epoch 0 with a fresh optimizer (fine-tuning).
 _C.TRAIN.CHECKPOINT_EPOCH_RESET = True
-# Automatic mixed precision: bf16 where the device supports it, else fp16 with a grad scaler.
+# Automatic mixed precision, in TRAIN.MIXED_PRECISION_DTYPE.
 _C.TRAIN.MIXED_PRECISION = False
+# auto (bf16 on CPUs and GPUs of compute capability >= 8.0, else fp16 with a grad scaler),
+# bfloat16 or float16.
+_C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
 
 # ---------------------------------------------------------------------------- #
 # Testing (multi-view).

@@ -141,7 +141,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         batch_size=batch,
         sampler=sampler,
         num_workers=workers,
-        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available(),  # CPU runs: no CUDA
         drop_last=train,
         worker_init_fn=seed_worker,
         persistent_workers=workers > 0,

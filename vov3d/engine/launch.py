@@ -2,9 +2,10 @@
 
 Three ways a run starts (``plan_processes``):
 
-- **launcher** (``torchrun``, or ``srun`` with several tasks): the processes exist already;
-  rank and world size come from the environment (RANK / WORLD_SIZE / LOCAL_RANK, or
-  SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID). NUM_GPUS only says GPU (> 0) or CPU (0).
+- **launcher** (``torchrun``, or an ``srun`` step with several tasks): the processes exist
+  already; rank and world size come from the environment (RANK / WORLD_SIZE / LOCAL_RANK, or
+  SLURM_PROCID / SLURM_STEP_NUM_TASKS / SLURM_LOCALID). With GPUs, NUM_GPUS must equal the
+  processes started per machine.
 - **spawn** (NUM_GPUS > 1): one process per GPU of this machine; with NUM_SHARDS machines,
   rank = SHARD_ID * NUM_GPUS + local rank, meeting at ``--init_method`` as in PySlowFast.
 - **single** (NUM_GPUS 0 or 1): this process; with NUM_SHARDS > 1 it is rank SHARD_ID.
@@ -18,6 +19,7 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -32,6 +34,10 @@ from vov3d.utils.logging import setup_logging
 logger = logging.getLogger(__name__)
 
 
+class LaunchError(Exception):
+    """The launcher's environment cannot start this run; the message says what to set."""
+
+
 @dataclass(frozen=True)
 class ProcessPlan:
     """How the processes of a run are started and find each other."""
@@ -44,45 +50,107 @@ class ProcessPlan:
     backend: str
     init_method: str
     source: str = ""  # who started the processes, for the log
+    local_world_size: Optional[int] = None  # processes the launcher started on this machine
 
 
-def plan_processes(cfg: CfgNode, init_method: str, environ: Optional[dict[str, str]] = None) -> ProcessPlan:
-    """Decide launcher / spawn / single from the environment and NUM_GPUS, NUM_SHARDS, SHARD_ID."""
+def plan_processes(
+    cfg: CfgNode, init_method: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+) -> ProcessPlan:
+    """Decide launcher / spawn / single from the environment and NUM_GPUS, NUM_SHARDS, SHARD_ID.
+    ``init_method`` is the user's ``--init_method``; None picks a free local port (one machine),
+    MASTER_ADDR (torchrun, srun) or the first node of the SLURM job."""
     env_vars = os.environ if environ is None else environ
     backend = "nccl" if cfg.NUM_GPUS > 0 else "gloo"
     env = du.launcher_env(env_vars)
     if env is not None:
-        method = "env://" if "MASTER_ADDR" in env_vars else init_method
-        return ProcessPlan("launcher", 1, env.world_size, env.rank, env.local_rank, backend, method, env.source)
-    if cfg.NUM_GPUS > 1:
+        method = init_method or _launcher_rendezvous(env, env_vars)
         return ProcessPlan(
-            "spawn",
-            cfg.NUM_GPUS,
-            cfg.NUM_GPUS * cfg.NUM_SHARDS,
-            cfg.SHARD_ID * cfg.NUM_GPUS,
-            0,
-            backend,
-            init_method,
+            "launcher", 1, env.world_size, env.rank, env.local_rank, backend, method, env.source, env.local_world_size
         )
-    return ProcessPlan("single", 1, cfg.NUM_SHARDS, cfg.SHARD_ID, 0, backend, init_method)
+    method = init_method or _local_rendezvous(cfg)
+    if cfg.NUM_GPUS > 1:
+        world = cfg.NUM_GPUS * cfg.NUM_SHARDS
+        return ProcessPlan("spawn", cfg.NUM_GPUS, world, cfg.SHARD_ID * cfg.NUM_GPUS, 0, backend, method)
+    return ProcessPlan("single", 1, cfg.NUM_SHARDS, cfg.SHARD_ID, 0, backend, method)
 
 
-def run_jobs(cfg: CfgNode, init_method: str) -> int:
+def _launcher_rendezvous(env: du.LauncherEnv, environ: Mapping[str, str]) -> str:
+    """torchrun always sets MASTER_ADDR/PORT; srun tasks may not, and must all derive the same place."""
+    if "MASTER_ADDR" in environ and "MASTER_PORT" in environ or env.source == "torchrun":
+        return "env://"
+    if "MASTER_ADDR" in environ:
+        return f"tcp://{environ['MASTER_ADDR']}:{du.job_port(environ)}"
+    try:
+        return du.slurm_init_method(environ)
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
+
+
+def _local_rendezvous(cfg: CfgNode) -> str:
+    """A free port here when every process runs on this machine; several machines must be told."""
+    if cfg.NUM_SHARDS > 1:
+        raise cfg_error(
+            cfg,
+            "NUM_SHARDS",
+            "a run over several machines needs --init_method tcp://<machine of shard 0>:<free port>, "
+            "the same on every machine",
+        )
+    return f"tcp://127.0.0.1:{du.free_port()}"
+
+
+def run_jobs(cfg: CfgNode, init_method: Optional[str] = None) -> int:
     """Run what the cfg enables (TRAIN.ENABLE, TEST.ENABLE); returns the process exit code."""
-    return launch(cfg, plan_processes(cfg, init_method))
+    try:
+        plan = plan_processes(cfg, init_method)
+    except ConfigError as e:
+        print(f"run_net: config error: {e}", file=sys.stderr)
+        return 2
+    except LaunchError as e:
+        print(f"run_net: launch error: {e}", file=sys.stderr)
+        return 2
+    return launch(cfg, plan)
+
+
+def check_plan(cfg: CfgNode, plan: ProcessPlan, visible_gpus: int) -> Optional[str]:
+    """What makes ``plan`` unable to run as the cfg asks (None when it can), checked once
+    before any process starts: batch sizes over the processes, and NUM_GPUS against the
+    processes the launcher started and the GPUs this machine shows."""
+    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
+        if cfg[key.split(".")[0]].BATCH_SIZE % plan.world_size:
+            need = f"the global batch size must be a multiple of the {plan.world_size} processes of this run"
+            return str(cfg_error(cfg, key, need))
+    if cfg.NUM_GPUS == 0:
+        return None
+    local = plan.local_world_size
+    if plan.mode == "launcher" and local is not None and local != cfg.NUM_GPUS:
+        return str(
+            cfg_error(
+                cfg,
+                "NUM_GPUS",
+                f"{plan.source} started {local} process(es) on this machine: set NUM_GPUS {local}, or start "
+                f"{cfg.NUM_GPUS} per machine (torchrun --nproc_per_node {cfg.NUM_GPUS}, "
+                f"srun --ntasks-per-node {cfg.NUM_GPUS})",
+            )
+        )
+    needed = plan.procs_here if plan.mode == "spawn" else 1
+    if visible_gpus < needed:
+        return str(
+            cfg_error(
+                cfg,
+                "NUM_GPUS",
+                f"this machine shows {visible_gpus} GPU(s) (torch.cuda.device_count()); set NUM_GPUS to at most "
+                f"{visible_gpus}, or NUM_GPUS 0 to run on the CPU",
+            )
+        )
+    return None
 
 
 def launch(cfg: CfgNode, plan: ProcessPlan) -> int:
     """Start ``plan``'s processes here and wait for them; returns the exit code."""
-    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
-        if cfg[key.split(".")[0]].BATCH_SIZE % plan.world_size:
-            error = cfg_error(
-                cfg,
-                key,
-                f"the global batch size must be a multiple of the {plan.world_size} processes of this run",
-            )
-            print(f"run_net: config error: {error}", file=sys.stderr)
-            return 2
+    error = check_plan(cfg, plan, torch.cuda.device_count() if cfg.NUM_GPUS > 0 else 0)
+    if error:
+        print(f"run_net: config error: {error}", file=sys.stderr)
+        return 2
     if plan.mode != "spawn":
         return run_process(0, cfg, plan)
     import torch.multiprocessing as mp
@@ -120,7 +188,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         TooManyBrokenVideosError,
     )
     try:
-        _select_device(cfg, plan.first_device + index)
+        _select_device(cfg, device_index(plan, index, torch.cuda.device_count() if cfg.NUM_GPUS > 0 else 0))
         if plan.world_size > 1 or plan.mode == "launcher":
             du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size)
         setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
@@ -158,7 +226,16 @@ def _report(rank: int, error: Exception) -> None:
             handler.handle(record)
 
 
+def device_index(plan: ProcessPlan, index: int, visible_gpus: int) -> int:
+    """The GPU of process ``index``: a launcher's task that sees a single GPU (``srun
+    --gpus-per-task 1``, one CUDA_VISIBLE_DEVICES per task) uses it whatever its local rank."""
+    if plan.mode == "launcher" and visible_gpus == 1:
+        return 0
+    return plan.first_device + index
+
+
 def _select_device(cfg: CfgNode, gpu: int) -> None:
+    """This process's GPU, and cuDNN's autotuner (CUDNN_BENCHMARK) for it."""
     if cfg.NUM_GPUS == 0:
         return
     available = torch.cuda.device_count()
@@ -169,6 +246,7 @@ def _select_device(cfg: CfgNode, gpu: int) -> None:
             f"a process of this machine needs GPU {gpu}, but {available} are visible; use NUM_GPUS 0 to run on the CPU",
         )
     torch.cuda.set_device(gpu)
+    torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 
 
 def _seed_everything(seed: int) -> None:

@@ -14,6 +14,7 @@ import torch.nn as nn
 from vov3d.config import CfgNode, cfg_error
 from vov3d.models import build_model
 from vov3d.models.fuse import fold_bn
+from vov3d.utils.complexity import log_model_info
 from vov3d.utils.distributed import consecutive_groups, get_world_size, is_distributed, is_main_process
 
 logger = logging.getLogger(__name__)
@@ -27,12 +28,21 @@ def current_device(cfg: CfgNode) -> torch.device:
     return torch.device("cpu")
 
 
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def autocast_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
-    """TRAIN.MIXED_PRECISION's dtype: bf16 where the device supports it (CPUs, Ampere and newer
-    GPUs), else fp16 (which needs a GradScaler); None when mixed precision is off."""
+    """TRAIN.MIXED_PRECISION's dtype, None when mixed precision is off. TRAIN.MIXED_PRECISION_DTYPE
+    ``auto`` takes bf16 on CPUs and on GPUs of compute capability 8.0 (Ampere) or newer, else fp16
+    (with a GradScaler): V100 / T4 report bf16 as supported, but only emulate it, slowly."""
     if not cfg.TRAIN.MIXED_PRECISION:
         return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    choice = cfg.TRAIN.MIXED_PRECISION_DTYPE
+    if choice in AMP_DTYPES:
+        return AMP_DTYPES[choice]
+    if choice != "auto":
+        raise cfg_error(cfg, "TRAIN.MIXED_PRECISION_DTYPE", f"must be auto, {' or '.join(AMP_DTYPES)}")
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
         return torch.float16
     return torch.bfloat16
 
@@ -56,8 +66,11 @@ def to_input(frames: torch.Tensor, device: torch.device, cfg: CfgNode) -> torch.
 
 def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
     """``build_model`` on ``device``; for training BN layers become SyncBatchNorm when
-    BN.NORM_TYPE asks for it (before the optimizer sees the parameters)."""
+    BN.NORM_TYPE asks for it (before the optimizer sees the parameters). With LOG_MODEL_INFO the
+    main process logs its size and GMACs, once per run: when training, or when only testing."""
     model = build_model(cfg)
+    if cfg.LOG_MODEL_INFO and is_main_process() and (train or not cfg.TRAIN.ENABLE):
+        log_model_info(model, cfg)
     if train and cfg.BN.NORM_TYPE == "sync_batchnorm":
         model = _convert_sync_bn(model, cfg, device)
     model = model.to(device)

@@ -4,6 +4,9 @@ launcher's environment (torchrun, SLURM) and the few collectives the engine need
 from __future__ import annotations
 
 import os
+import re
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
@@ -34,29 +37,100 @@ def is_main_process() -> bool:
 
 @dataclass(frozen=True)
 class LauncherEnv:
-    """Ranks given by an outside launcher; ``source`` names it for the log."""
+    """Ranks given by an outside launcher; ``source`` names it for the log. ``local_world_size``
+    is the number of processes the launcher started on this machine (None when it does not say)."""
 
     rank: int
     world_size: int
     local_rank: int
     source: str
+    local_world_size: Optional[int] = None
 
 
-def launcher_env(environ: Optional[dict[str, str]] = None) -> Optional[LauncherEnv]:
+def launcher_env(environ: Optional[Mapping[str, str]] = None) -> Optional[LauncherEnv]:
     """The ranks set by ``torchrun`` (RANK, WORLD_SIZE, LOCAL_RANK) or by ``srun`` (SLURM_PROCID,
-    SLURM_NTASKS, SLURM_LOCALID), or None when this process was started by hand.
+    SLURM_STEP_NUM_TASKS, SLURM_LOCALID), or None when this process was started by hand.
 
-    A SLURM allocation with a single task is treated as started by hand, so that
-    ``python tools/run_net.py NUM_GPUS 8`` inside ``salloc`` or ``sbatch`` still spawns 8 processes.
+    SLURM's variables count only inside an ``srun`` step (SLURM_STEP_ID and SLURM_STEP_NUM_TASKS
+    set): an ``sbatch`` script has SLURM_NTASKS of the whole allocation but is one process. A step
+    with a single task is treated as started by hand, so that ``srun -n 1 python tools/run_net.py
+    NUM_GPUS 8`` still spawns 8 processes.
     """
     env = os.environ if environ is None else environ
     if "RANK" in env and "WORLD_SIZE" in env:
-        return LauncherEnv(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)), "torchrun")
-    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        local = int(env["LOCAL_WORLD_SIZE"]) if "LOCAL_WORLD_SIZE" in env else None
+        return LauncherEnv(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)), "torchrun", local)
+    if "SLURM_STEP_ID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        per_node = env.get("SLURM_STEP_TASKS_PER_NODE")
+        local = tasks_on_node(per_node, int(env.get("SLURM_NODEID", 0))) if per_node else None
         return LauncherEnv(
-            int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)), "SLURM"
+            int(env["SLURM_PROCID"]), int(env["SLURM_STEP_NUM_TASKS"]), int(env.get("SLURM_LOCALID", 0)), "SLURM", local
         )
     return None
+
+
+def tasks_on_node(tasks_per_node: str, node: int) -> int:
+    """Tasks on node ``node`` from SLURM's compressed count, e.g. ``"8(x2),4"`` -> 8, 8, 4."""
+    counts: list[int] = []
+    for item in tasks_per_node.split(","):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", item.strip())
+        if match is None:
+            raise ValueError(f"cannot read the SLURM task count {tasks_per_node!r}")
+        counts += [int(match[1])] * int(match[2] or 1)
+    return counts[min(node, len(counts) - 1)]
+
+
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Host names of SLURM's compressed node list (as ``scontrol show hostnames`` prints them):
+    ``a[01-03,07]`` -> a01 a02 a03 a07; ``b1,c2`` -> b1 c2; ``gpu-[1-2]-[a,b]`` -> gpu-1-a ..."""
+    hosts: list[str] = []
+    for item in re.findall(r"(?:[^,\[]|\[[^\]]*\])+", nodelist):
+        parts = re.split(r"\[([^\]]*)\]", item)  # text, bracket, text, bracket, ..., text
+        names = [""]
+        for i, part in enumerate(parts):
+            choices = _bracket_choices(part, nodelist) if i % 2 else [part]
+            names = [name + choice for name in names for choice in choices]
+        hosts += names
+    return hosts
+
+
+def _bracket_choices(bracket: str, nodelist: str) -> list[str]:
+    """``01-03,07`` -> 01 02 03 07: ranges keep the width of their first bound."""
+    choices = []
+    for piece in bracket.split(","):
+        low, sep, high = piece.partition("-")
+        if not sep:
+            choices.append(low)
+        elif low.isdigit() and high.isdigit():
+            choices += [str(k).zfill(len(low)) for k in range(int(low), int(high) + 1)]
+        else:
+            raise ValueError(f"cannot read the range {piece!r} of the SLURM node list {nodelist!r}")
+    return choices
+
+
+def slurm_init_method(environ: Mapping[str, str]) -> str:
+    """Where the tasks of an ``srun`` step meet when neither MASTER_ADDR nor ``--init_method`` says:
+    the first host of the step's node list, at a port derived from the job id (every task
+    computes the same one). Raises ValueError when SLURM gives no node list."""
+    nodelist = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_JOB_NODELIST")
+    if not nodelist:
+        raise ValueError(
+            "SLURM did not give SLURM_JOB_NODELIST: export MASTER_ADDR (the first node) and MASTER_PORT, "
+            "or pass --init_method tcp://<first node>:<port>"
+        )
+    return f"tcp://{expand_nodelist(nodelist)[0]}:{job_port(environ)}"
+
+
+def job_port(environ: Mapping[str, str]) -> int:
+    """A port in [15000, 35000) that all tasks of a SLURM job agree on (from SLURM_JOB_ID)."""
+    return 15000 + int(environ.get("SLURM_JOB_ID", "0")) % 20000
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for runs whose processes all start here."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def init_process_group(backend: str, init_method: str, rank: int, world_size: int) -> None:
