@@ -231,16 +231,17 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
     when possible. Saves every TRAIN.CHECKPOINT_PERIOD epochs and then validates every
     TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video never costs the
-    epoch. Every split the run reads (test too with TEST.ENABLE) is checked first. Returns the
+    epoch. The model is built first, then every split the run reads (test too with TEST.ENABLE)
+    is checked. Returns the
     last statistics logged (``train_epoch`` and ``val_epoch``)."""
+    device = current_device(cfg)
+    model = prepare_model(cfg, device, train=True)  # a model the config cannot build stops before any I/O
     train_loader = build_loader(cfg, "train")
     val_loader = build_loader(cfg, "val")
     splits = {"train": train_loader.dataset, "val": val_loader.dataset}
     if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
         splits["test"] = build_dataset(cfg, "test")
     check_splits(cfg, splits)
-    device = current_device(cfg)
-    model = prepare_model(cfg, device, train=True)
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule.from_cfg(cfg)
     loss_fn = build_loss(cfg)
