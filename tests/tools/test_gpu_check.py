@@ -1,21 +1,15 @@
-"""tools/gpu_check.py's logic on the CPU: the plan, running and judging checks, the table and the
+"""The GPU check's logic (vov3d/cli/gpu_check.py) on the CPU: the plan, running and judging checks, the table and the
 JSON. The GPU commands themselves run only on a machine with CUDA (INSTALL.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
-gpu_check = importlib.util.module_from_spec(spec)
-sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up there
-spec.loader.exec_module(gpu_check)
+from vov3d.cli import gpu_check
 
 
 def test_the_plan_covers_each_precision_and_nccl_only_with_two_gpus(tmp_path: Path) -> None:
