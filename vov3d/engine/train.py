@@ -87,6 +87,8 @@ def train_one_epoch(
     frozen_params = backbone_parameters(model) if frozen else []
     mixup = MixUp.from_cfg(cfg)
     set_train_mode(model, frozen or cfg.TRAIN.FREEZE_BACKBONE_BN)
+    if frozen and is_main_process():
+        logger.info("epoch %d/%d trains only the classifier (TRAIN.FREEZE_BACKBONE_EPOCHS)", epoch + 1, max_epoch)
     for it, (frames, labels, _index, meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
         meters["dt_data"].update(data_timer.seconds())
         net_timer.reset()
