@@ -88,11 +88,14 @@ def test_by_default_everything_trains(tmp_path: Path) -> None:
     assert changed(start, after) == BACKBONE | CLASSIFIER
 
 
-def test_freezing_refuses_precise_bn(tmp_path: Path) -> None:
+def test_settings_that_cannot_work_are_refused_when_training_starts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BN.USE_PRECISE_STATS"):
         check_finetune_cfg(cfg_with(tmp_path, "TRAIN.FREEZE_BACKBONE_BN", True, "BN.USE_PRECISE_STATS", True))
     with pytest.raises(ConfigError, match="SOLVER.BACKBONE_LR_MULT"):
         check_finetune_cfg(cfg_with(tmp_path, "SOLVER.BACKBONE_LR_MULT", -1.0))
+    with pytest.raises(ConfigError, match="TRAIN.KEEP_BEST_CHECKPOINT True"):
+        check_finetune_cfg(cfg_with(tmp_path, "TEST.USE_BEST_CHECKPOINT", True))
+    check_finetune_cfg(cfg_with(tmp_path, "TEST.USE_BEST_CHECKPOINT", True, "TRAIN.KEEP_BEST_CHECKPOINT", True))
 
 
 @pytest.mark.parametrize("rule", ["name", "type"])

@@ -29,11 +29,18 @@ def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def check_finetune_cfg(cfg: CfgNode) -> None:
-    """Values no single key can check: precise BN would recompute the statistics freezing keeps."""
+    """Checks made when training starts: precise BN would recompute the statistics freezing keeps,
+    and testing the best checkpoint after training needs training to keep it."""
     if cfg.TRAIN.FREEZE_BACKBONE_EPOCHS < 0:
         raise cfg_error(cfg, "TRAIN.FREEZE_BACKBONE_EPOCHS", "must be 0 (off) or more")
     if cfg.SOLVER.BACKBONE_LR_MULT < 0:
         raise cfg_error(cfg, "SOLVER.BACKBONE_LR_MULT", "must be 0 or more")
+    if cfg.TEST.ENABLE and cfg.TEST.USE_BEST_CHECKPOINT and not cfg.TRAIN.KEEP_BEST_CHECKPOINT:
+        raise cfg_error(
+            cfg,
+            "TEST.USE_BEST_CHECKPOINT",
+            "tests checkpoints/best.pyth, which training writes only with TRAIN.KEEP_BEST_CHECKPOINT True",
+        )
     frozen = cfg.TRAIN.FREEZE_BACKBONE_EPOCHS > 0 or cfg.TRAIN.FREEZE_BACKBONE_BN
     if frozen and cfg.BN.USE_PRECISE_STATS:
         raise cfg_error(
