@@ -28,11 +28,23 @@ def test_policy_strings() -> None:
             ClipRandAugment.parse(spec)
 
 
-def test_a_bad_policy_names_the_key() -> None:
+@pytest.mark.parametrize("key, value", [("AUG.AA_TYPE", "rand-m7-n4-inc0"), ("AUG.INTERPOLATION", "bicubic")])
+def test_a_bad_setting_names_the_key(key: str, value: str) -> None:
     cfg = get_cfg()
-    cfg.merge_from_list(["AUG.AA_TYPE", "rand-m7-n4-inc0"])
-    with pytest.raises(ConfigError, match="AUG.AA_TYPE"):
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ConfigError, match=key):
         ClipRandAugment.from_cfg(cfg)
+
+
+def test_interpolation_reaches_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.transforms import InterpolationMode, v2
+
+    made = []
+    monkeypatch.setattr(v2, "RandAugment", lambda **kwargs: made.append(kwargs) or (lambda clip: clip))
+    cfg = get_cfg()
+    cfg.merge_from_list(["AUG.INTERPOLATION", "nearest", "AUG.AA_TYPE", "rand-m5-n3"])
+    ClipRandAugment.from_cfg(cfg)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+    assert made == [dict(num_ops=3, magnitude=5, num_magnitude_bins=11, interpolation=InterpolationMode.NEAREST)]
 
 
 def test_every_frame_gets_the_same_ops() -> None:

@@ -25,7 +25,7 @@ IGNORED_KEYS = {
     "MODEL.HEAD_ACT": "softmax",
     "MODEL.SINGLE_PATHWAY_ARCH": ANY,
     "MODEL.MULTI_PATHWAY_ARCH": ANY,
-    # PySlowFast's AUG keys beyond RandAugment (AUG.ENABLE, AUG.AA_TYPE): repeated augmentation
+    # PySlowFast's AUG keys beyond RandAugment (AUG.ENABLE, AA_TYPE, INTERPOLATION): repeated augmentation
     # and random erasing are not implemented, so only their "off" values are accepted.
     "AUG.NUM_SAMPLE": 1,
     "AUG.RE_PROB": 0.0,

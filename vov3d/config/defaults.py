@@ -293,6 +293,9 @@ _C.AUG.ENABLE = False
 # rand-m<magnitude 0..10>-n<ops>[-mstd<std>][-inc1]: mstd draws each clip's magnitude from a normal
 # around m; inc1 (torchvision's ops are the increasing kind) may be given, inc0 is not supported.
 _C.AUG.AA_TYPE = "rand-m7-n4-mstd0.5-inc1"
+# Resampling of RandAugment's rotations, shears and translations: bilinear or nearest
+# (PySlowFast's bicubic does not exist for torchvision's tensor ops).
+_C.AUG.INTERPOLATION = "bilinear"
 
 # ---------------------------------------------------------------------------- #
 # Data loader.

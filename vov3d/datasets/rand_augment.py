@@ -8,30 +8,36 @@ import re
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from vov3d.config import CfgNode, cfg_error
 
 # timm's and PySlowFast's magnitude scale: 0 .. 10.
 MAX_MAGNITUDE = 10
 _TOKEN = re.compile(r"^(m|n|mstd|inc)(\d+(?:\.\d+)?)$")
+INTERPOLATIONS = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
 
 
 @dataclass(frozen=True)
 class ClipRandAugment:
     """``num_ops`` random ops at ``magnitude`` (0 .. 10); with ``magnitude_std`` each clip's
-    magnitude is drawn from a normal around it (clipped to 0 .. 10), once for all its ops."""
+    magnitude is drawn from a normal around it (clipped to 0 .. 10), once for all its ops;
+    ``interpolation`` (bilinear or nearest) resamples the geometric ops."""
 
     magnitude: float
     num_ops: int
     magnitude_std: float = 0.0
+    interpolation: str = "bilinear"
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> ClipRandAugment:
+        if cfg.AUG.INTERPOLATION not in INTERPOLATIONS:
+            raise cfg_error(cfg, "AUG.INTERPOLATION", f"must be one of {', '.join(INTERPOLATIONS)}")
         try:
-            return cls.parse(cfg.AUG.AA_TYPE)
+            policy = cls.parse(cfg.AUG.AA_TYPE)
         except ValueError as e:
             raise cfg_error(cfg, "AUG.AA_TYPE", str(e)) from None
+        return cls(policy.magnitude, policy.num_ops, policy.magnitude_std, cfg.AUG.INTERPOLATION)
 
     @classmethod
     def parse(cls, spec: str) -> ClipRandAugment:
@@ -56,5 +62,10 @@ class ClipRandAugment:
         magnitude = self.magnitude
         if self.magnitude_std > 0:
             magnitude = float(torch.normal(magnitude, self.magnitude_std, ()).clamp(0, MAX_MAGNITUDE))
-        op = v2.RandAugment(num_ops=self.num_ops, magnitude=round(magnitude), num_magnitude_bins=MAX_MAGNITUDE + 1)
+        op = v2.RandAugment(
+            num_ops=self.num_ops,
+            magnitude=round(magnitude),
+            num_magnitude_bins=MAX_MAGNITUDE + 1,
+            interpolation=INTERPOLATIONS[self.interpolation],
+        )
         return op(clip)
