@@ -1,5 +1,5 @@
 """Keys that published PySlowFast / VoV3D YAML files set but that have no effect on these networks.
-MIXUP.* and AUG.ENABLE / AUG.AA_TYPE are real keys (defaults.py), not listed here.
+MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION are real keys (defaults.py), not listed here.
 
 They are accepted with a one-line warning. A value other than ``ANY`` must match: another value
 would ask for behaviour these networks do not have, and is a config error (see ``node.py``).
