@@ -128,7 +128,7 @@ def test_without_a_multiplier_the_groups_are_the_original_two(tmp_path: Path) ->
 
 def test_best_checkpoint_follows_the_lowest_error_across_a_resume(tmp_path: Path) -> None:
     cfg, model = cfg_with(tmp_path), Net()
-    best = BestCheckpoint(str(tmp_path))
+    best = BestCheckpoint(str(tmp_path), resumed=False)
     assert best.update(50.0, 0, model, cfg, class_names=["a", "b"]) == best_checkpoint_path(str(tmp_path))
     with torch.no_grad():
         model.conv.weight.add_(1.0)
@@ -136,9 +136,11 @@ def test_best_checkpoint_follows_the_lowest_error_across_a_resume(tmp_path: Path
     saved = torch.load(best_checkpoint_path(str(tmp_path)), weights_only=True)
     assert saved["epoch"] == 0 and saved["val_top1_err"] == 50.0 and saved["class_names"] == ["a", "b"]
     assert not torch.equal(saved["model_state"]["conv.weight"], model.conv.weight)
-    resumed = BestCheckpoint(str(tmp_path))
+    resumed = BestCheckpoint(str(tmp_path), resumed=True)
     assert resumed.top1_err == 50.0 and resumed.update(55.0, 2, model, cfg) is None
     assert resumed.update(40.0, 3, model, cfg) is not None
+    fresh = BestCheckpoint(str(tmp_path), resumed=False)  # a new run in the same folder starts over
+    assert fresh.update(45.0, 0, model, cfg) is not None
 
 
 def test_use_best_checkpoint_tests_best_pyth(tmp_path: Path) -> None:
@@ -146,7 +148,7 @@ def test_use_best_checkpoint_tests_best_pyth(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="TRAIN.KEEP_BEST_CHECKPOINT"):
         load_test_weights(cfg, Net())
     trained = Net()
-    BestCheckpoint(str(tmp_path)).update(10.0, 0, trained, cfg)
+    BestCheckpoint(str(tmp_path), resumed=False).update(10.0, 0, trained, cfg)
     model = Net()
     assert load_test_weights(cfg, model) == best_checkpoint_path(str(tmp_path))
     assert torch.equal(model.conv.weight, trained.conv.weight)

@@ -72,25 +72,29 @@ def best_checkpoint_path(output_dir: str) -> str:
 
 class BestCheckpoint:
     """Writes ``checkpoints/best.pyth`` (atomically, from the main process) whenever the
-    validation top-1 error is lower than every earlier one of the run, a resumed run included:
-    the file stores its error as ``val_top1_err``."""
+    validation top-1 error is lower than every earlier one of the run. The file stores its error
+    as ``val_top1_err``, so a ``resumed`` run goes on from it; a fresh run replaces it."""
 
-    def __init__(self, output_dir: str, trust: bool = False) -> None:
+    def __init__(self, output_dir: str, resumed: bool, trust: bool = False) -> None:
         self.path = best_checkpoint_path(output_dir)
         self.top1_err = float("inf")
-        if os.path.isfile(self.path):
+        if resumed and os.path.isfile(self.path):
             try:
                 self.top1_err = float(read_checkpoint(self.path, trust).get("val_top1_err", float("inf")))
             except CheckpointError as e:
                 logger.warning("the best checkpoint so far is unreadable and will be replaced: %s", e)
 
-    def update(self, top1_err: float, epoch: int, model: nn.Module, cfg: CfgNode, **extra: Any) -> Optional[str]:
-        """Save ``model`` when ``top1_err`` is the best so far; returns the path when written."""
+    def update(
+        self, top1_err: float, epoch: int, model: nn.Module, cfg: CfgNode, class_names: Optional[list[str]] = None
+    ) -> Optional[str]:
+        """Save ``model`` (with ``class_names`` when known) if ``top1_err`` is the best so far;
+        returns the path when written."""
         if not top1_err < self.top1_err:
             return None
         self.top1_err = top1_err
         if not is_main_process():
             return None
+        extra: dict[str, Any] = {} if class_names is None else {"class_names": list(class_names)}
         save_checkpoint(self.path, model, epoch=epoch, cfg=cfg, val_top1_err=top1_err, **extra)
         logger.info("saved %s (validation top-1 error %.2f%%, epoch %d)", self.path, top1_err, epoch + 1)
         return self.path

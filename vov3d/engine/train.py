@@ -273,7 +273,8 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     if resumed is not None:
         restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)
-    best = BestCheckpoint(cfg.OUTPUT_DIR, cfg.TRUST_CHECKPOINT) if cfg.TRAIN.KEEP_BEST_CHECKPOINT else None
+    keep_best = cfg.TRAIN.KEEP_BEST_CHECKPOINT
+    best = BestCheckpoint(cfg.OUTPUT_DIR, resumed is not None, cfg.TRUST_CHECKPOINT) if keep_best else None
     results: dict[str, Any] = {}
     if start_epoch >= cfg.SOLVER.MAX_EPOCH:
         logger.info("training already finished: %d of %d epochs done", start_epoch, cfg.SOLVER.MAX_EPOCH)
@@ -296,8 +297,7 @@ def train(cfg: CfgNode) -> dict[str, Any]:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 results["val"] = validate(net, val_loader, epoch, cfg, writer)
             if best is not None:
-                extra = {} if class_names is None else {"class_names": class_names}
-                best.update(results["val"]["top1_err"], epoch, net, cfg, **extra)
+                best.update(results["val"]["top1_err"], epoch, net, cfg, class_names)
         logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
     if writer is not None:
         writer.close()
