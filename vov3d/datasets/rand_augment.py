@@ -8,14 +8,13 @@ import re
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import InterpolationMode, v2
 
 from vov3d.config import CfgNode, cfg_error
 
 # timm's and PySlowFast's magnitude scale: 0 .. 10.
 MAX_MAGNITUDE = 10
 _TOKEN = re.compile(r"^(m|n|mstd|inc)(\d+(?:\.\d+)?)$")
-INTERPOLATIONS = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
+INTERPOLATIONS = ("bilinear", "nearest")  # torchvision's InterpolationMode values for tensors
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,8 @@ class ClipRandAugment:
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         """uint8 T x C x H x W -> the same ops on every frame (torch's generator draws them)."""
+        from torchvision.transforms import InterpolationMode, v2  # seconds to import: only when used
+
         magnitude = self.magnitude
         if self.magnitude_std > 0:
             magnitude = float(torch.normal(magnitude, self.magnitude_std, ()).clamp(0, MAX_MAGNITUDE))
@@ -66,6 +67,6 @@ class ClipRandAugment:
             num_ops=self.num_ops,
             magnitude=round(magnitude),
             num_magnitude_bins=MAX_MAGNITUDE + 1,
-            interpolation=INTERPOLATIONS[self.interpolation],
+            interpolation=InterpolationMode(self.interpolation),
         )
         return op(clip)
