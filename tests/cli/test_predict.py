@@ -212,3 +212,20 @@ def test_gpu_matches_cpu(setup: dict[str, Path], capsys: pytest.CaptureFixture) 
         results.append(json.loads(out)[0]["top"])
     assert [t["index"] for t in results[0]] == [t["index"] for t in results[1]]
     assert results[1][0]["prob"] == pytest.approx(results[0][0]["prob"], abs=1e-4)
+
+
+def test_names_come_from_the_checkpoint_unless_labels_are_given(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    stored = [f"stored {i}" for i in range(8)]
+    state = torch.load(setup["ckpt"], weights_only=True)
+    named = tmp_path / "named.pyth"
+    torch.save({**state, "class_names": stored}, named)
+    blue = str(setup["videos"] / "sub" / "c_blue.mp4")
+    code = main(["--cfg", X3D_TINY, "--checkpoint", str(named), "--views", "1", "1", "--topk", "1", blue])
+    assert code == 0 and capsys.readouterr().out.splitlines()[1].split(None, 1)[1] == stored[CLASS_OF["blue"]]
+    labels = tmp_path / "names.txt"
+    labels.write_text("\n".join(NAMES) + "\n")
+    args = ["--cfg", X3D_TINY, "--checkpoint", str(named), "--labels", str(labels), "--topk", "1", "--json", blue]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["label"] == NAMES[CLASS_OF["blue"]]

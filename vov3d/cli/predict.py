@@ -3,6 +3,9 @@
     python tools/predict.py --cfg configs/Kinetics/x3d/X3D_M.yaml --checkpoint x3d_m.pyth \\
         --labels kinetics400 --topk 5 my_videos/ clip.mp4 [KEY VALUE ...]
 
+Class names come from ``--labels``, else from the checkpoint (training stores them whenever it
+knows them: a folder dataset, DATA.CLASS_NAMES, ...), else classes are printed as indices.
+
 Each video is classified from the test views of the config (``--views T S`` overrides
 TEST.NUM_ENSEMBLE_VIEWS and TEST.NUM_SPATIAL_CROPS), combined as the multi-view test combines
 them. ``--json`` prints one JSON document and nothing else on stdout. Exit code 0 when every
@@ -25,7 +28,7 @@ from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, load_config
 from vov3d.datasets import AnnotationError
 from vov3d.datasets.class_names import read_class_names
-from vov3d.inference import Prediction, find_videos, load_trained_model, predict_videos
+from vov3d.inference import Prediction, find_videos, load_trained, predict_videos
 
 from .args import add_overrides, parse_with_overrides
 from .model_args import DeviceError, add_model_arguments, resolve_device
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels",
         metavar="FILE",
         help="class names: one per line, a JSON {name: id} (the SSv2 labels file), or the keyword "
-        "kinetics400; class indices when not given",
+        "kinetics400; when not given, the names stored in the checkpoint by training, else class indices",
     )
     parser.add_argument("--topk", type=int, default=5, help="classes printed per video (default 5)")
     parser.add_argument(
@@ -117,7 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = setup_cfg(args)
         names = None if args.labels is None else read_class_names(args.labels, cfg.MODEL.NUM_CLASSES)
         device = resolve_device(args.device)
-        model = load_trained_model(cfg, args.checkpoint, device, args.trust_checkpoint)
+        model, stored_names = load_trained(cfg, args.checkpoint, device, args.trust_checkpoint)
+        names = names or stored_names
     except ConfigError as e:
         print(f"predict: config error: {e}", file=sys.stderr)
         return 2

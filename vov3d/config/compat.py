@@ -1,4 +1,5 @@
 """Keys that published PySlowFast / VoV3D YAML files set but that have no effect on these networks.
+MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION are real keys (defaults.py), not listed here.
 
 They are accepted with a one-line warning. A value other than ``ANY`` must match: another value
 would ask for behaviour these networks do not have, and is a config error (see ``node.py``).
@@ -24,6 +25,13 @@ IGNORED_KEYS = {
     "MODEL.HEAD_ACT": "softmax",
     "MODEL.SINGLE_PATHWAY_ARCH": ANY,
     "MODEL.MULTI_PATHWAY_ARCH": ANY,
+    # PySlowFast's AUG keys beyond RandAugment (AUG.ENABLE, AA_TYPE, INTERPOLATION): repeated augmentation
+    # and random erasing are not implemented, so only their "off" values are accepted.
+    "AUG.NUM_SAMPLE": 1,
+    "AUG.RE_PROB": 0.0,
+    "AUG.RE_MODE": ANY,
+    "AUG.RE_COUNT": ANY,
+    "AUG.RE_SPLIT": ANY,
 }
 
 

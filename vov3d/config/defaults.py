@@ -62,6 +62,13 @@ _C.TRAIN.MIXED_PRECISION = False
 # auto (bf16 on CPUs and GPUs of compute capability >= 8.0, else fp16 with a grad scaler),
 # bfloat16 or float16.
 _C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
+# Fine-tuning: train only the classifier (head.projection) for the first FREEZE_BACKBONE_EPOCHS
+# epochs; the rest of the network (the backbone) keeps its weights and BN statistics meanwhile.
+_C.TRAIN.FREEZE_BACKBONE_EPOCHS = 0
+# Fine-tuning: keep the backbone's BN statistics (running mean and variance) fixed for the whole run.
+_C.TRAIN.FREEZE_BACKBONE_BN = False
+# Also keep OUTPUT_DIR/checkpoints/best.pyth: the weights with the lowest validation top-1 error so far.
+_C.TRAIN.KEEP_BEST_CHECKPOINT = False
 
 # ---------------------------------------------------------------------------- #
 # Testing (multi-view).
@@ -76,6 +83,8 @@ _C.TEST.BATCH_SIZE = 8
 # Checkpoint to test (a file, or a run's OUTPUT_DIR for its newest checkpoint); empty means the
 # newest in OUTPUT_DIR, then TRAIN.CHECKPOINT_FILE_PATH.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
+# Test OUTPUT_DIR/checkpoints/best.pyth (written with TRAIN.KEEP_BEST_CHECKPOINT) instead.
+_C.TEST.USE_BEST_CHECKPOINT = False
 # Temporal views per video.
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 # Spatial crops per temporal view (1 or 3).
@@ -212,6 +221,9 @@ _C.SOLVER.WARMUP_EPOCHS = 0.0
 _C.SOLVER.WARMUP_START_LR = 0.01
 # Optimiser: sgd.
 _C.SOLVER.OPTIMIZING_METHOD = "sgd"
+# Fine-tuning: learning rate of the backbone (all but the classifier head.projection) as a multiple
+# of the classifier's, at every point of the schedule.
+_C.SOLVER.BACKBONE_LR_MULT = 1.0
 
 # ---------------------------------------------------------------------------- #
 # Data.
@@ -261,6 +273,36 @@ _C.DATA.ENSEMBLE_METHOD = "sum"
 # Stop training when more than this fraction of an epoch's clips (all processes) stood in for
 # unreadable videos.
 _C.DATA.MAX_BAD_VIDEO_FRACTION = 0.05
+
+# ---------------------------------------------------------------------------- #
+# Mixup and CutMix of training batches (PySlowFast's names); targets become soft labels.
+# ---------------------------------------------------------------------------- #
+_C.MIXUP = CfgNode()
+# Mix training batches.
+_C.MIXUP.ENABLE = False
+# Beta(ALPHA, ALPHA) draws the Mixup weight; 0 turns Mixup off.
+_C.MIXUP.ALPHA = 0.8
+# Beta(CUTMIX_ALPHA, CUTMIX_ALPHA) draws the CutMix area; 0 turns CutMix off.
+_C.MIXUP.CUTMIX_ALPHA = 1.0
+# Probability that a batch is mixed at all.
+_C.MIXUP.PROB = 1.0
+# With both on, probability of CutMix instead of Mixup for a mixed batch.
+_C.MIXUP.SWITCH_PROB = 0.5
+# Label smoothing of the mixed targets (use it instead of MODEL.LABEL_SMOOTHING).
+_C.MIXUP.LABEL_SMOOTH_VALUE = 0.1
+
+# ---------------------------------------------------------------------------- #
+# RandAugment of training clips (PySlowFast's names), torchvision's, the same ops for every frame.
+# ---------------------------------------------------------------------------- #
+_C.AUG = CfgNode()
+# Apply RandAugment to training clips after the crop.
+_C.AUG.ENABLE = False
+# rand-m<magnitude 0..10>-n<ops>[-mstd<std>][-inc1]: mstd draws each clip's magnitude from a normal
+# around m; inc1 (torchvision's ops are the increasing kind) may be given, inc0 is not supported.
+_C.AUG.AA_TYPE = "rand-m7-n4-mstd0.5-inc1"
+# Resampling of RandAugment's rotations, shears and translations: bilinear or nearest
+# (PySlowFast's bicubic does not exist for torchvision's tensor ops).
+_C.AUG.INTERPOLATION = "bilinear"
 
 # ---------------------------------------------------------------------------- #
 # Data loader.

@@ -23,6 +23,7 @@ from vov3d.utils.distributed import get_rank
 
 from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file, worker_message
 from .frames import JpegFrames
+from .rand_augment import ClipRandAugment
 from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class ClipDataset(Dataset):
                 True,
                 flip=data.RANDOM_FLIP,
                 inv_uniform=data.INV_UNIFORM_SAMPLE,
+                augment=ClipRandAugment.from_cfg(cfg) if cfg.AUG.ENABLE else None,
                 **norm,
             )
         else:  # 3 crops: short side = crop size; 1 crop (and val): short side = jitter min

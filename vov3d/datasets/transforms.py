@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -54,7 +54,8 @@ class ClipTransform:
     with 1 the centre crop. Sizes and offsets round as the original's (``short_side_size``,
     ``crop_offset``); the random crop never starts at the last offset, as the original's
     ``randint(0, free)``. ``mean`` and ``std`` are per RGB channel of [0, 1] pixels; ``bgr``
-    reverses the channel order of the output.
+    reverses the channel order of the output. ``augment`` (training RandAugment, AUG.ENABLE) maps
+    the cropped uint8 T x 3 x crop x crop clip to another before it is normalised.
     """
 
     crop_size: int
@@ -66,6 +67,7 @@ class ClipTransform:
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     bgr: bool = False
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     def __post_init__(self) -> None:
         if not 0 < self.scales[0] <= self.scales[1]:
@@ -119,6 +121,8 @@ class ClipTransform:
         clip = clip[..., plan.top : plan.top + self.crop_size, plan.left : plan.left + self.crop_size]
         if plan.flip:
             clip = clip.flip(-1)
+        if self.augment is not None:
+            clip = self.augment(clip)
         mean, std = np.asarray(self.mean), np.asarray(self.std)
         if self.bgr:
             clip, mean, std = clip.flip(1), mean[::-1], std[::-1]

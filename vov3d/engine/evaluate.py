@@ -19,12 +19,14 @@ from torch.utils.data import DataLoader
 
 from vov3d.config import CfgNode
 from vov3d.datasets import build_loader
+from vov3d.datasets.class_names import cfg_class_names
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
 from vov3d.utils.logging import log_json_stats
 from vov3d.utils.meters import memory_mib, topk_correct
-from vov3d.utils.tensorboard import heat_map, make_writer, write_png
+from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 
-from .run_folder import load_test_weights
+from .per_class import per_class_results, per_class_table, write_per_class_csv
+from .run_folder import checkpoint_class_names, load_test_checkpoint
 from .runtime import (
     autocast,
     autocast_dtype,
@@ -183,11 +185,17 @@ class ViewAggregator:
 def test(cfg: CfgNode) -> TestResult:
     """Multi-view test of TEST.DATASET: NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS views per video,
     combined by DATA.ENSEMBLE_METHOD. Views are gathered from all processes every batch, so each
-    holds only the per-video scores. Logs a ``test_final`` line, writes the confusion matrix
-    (CSV and PNG in OUTPUT_DIR, image in TensorBoard) and TEST.SAVE_RESULTS_PATH."""
+    holds only the per-video scores. Logs a ``test_final`` line and a per-class table, writes
+    the confusion matrix (CSV and PNG in OUTPUT_DIR, image in TensorBoard, labelled with the
+    class names), OUTPUT_DIR/per_class.csv and TEST.SAVE_RESULTS_PATH. Class names are the
+    dataset's (``cfg_class_names``), else the tested checkpoint's, else the class indices."""
     device = current_device(cfg)
     model = prepare_model(cfg, device, train=False)
-    load_test_weights(cfg, model)
+    found = load_test_checkpoint(cfg, model)
+    class_names = cfg_class_names(cfg, "test")
+    if class_names is None and found is not None:
+        class_names = checkpoint_class_names(found[1], cfg.MODEL.NUM_CLASSES)
+    del found  # the weights are in the model; do not hold a second copy through the test
     model = compile_model(for_inference(model, cfg), cfg)
     dtype = autocast_dtype(cfg, device)
     loader = build_loader(cfg, "test")
@@ -218,7 +226,7 @@ def test(cfg: CfgNode) -> TestResult:
     }
     if is_main_process():
         log_json_stats(stats, cfg.OUTPUT_DIR)
-        _write_outputs(cfg, result, getattr(dataset, "paths", None))
+        _write_outputs(cfg, result, getattr(dataset, "paths", None), class_names)
     return result
 
 
@@ -246,16 +254,22 @@ def _report_views(result: TestResult, num_views: int, paths: Optional[list[str]]
         )
 
 
-def _write_outputs(cfg: CfgNode, result: TestResult, paths: Optional[list[str]]) -> None:
-    """Confusion matrix as CSV and PNG (and in TensorBoard), and the per-video results."""
+def _write_outputs(
+    cfg: CfgNode, result: TestResult, paths: Optional[list[str]], class_names: Optional[list[str]] = None
+) -> None:
+    """The per-class table (log and per_class.csv), the confusion matrix as CSV and PNG (and in
+    TensorBoard, labelled), and the per-video results."""
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    classes = per_class_results(result.confusion, class_names)
+    logger.info("per-class results of the test:\n%s", per_class_table(classes))
+    write_per_class_csv(classes, os.path.join(cfg.OUTPUT_DIR, "per_class.csv"))
     np.savetxt(
         os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.csv"),
         result.confusion.numpy(),
         fmt="%d",
         delimiter=",",
     )
-    image = heat_map(result.confusion)
+    image = labelled_heat_map(result.confusion, [c.name for c in classes])
     write_png(os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"), image)
     writer = make_writer(cfg, cfg.TEST.DATASET)
     if writer is not None:

@@ -40,6 +40,7 @@ from vov3d.utils.distributed import (
 )
 from vov3d.zoo import resolve_checkpoint
 
+from .finetune import best_checkpoint_path
 from .solver import LRSchedule
 
 logger = logging.getLogger(__name__)
@@ -176,12 +177,30 @@ def _refuse_another_run(cfg: CfgNode, path: str, checkpoint: dict[str, Any]) -> 
 
 
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
+    """``load_test_checkpoint``, returning the path of the weights loaded (None for random ones)."""
+    found = load_test_checkpoint(cfg, model)
+    return found[0] if found is not None else None
+
+
+def load_test_checkpoint(cfg: CfgNode, model: nn.Module) -> Optional[Found]:
     """Load TEST.CHECKPOINT_FILE_PATH (a file or a run folder), else the newest checkpoint of
-    OUTPUT_DIR, else TRAIN.CHECKPOINT_FILE_PATH, with the trained classifier; return its path.
-    Testing random weights needs TEST.ALLOW_RANDOM_WEIGHTS (returns None, with a warning)."""
+    OUTPUT_DIR, else TRAIN.CHECKPOINT_FILE_PATH, with the trained classifier; return its path and
+    contents. TEST.USE_BEST_CHECKPOINT loads OUTPUT_DIR/checkpoints/best.pyth instead. Testing
+    random weights needs TEST.ALLOW_RANDOM_WEIGHTS (returns None, with a warning)."""
     trust = cfg.TRUST_CHECKPOINT
+    if cfg.TEST.USE_BEST_CHECKPOINT and cfg.TEST.CHECKPOINT_FILE_PATH:
+        raise cfg_error(
+            cfg, "TEST.USE_BEST_CHECKPOINT", "and TEST.CHECKPOINT_FILE_PATH both choose the weights; set one"
+        )
 
     def choose() -> Optional[Found]:
+        if cfg.TEST.USE_BEST_CHECKPOINT:
+            best = best_checkpoint_path(cfg.OUTPUT_DIR)
+            if not os.path.isfile(best):
+                raise CheckpointError(
+                    f"TEST.USE_BEST_CHECKPOINT: no {best}; train with TRAIN.KEEP_BEST_CHECKPOINT True to write it"
+                )
+            return best, read_checkpoint(best, trust)
         if cfg.TEST.CHECKPOINT_FILE_PATH:
             return read_file_or_run(cfg.TEST.CHECKPOINT_FILE_PATH, trust)
         found = newest_checkpoint(cfg.OUTPUT_DIR, trust)
@@ -205,7 +224,7 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
     warn_if_config_differs(path, checkpoint, cfg)
     apply_checkpoint(checkpoint, path, model, reinit_classifier=False)
     logger.info("testing the weights of %s", path)
-    return path
+    return found
 
 
 def save_training_checkpoint(
@@ -216,9 +235,11 @@ def save_training_checkpoint(
     schedule: LRSchedule,
     scaler: Optional[torch.amp.GradScaler],
     dataset: Any = None,
+    class_names: Optional[list[str]] = None,
 ) -> Optional[str]:
     """Write ``checkpoint_epoch_{epoch + 1:05d}.pyth`` from rank 0 (every rank must call it: the
-    random-generator states of all ranks are gathered). Returns the path on rank 0."""
+    random-generator states of all ranks are gathered), with ``class_names`` when known, so that
+    predict names its classes without a label file. Returns the path on rank 0."""
     rng_states = all_gather_objects(rng_state(dataset, cuda=cfg.NUM_GPUS > 0))
     if not is_main_process():
         return None
@@ -232,9 +253,31 @@ def save_training_checkpoint(
         scaler_state=scaler.state_dict() if scaler is not None else None,
         scheduler_state=schedule.state_dict(),
         rng_states=rng_states,
+        **({} if class_names is None else {"class_names": list(class_names)}),
     )
     logger.info("saved %s", path)
     return path
+
+
+CLASS_NAMES_FILE = "classes.txt"
+
+
+def write_class_names(output_dir: str, names: list[str]) -> str:
+    """OUTPUT_DIR/classes.txt, one name per line (line i names class i): the form DATA.CLASS_NAMES
+    and predict's --labels read."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, CLASS_NAMES_FILE)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in names))
+    return path
+
+
+def checkpoint_class_names(checkpoint: dict[str, Any], num_classes: int) -> Optional[list[str]]:
+    """The ``class_names`` a checkpoint carries, when it has one for ``num_classes`` classes."""
+    names = checkpoint.get("class_names")
+    if not names or len(names) != num_classes:
+        return None
+    return [str(name) for name in names]
 
 
 def rng_state(dataset: Any = None, cuda: bool = False) -> dict[str, Any]:

@@ -13,7 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode, cfg_error
+
+from .finetune import is_classifier
 
 LR_POLICIES = ("cosine", "steps_with_relative_lrs")
 LOSSES = ("cross_entropy", "soft_cross_entropy")
@@ -82,8 +85,9 @@ class LRSchedule:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """``lr`` times each group's ``lr_mult`` (SOLVER.BACKBONE_LR_MULT for the backbone groups)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 BN_GROUP_RULES = ("name", "type")
@@ -105,16 +109,26 @@ def _is_bn_parameter(model: nn.Module, rule: str) -> dict[int, bool]:
 
 
 def parameter_groups(
-    model: nn.Module, weight_decay: float, bn_weight_decay: float, bn_rule: str = "name"
+    model: nn.Module,
+    weight_decay: float,
+    bn_weight_decay: float,
+    bn_rule: str = "name",
+    backbone_lr_mult: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Two groups of the trainable parameters: the BN ones (chosen by ``bn_rule``, see
-    BN.WEIGHT_DECAY_GROUPS) with ``bn_weight_decay``, and all others with ``weight_decay``."""
-    is_bn = _is_bn_parameter(model, bn_rule)
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if not is_bn[id(p)]], "weight_decay": weight_decay},
-        {"params": [p for p in params if is_bn[id(p)]], "weight_decay": bn_weight_decay},
-    ]
+    """The trainable parameters in groups: the BN ones (chosen by ``bn_rule``, see
+    BN.WEIGHT_DECAY_GROUPS) with ``bn_weight_decay``, all others with ``weight_decay``. With a
+    ``backbone_lr_mult`` other than 1 each is split again into backbone and classifier
+    (head.projection); a group's ``lr_mult`` is the factor ``set_lr`` applies to the schedule."""
+    net = unwrap_model(model)
+    is_bn = _is_bn_parameter(net, bn_rule)
+    named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+    split = backbone_lr_mult != 1.0
+    groups = []
+    for bn, decay in ((False, weight_decay), (True, bn_weight_decay)):
+        for classifier in (False, True) if split else (None,):
+            params = [p for name, p in named if is_bn[id(p)] == bn and classifier in (None, is_classifier(name))]
+            mult = backbone_lr_mult if classifier is False else 1.0
+            groups.append({"params": params, "weight_decay": decay, "lr_mult": mult})
     return [g for g in groups if g["params"]]
 
 
@@ -128,7 +142,7 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
     if cfg.BN.WEIGHT_DECAY_GROUPS not in BN_GROUP_RULES:
         raise cfg_error(cfg, "BN.WEIGHT_DECAY_GROUPS", f"must be one of {', '.join(BN_GROUP_RULES)}")
     return torch.optim.SGD(
-        parameter_groups(model, s.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY_GROUPS),
+        parameter_groups(model, s.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY_GROUPS, s.BACKBONE_LR_MULT),
         lr=s.BASE_LR,
         momentum=s.MOMENTUM,
         dampening=s.DAMPENING,
@@ -138,15 +152,19 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
 
 def soft_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Cross entropy against soft targets: ``1 - smoothing`` on the label, ``smoothing`` spread
-    evenly over all classes."""
-    classes = logits.shape[1]
-    target = torch.full_like(logits, smoothing / classes, dtype=torch.float32)
-    target.scatter_(1, labels.view(-1, 1), 1 - smoothing + smoothing / classes)
+    evenly over all classes; (B, classes) ``labels`` (mixed targets, MIXUP) are the targets themselves."""
+    if labels.ndim == 2:
+        target = labels.float()
+    else:
+        classes = logits.shape[1]
+        target = torch.full_like(logits, smoothing / classes, dtype=torch.float32)
+        target.scatter_(1, labels.view(-1, 1), 1 - smoothing + smoothing / classes)
     return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
 def build_loss(cfg: CfgNode) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """MODEL.LOSS_FUNC as ``loss(logits, labels)``, averaged over the batch."""
+    """MODEL.LOSS_FUNC as ``loss(logits, labels)``, averaged over the batch; ``labels`` are class
+    indices, or (B, classes) soft targets (MIXUP) for either loss."""
     name, smoothing = cfg.MODEL.LOSS_FUNC, cfg.MODEL.LABEL_SMOOTHING
     if name not in LOSSES:
         raise cfg_error(cfg, "MODEL.LOSS_FUNC", f"must be one of {', '.join(LOSSES)}")

@@ -16,14 +16,17 @@ from torch.utils.data import DataLoader
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
 from vov3d.datasets import TooManyBrokenVideosError, build_dataset, build_loader, check_splits, shuffle_loader
+from vov3d.datasets.class_names import cfg_class_names
 from vov3d.datasets.clip_dataset import check_substituted
+from vov3d.datasets.mixup import MixUp
 from vov3d.utils.distributed import all_gather_tensors, all_reduce_sum, get_world_size, is_main_process
 from vov3d.utils.logging import log_json_stats
 from vov3d.utils.meters import Timer, WindowAverage, format_eta, memory_mib, topk_correct
 from vov3d.utils.tensorboard import make_writer
 
 from .evaluate import validate
-from .run_folder import restore_rng_states, resume_or_initialise, save_training_checkpoint
+from .finetune import BestCheckpoint, backbone_frozen, backbone_parameters, check_finetune_cfg, set_train_mode
+from .run_folder import restore_rng_states, resume_or_initialise, save_training_checkpoint, write_class_names
 from .runtime import (
     autocast,
     autocast_dtype,
@@ -65,7 +68,12 @@ def train_one_epoch(
     so every rank sees the same global loss and all stop together on a NaN. So are the clips that
     stand in for unreadable videos (``meta["substituted"]``, from every loader worker): all stop
     together past DATA.MAX_BAD_VIDEO_FRACTION, and the epoch's line counts them and a warning names
-    the files. Only the main process logs. Returns the epoch's ``train_epoch`` statistics.
+    the files. Fine-tuning: in the first TRAIN.FREEZE_BACKBONE_EPOCHS epochs only the classifier
+    is updated (the backbone's gradients are dropped before the step, which keeps DDP's gradient
+    buckets as they are) and the backbone's BN statistics stay fixed, as they do throughout with
+    TRAIN.FREEZE_BACKBONE_BN; with MIXUP.ENABLE batches are mixed and the loss takes soft targets
+    (top-k errors count the clip's own label). Only the main process logs. Returns the epoch's
+    ``train_epoch`` statistics.
     """
     device = next(model.parameters()).device
     dtype = autocast_dtype(cfg, device)
@@ -75,16 +83,24 @@ def train_one_epoch(
     lr = schedule(epoch)
     replaced: list[torch.Tensor] = []  # videos of this process's batches that another clip stood in for
     clips_seen = substituted_seen = 0
-    model.train()
+    frozen = backbone_frozen(cfg, epoch)
+    frozen_params = backbone_parameters(model) if frozen else []
+    mixup = MixUp.from_cfg(cfg)
+    set_train_mode(model, frozen or cfg.TRAIN.FREEZE_BACKBONE_BN)
+    if frozen and is_main_process():
+        logger.info("epoch %d/%d trains only the classifier (TRAIN.FREEZE_BACKBONE_EPOCHS)", epoch + 1, max_epoch)
     for it, (frames, labels, _index, meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
         meters["dt_data"].update(data_timer.seconds())
         net_timer.reset()
         frames, labels = to_input(frames, device, cfg), labels.to(device, non_blocking=True)
         lr = schedule(epoch + it / iters)
         set_lr(optimizer, lr)
+        targets = labels
+        if mixup is not None:
+            frames, targets = mixup(frames, labels)
         with autocast(device, dtype):
             logits = model(frames)
-            loss = loss_fn(logits, labels)
+            loss = loss_fn(logits, targets)
         top1, top5 = topk_correct(logits.detach(), labels)
         count = torch.tensor(float(labels.shape[0]), device=device)
         substituted = meta.get("substituted", torch.full_like(labels, -1)).to(device)
@@ -102,12 +118,13 @@ def train_one_epoch(
                 "SOLVER.WARMUP_EPOCHS or check the input data"
             )
         optimizer.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        for p in frozen_params:  # SGD skips parameters without a gradient: no decay, no momentum
+            p.grad = None
         if scaler is not None:
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
             optimizer.step()
         meters["dt_net"].update(net_timer.seconds())
         meters["loss"].update(loss_sum / total, total)
@@ -232,8 +249,10 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     when possible. Saves every TRAIN.CHECKPOINT_PERIOD epochs and then validates every
     TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video never costs the
     epoch. The model is built first, then every split the run reads (test too with TEST.ENABLE)
-    is checked. Returns the
-    last statistics logged (``train_epoch`` and ``val_epoch``)."""
+    is checked. The class names, where known, go to OUTPUT_DIR/classes.txt and into every
+    checkpoint; with TRAIN.KEEP_BEST_CHECKPOINT checkpoints/best.pyth follows the best validation
+    top-1. Returns the last statistics logged (``train_epoch`` and ``val_epoch``)."""
+    check_finetune_cfg(cfg)
     device = current_device(cfg)
     model = prepare_model(cfg, device, train=True)  # a model the config cannot build stops before any I/O
     train_loader = build_loader(cfg, "train")
@@ -242,6 +261,9 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
         splits["test"] = build_dataset(cfg, "test")
     check_splits(cfg, splits)
+    class_names = cfg_class_names(cfg, "train")
+    if class_names is not None and is_main_process():
+        write_class_names(cfg.OUTPUT_DIR, class_names)
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule.from_cfg(cfg)
     loss_fn = build_loss(cfg)
@@ -251,6 +273,8 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     if resumed is not None:
         restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)
+    keep_best = cfg.TRAIN.KEEP_BEST_CHECKPOINT
+    best = BestCheckpoint(cfg.OUTPUT_DIR, resumed is not None, cfg.TRUST_CHECKPOINT) if keep_best else None
     results: dict[str, Any] = {}
     if start_epoch >= cfg.SOLVER.MAX_EPOCH:
         logger.info("training already finished: %d of %d epochs done", start_epoch, cfg.SOLVER.MAX_EPOCH)
@@ -266,10 +290,14 @@ def train(cfg: CfgNode) -> dict[str, Any]:
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(net, train_loader, cfg)
         if save_now:
-            save_training_checkpoint(cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset)
+            save_training_checkpoint(
+                cfg, epoch, net, optimizer, schedule, scaler, train_loader.dataset, class_names=class_names
+            )
         if evaluate_now:  # after the checkpoint, so it draws no random numbers a resumed run would miss
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 results["val"] = validate(net, val_loader, epoch, cfg, writer)
+            if best is not None:
+                best.update(results["val"]["top1_err"], epoch, net, cfg, class_names)
         logger.info("epoch %d/%d took %.1f s", done, cfg.SOLVER.MAX_EPOCH, time.perf_counter() - started)
     if writer is not None:
         writer.close()

@@ -1,13 +1,15 @@
 """The TensorBoard writer of a run, and the confusion-matrix heat map, drawn with plain tensors
-(matplotlib is not a dependency) and written as PNG."""
+(matplotlib is not a dependency), labelled with Pillow's built-in font and written as PNG."""
 
 from __future__ import annotations
 
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from vov3d.config import CfgNode
@@ -35,6 +37,59 @@ def heat_map(matrix: torch.Tensor, min_side: int = 400) -> torch.Tensor:
     cell = max(1, min_side // max(matrix.shape))
     image = image.repeat_interleave(cell, dim=0).repeat_interleave(cell, dim=1)
     return image.round().to(torch.uint8)
+
+
+# Up to this many classes every row is named ("index name"); beyond, rows and columns are only
+# numbered at ticks (per_class.csv holds the names).
+MAX_NAMED_CLASSES = 40
+_MARGIN = 4
+
+
+def tick_step(cell: int, min_pixels: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... classes whose ticks, ``cell`` pixels per class,
+    are at least ``min_pixels`` apart."""
+    step, factors, i = 1, (2, 2.5, 2), 0  # 1 -> 2 -> 5 -> 10 -> 20 -> 50 ...
+    while step * cell < min_pixels:
+        step, i = int(step * factors[i % 3]), i + 1
+    return step
+
+
+def labelled_heat_map(matrix: torch.Tensor, names: Sequence[str], min_side: int = 400) -> torch.Tensor:
+    """``heat_map`` with rows (labels) named on the left and columns (predictions) numbered on
+    top, as uint8 H x W x 3. Up to MAX_NAMED_CLASSES classes cells are tall enough for a name per
+    row; with more (400 for Kinetics) only ticks far enough apart to read are drawn."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    classes = matrix.shape[0]
+    if len(names) != classes:
+        raise ValueError(f"{len(names)} class names for a {classes}-class confusion matrix")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    line = size("Ag0")[1] + 2
+    named = classes <= MAX_NAMED_CLASSES
+    cells = heat_map(matrix, max(min_side, classes * line) if named else min_side)
+    cell = cells.shape[0] // classes
+    row_step = 1 if named else tick_step(cell, line)
+    col_step = tick_step(cell, size(str(classes - 1))[0] + _MARGIN)
+    rows = {i: f"{i} {names[i]}" if named else str(i) for i in range(0, classes, row_step)}
+    columns = range(0, classes, col_step)
+    left = max(size(text)[0] for text in rows.values()) + 2 * _MARGIN
+    top = line + 2 * _MARGIN
+    image = Image.new("RGB", (left + cells.shape[1], top + cells.shape[0]), "white")
+    image.paste(Image.fromarray(cells.numpy()), (left, top))
+    draw = ImageDraw.Draw(image)
+    for i, text in rows.items():
+        width, height = size(text)
+        draw.text((left - _MARGIN - width, top + i * cell + (cell - height) // 2), text, fill="black", font=font)
+    for i in columns:
+        width = size(str(i))[0]
+        draw.text((left + i * cell + (cell - width) // 2, _MARGIN), str(i), fill="black", font=font)
+    return torch.from_numpy(np.asarray(image).copy())
 
 
 def write_png(path: str, image: torch.Tensor) -> None:

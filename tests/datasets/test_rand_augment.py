@@ -1,0 +1,90 @@
+"""RandAugment from PySlowFast's AUG.AA_TYPE: the policy string, the same ops on every frame, the
+hook in the training transform only, and the old AUG keys that vov3d does not implement."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from vov3d.config import ConfigError, get_cfg
+from vov3d.datasets.clip_dataset import ClipDataset
+from vov3d.datasets.rand_augment import ClipRandAugment
+from vov3d.datasets.transforms import ClipTransform
+
+
+def test_policy_strings() -> None:
+    assert ClipRandAugment.parse("rand-m7-n4-mstd0.5-inc1") == ClipRandAugment(7.0, 4, 0.5)
+    assert ClipRandAugment.parse("rand-m9-n2") == ClipRandAugment(9.0, 2, 0.0)
+    for spec, message in [
+        ("augmix-m5", "not a RandAugment policy"),
+        ("rand-m7-n4-inc0", "only inc1"),
+        ("rand-m11-n2", "m must be in 0 .. 10"),
+        ("rand-m7-w3", "unknown part 'w3'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ClipRandAugment.parse(spec)
+
+
+@pytest.mark.parametrize("key, value", [("AUG.AA_TYPE", "rand-m7-n4-inc0"), ("AUG.INTERPOLATION", "bicubic")])
+def test_a_bad_setting_names_the_key(key: str, value: str) -> None:
+    cfg = get_cfg()
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ConfigError, match=key):
+        ClipRandAugment.from_cfg(cfg)
+
+
+def test_interpolation_reaches_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.transforms import InterpolationMode, v2
+
+    made = []
+    monkeypatch.setattr(v2, "RandAugment", lambda **kwargs: made.append(kwargs) or (lambda clip: clip))
+    cfg = get_cfg()
+    cfg.merge_from_list(["AUG.INTERPOLATION", "nearest", "AUG.AA_TYPE", "rand-m5-n3"])
+    ClipRandAugment.from_cfg(cfg)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+    assert made == [dict(num_ops=3, magnitude=5, num_magnitude_bins=11, interpolation=InterpolationMode.NEAREST)]
+
+
+def test_every_frame_gets_the_same_ops() -> None:
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    clip = frame.expand(4, 3, 16, 16).contiguous()
+    out = ClipRandAugment(9.0, 3)(clip)
+    assert out.shape == clip.shape and out.dtype == torch.uint8
+    assert not torch.equal(out, clip)
+    assert (out == out[:1]).all()
+
+
+def test_the_training_transform_augments_the_crop_before_normalising() -> None:
+    seen = []
+
+    def augment(clip: torch.Tensor) -> torch.Tensor:
+        seen.append((clip.dtype, tuple(clip.shape)))
+        return torch.zeros_like(clip)
+
+    frames = torch.full((4, 40, 48, 3), 200, dtype=torch.uint8)
+    transform = ClipTransform(32, (36, 40), True, augment=augment, mean=(0.0,) * 3, std=(1.0,) * 3)
+    out = transform(frames, rng=np.random.default_rng(0))
+    assert seen == [(torch.uint8, (4, 3, 32, 32))] and (out == 0).all()
+
+
+def test_aug_enable_hooks_randaugment_into_training_only() -> None:
+    cfg = get_cfg()
+    cfg.merge_from_list(["AUG.ENABLE", True, "AUG.AA_TYPE", "rand-m5-n2", "DATA.TRAIN_JITTER_SCALES", [40, 48],
+                         "DATA.TRAIN_CROP_SIZE", 32, "DATA.TEST_CROP_SIZE", 32])  # fmt: skip
+    assert ClipDataset.from_cfg(cfg, "train")["transform"].augment == ClipRandAugment(5.0, 2)
+    assert ClipDataset.from_cfg(cfg, "val")["transform"].augment is None
+    cfg.AUG.ENABLE = False
+    assert ClipDataset.from_cfg(cfg, "train")["transform"].augment is None
+
+
+def test_pyslowfast_aug_keys_vov3d_lacks_are_accepted_only_when_off(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = get_cfg()
+    with caplog.at_level(logging.WARNING):
+        cfg.merge_from_list(["AUG.NUM_SAMPLE", 1, "AUG.RE_PROB", 0.0, "AUG.RE_MODE", "pixel"])
+    assert "ignoring AUG.NUM_SAMPLE" in caplog.text
+    for key, value in [("AUG.NUM_SAMPLE", 2), ("AUG.RE_PROB", 0.25)]:
+        with pytest.raises(ConfigError, match=f"{key} = .* is not supported"):
+            get_cfg().merge_from_list([key, value])
