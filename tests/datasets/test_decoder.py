@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from fractions import Fraction
@@ -61,6 +62,38 @@ def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path: Path) -> None
     with PyAVVideo(path) as video:  # a second read on one open file rewinds correctly
         assert frame_numbers(video.get_frames([230])) == [230]
         assert frame_numbers(video.get_frames([3, 5])) == [3, 5]
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only, unseekable file: what a browser's recorder or ``ffmpeg ... -f webm -`` writes to."""
+
+    def __init__(self, file: io.BufferedWriter) -> None:
+        self.file = file
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(data)
+
+
+def test_a_webm_without_duration_counts_its_frames_by_decoding(tmp_path: Path) -> None:
+    """Matroska written to a pipe has no duration, frame count or cues: the original decodes the
+    whole video and samples from the decoded frame count; so do we (it used to be refused)."""
+    path = tmp_path / "recorded.webm"
+    with open(path, "wb") as raw:
+        out = av.open(_Pipe(raw), "w", format="webm")
+        stream = out.add_stream("libvpx", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for image in numbered_frames(45, 48, 64):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        out.close()
+    with av.open(str(path)) as container:  # the file really lacks all three
+        assert container.duration is None and container.streams.video[0].frames == 0
+    with PyAVVideo(str(path)) as video:
+        assert video.num_frames == 45
+        assert frame_numbers(video.get_frames([0, 17, 44])) == [0, 17, 44]
 
 
 @pytest.mark.parametrize(

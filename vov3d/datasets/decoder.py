@@ -121,7 +121,8 @@ class PyAVVideo:
         raise decode_error(self.path, "the container gives no frame rate")
 
     def _frame_count(self) -> int:
-        """The header's frame count, else duration x fps (Matroska/WebM store no frame count)."""
+        """The header's frame count, else duration x fps (Matroska/WebM store no frame count),
+        else (a raw stream) the frames of a whole decode, as the original VoV3D code counts them."""
         stream = self._stream
         if stream.frames > 0:
             return int(stream.frames)
@@ -130,10 +131,20 @@ class PyAVVideo:
         elif self._container.duration:
             seconds = self._container.duration / av.time_base
         else:
-            raise decode_error(self.path, "the container gives neither a frame count nor a duration")
+            return self._decoded_count()
         count = int(round(seconds * self.fps))
         if count < 1:
             raise decode_error(self.path, f"has no frames (duration {seconds:.3f} s)")
+        return count
+
+    def _decoded_count(self) -> int:
+        with av.open(self.path, metadata_errors="ignore") as container:
+            try:
+                count = sum(1 for _ in container.decode(video=0))
+            except av.FFmpegError as e:
+                raise decode_error(self.path, f"decoding failed while counting its frames: {e}") from None
+        if count < 1:
+            raise decode_error(self.path, "has no decodable frames (and no frame count or duration in its header)")
         return count
 
     @property
