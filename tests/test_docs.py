@@ -175,7 +175,7 @@ def check_statically(kind: str, argv: list[str], where: str) -> None:
     if kind == "pip":
         check_pip(argv, where)
     elif kind == "pytest":
-        assert (REPO / "pyproject.toml").is_file(), where
+        pass  # this suite
     elif kind.startswith("tools/"):
         assert (REPO / kind).is_file(), f"{where}: {kind} does not exist"
         if kind.endswith(".py"):
@@ -239,15 +239,14 @@ def test_the_readme_says_the_shortened_runs_are_fine() -> None:
 
 
 def write_data_root(root: Path) -> None:
-    """DATA.md's /data: Kinetics raw videos and a resized copy with CSVs, SSv2 .webm videos and
-    SSv1 frame folders, with their annotations, all tiny."""
+    """DATA.md's /data before its commands run: Kinetics raw videos (resize_videos.py writes
+    videos/) with the CSVs, SSv2 .webm videos and SSv1 frame folders with their annotations."""
     kinetics = root / "kinetics"
     demo = root / "demo"  # 8 real H.264 videos, one per class
     one_each = ["--train-per-class", "1", "--val-per-class", "1", "--test-per-class", "1"]
     assert make_demo(["--out", str(demo), *one_each]) == 0
     kinetics.mkdir(parents=True)
     os.rename(demo / "videos", kinetics / "raw")
-    (kinetics / "videos").symlink_to(kinetics / "raw")  # scan_dataset reads them as they are
     rows = "".join(f"{line.removeprefix('videos/')}\n" for line in (demo / "train.csv").read_text().splitlines())
     for split in ("train", "val", "test"):
         (kinetics / f"{split}.csv").write_text(rows)
@@ -272,10 +271,26 @@ def chdir(folder: Path) -> Iterator[None]:
         os.chdir(old)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+@dataclass
+class Sandbox:
     """A folder as a user's checkout is after a (tiny) quick start, with DATA.md's /data and
-    ``my_clips`` (a folder per class)."""
+    ``my_clips`` (a folder per class). Blocks run in the order of their document, as a reader
+    follows it: running one first runs the blocks above it that have not run yet."""
+
+    root: Path
+    done: set[Block]
+
+    def run(self, block: Block) -> None:
+        for earlier in RUNNABLE[: RUNNABLE.index(block) + 1]:
+            if earlier.doc == block.doc and earlier not in self.done:
+                self.done.add(earlier)  # once, even if it fails
+                with chdir(self.root):
+                    for tokens in earlier.commands():
+                        run_command(tokens, self.root, str(earlier))
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     root = tmp_path_factory.mktemp("docs")
     for name in ("configs", "tools"):
         (root / name).symlink_to(REPO / name)
@@ -284,7 +299,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         run_command(["python", "tools/make_demo_dataset.py", *DEMO_SIZES], root, "sandbox")
         run_command(["python", "tools/quickstart.py"], root, "sandbox")
     write_class_folders(root / "demo_data" / "motion", root / "my_clips")
-    yield root
+    return Sandbox(root, set())
 
 
 def write_class_folders(demo: Path, out: Path) -> None:
@@ -305,7 +320,8 @@ def run_command(tokens: list[str], root: Path, where: str) -> None:
     argv = [str(root) + t if t == "/data" or t.startswith("/data/") else t for t in argv]
     argv += SHORTENED.get(kind, [])
     if tokens[0] == "torchrun":
-        result = subprocess.run(tokens, cwd=root, env=checkout_environ(os.environ), capture_output=True, text=True)
+        env = checkout_environ(os.environ)
+        result = subprocess.run(tokens, cwd=root, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{where}: {' '.join(tokens)}\n{result.stderr[-3000:]}"
         return
     module = importlib.import_module(f"vov3d.cli.{Path(kind).stem}")
@@ -318,10 +334,8 @@ RUNNABLE = [b for b in BLOCKS if not b.marked and not run_by_ci(b)]
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
-def test_block_runs_as_written(block: Block, sandbox: Path) -> None:
-    with chdir(sandbox):
-        for tokens in block.commands():
-            run_command(tokens, sandbox, str(block))
+def test_block_runs_as_written(block: Block, sandbox: Sandbox) -> None:
+    sandbox.run(block)
 
 
 def test_shortened_quick_start_says_its_warmup_is_cut(vov3d_log: pytest.LogCaptureFixture) -> None:
@@ -336,17 +350,14 @@ def readme_block(text: str) -> Block:
 
 
 @pytest.mark.parametrize("dataset", ["ssv1", "ssv2"])
-def test_readme_something_something_paths_fit_data_md_layouts(dataset: str, sandbox: Path) -> None:
+def test_readme_something_something_paths_fit_data_md_layouts(dataset: str, sandbox: Sandbox) -> None:
     """README's DATA.PATH_PREFIX is where DATA.md's tools put the frames: the SS configs read them."""
-    with chdir(sandbox):
-        tool = "make_ssv1_lists.py" if dataset == "ssv1" else "extract_frames.py"
-        data_md = next(b for b in BLOCKS if b.doc == "DATA.md" and tool in b.text)
-        for tokens in data_md.commands():
-            run_command(tokens, sandbox, str(data_md))
-        (command,) = readme_block(f"configs/{dataset.replace('ss', 'SS')}/").commands()
-        root = str(sandbox / "data" / dataset)
-        argv = [t.replace(f"path/to/your/{dataset}", root) for t in program(command)[1]]
-        cfg = run_net.setup_cfg(run_net.parse_args(argv + ["DATA.NUM_FRAMES", "4"]))
+    tool = "make_ssv1_lists.py" if dataset == "ssv1" else "extract_frames.py"
+    sandbox.run(next(b for b in RUNNABLE if b.doc == "DATA.md" and tool in b.text))
+    (command,) = readme_block(f"configs/{dataset.replace('ss', 'SS')}/").commands()
+    root = str(sandbox.root / "data" / dataset)
+    argv = [t.replace(f"path/to/your/{dataset}", root) for t in program(command)[1]]
+    cfg = run_net.setup_cfg(run_net.parse_args(argv + ["DATA.NUM_FRAMES", "4"]))
     frames, *_ = build_dataset(cfg, "train")[0]
     assert frames.shape[1] == 4
 
