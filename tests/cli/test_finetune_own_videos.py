@@ -33,7 +33,8 @@ def readme_commands() -> list[list[str]]:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Fine-tune on your own videos", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
-    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def replaced(tokens: list[str], values: dict[str, str]) -> list[str]:
