@@ -28,3 +28,13 @@ def test_scan_lists_unreadable_videos(tmp_path: Path, capsys: pytest.CaptureFixt
         printed = capsys.readouterr().out
         assert "train: 3 of 4 videos unreadable" in printed and "test: 0 of 0" in printed
     assert scan_main(["--cfg", str(cfg), "--opts", "DATA.NUM_FRAMES", "x"]) == 2  # a config error
+
+
+def test_trailing_overrides_after_the_config_files(tmp_path: Path) -> None:
+    """The shared override convention: KEY VALUE right after --cfg, as for run_net."""
+    make_video(tmp_path / "good.mp4", 20)
+    write_kinetics_csvs(tmp_path, [("good.mp4", 0), ("gone.mp4", 1)])
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("NUM_GPUS: 0\n")
+    argv = ["--cfg", str(cfg), "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_PREFIX", str(tmp_path)]
+    assert scan_main([*argv, "--splits", "train", "--jobs", "1"]) == 1  # gone.mp4 found, so the paths applied

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         optimizer = build_optimizer(model, cfg)
         schedule, loss_fn = LRSchedule.from_cfg(cfg), build_loss(cfg)
         scaler = grad_scaler(device, autocast_dtype(cfg, device))
-        net = compile_model(model, cfg)  # one process: no DistributedDataParallel
+        net = compile_model(model, cfg.MODEL.COMPILE)  # one process: no DistributedDataParallel
         batches = Batches(build_loader(cfg, "train"))
 
         def epoch(iters: int) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from vov3d.config import ConfigError, load_config
 from vov3d.datasets import build_dataset
 from vov3d.datasets.prepare import check_video, parallel
 
+from .args import add_overrides, parse_with_overrides
+
 _dataset = None  # the dataset being scanned; forked workers inherit it
 
 
@@ -20,20 +22,21 @@ def _scan_one(job: tuple[int, bool]) -> Optional[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scan_dataset.py", description="List the unreadable videos of a dataset config."
+        prog="scan_dataset.py", description="List the unreadable videos of a dataset config.",
+        epilog="Config overrides: KEY VALUE pairs after the config files or after --opts.",
     )
     parser.add_argument("--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE", help="config file(s)")
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--full", action="store_true", help="decode every frame (slow; finds more damage)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", help="also write the unreadable ones here, one 'path: reason' per line")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides")
+    add_overrides(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     global _dataset
-    args = build_parser().parse_args(argv)
+    args = parse_with_overrides(build_parser(), argv, after="cfg_files")
     try:
         cfg = load_config(args.cfg_files, args.opts)
     except ConfigError as e:

@@ -72,7 +72,7 @@ def validate(
     rows = []
     for frames, labels, index, meta in progress(loader, len(loader), "val"):
         with autocast(device, dtype):
-            probs = model(to_input(frames, device, cfg))
+            probs = model(to_input(frames, device, cfg.MODEL.CHANNELS_LAST))
         top1, top5 = topk_correct(probs.float(), labels.to(device))
         valid = meta["valid"].to(device).long() if "valid" in meta else torch.ones_like(top1).long()
         rows.append(torch.stack([index.to(device), top1.long(), top5.long(), valid], dim=1))
@@ -196,7 +196,7 @@ def test(cfg: CfgNode) -> TestResult:
     if class_names is None and found is not None:
         class_names = checkpoint_class_names(found[1], cfg.MODEL.NUM_CLASSES)
     del found  # the weights are in the model; do not hold a second copy through the test
-    model = compile_model(for_inference(model, cfg), cfg)
+    model = compile_model(for_inference(model, cfg.TEST.FOLD_BN), cfg.MODEL.COMPILE)
     dtype = autocast_dtype(cfg, device)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
@@ -204,7 +204,7 @@ def test(cfg: CfgNode) -> TestResult:
     started = time.perf_counter()
     for frames, labels, index, meta in progress(loader, len(loader), "test"):
         with autocast(device, dtype):
-            probs = model(to_input(frames, device, cfg)).float()
+            probs = model(to_input(frames, device, cfg.MODEL.CHANNELS_LAST)).float()
         ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long()], dim=1).to(device)
         probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids).cpu()
         aggregator.update(probs, ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3].bool())

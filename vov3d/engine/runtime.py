@@ -56,10 +56,10 @@ def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> Optional[
     return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
 
-def to_input(frames: torch.Tensor, device: torch.device, cfg: CfgNode) -> torch.Tensor:
-    """A batch of clips on ``device``, in channels_last_3d when MODEL.CHANNELS_LAST."""
+def to_input(frames: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A batch of clips on ``device``, in channels_last_3d when ``channels_last`` (MODEL.CHANNELS_LAST)."""
     frames = frames.to(device, non_blocking=True)
-    if cfg.MODEL.CHANNELS_LAST:
+    if channels_last:
         frames = frames.contiguous(memory_format=torch.channels_last_3d)
     return frames
 
@@ -79,10 +79,10 @@ def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
     return model
 
 
-def for_inference(model: nn.Module, cfg: CfgNode) -> nn.Module:
-    """``model`` (weights loaded) in eval mode, with BN folded into its convs when TEST.FOLD_BN."""
+def for_inference(model: nn.Module, fold: bool) -> nn.Module:
+    """``model`` (weights loaded) in eval mode, with BN folded into its convs when ``fold`` (TEST.FOLD_BN)."""
     model.eval()
-    return fold_bn(model) if cfg.TEST.FOLD_BN else model
+    return fold_bn(model) if fold else model
 
 
 def _convert_sync_bn(model: nn.Module, cfg: CfgNode, device: torch.device) -> nn.Module:
@@ -102,9 +102,9 @@ def _convert_sync_bn(model: nn.Module, cfg: CfgNode, device: torch.device) -> nn
     return nn.SyncBatchNorm.convert_sync_batchnorm(model, group)
 
 
-def compile_model(model: nn.Module, cfg: CfgNode) -> nn.Module:
-    """torch.compile when MODEL.COMPILE (checkpoints unwrap it: parameter names do not change)."""
-    return torch.compile(model) if cfg.MODEL.COMPILE else model
+def compile_model(model: nn.Module, enabled: bool) -> nn.Module:
+    """torch.compile when ``enabled`` (MODEL.COMPILE); checkpoints unwrap it: parameter names do not change."""
+    return torch.compile(model) if enabled else model
 
 
 def distribute(model: nn.Module, device: torch.device) -> nn.Module:

@@ -92,7 +92,7 @@ def train_one_epoch(
     for it, (frames, labels, _index, meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
         meters["dt_data"].update(data_timer.seconds())
         net_timer.reset()
-        frames, labels = to_input(frames, device, cfg), labels.to(device, non_blocking=True)
+        frames, labels = to_input(frames, device, cfg.MODEL.CHANNELS_LAST), labels.to(device, non_blocking=True)
         lr = schedule(epoch + it / iters)
         set_lr(optimizer, lr)
         targets = labels
@@ -234,7 +234,7 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, cfg: CfgNode) -> Non
     net = unwrap_model(model)
     device = next(net.parameters()).device
     num_batches = min(cfg.BN.NUM_BATCHES_PRECISE, len(loader))
-    clips = (to_input(frames, device, cfg) for frames, *_ in loader)
+    clips = (to_input(frames, device, cfg.MODEL.CHANNELS_LAST) for frames, *_ in loader)
     net.train()
     with autocast(device, autocast_dtype(cfg, device)):
         update_bn_stats(net, clips, num_batches)
@@ -269,7 +269,7 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     loss_fn = build_loss(cfg)
     scaler = grad_scaler(device, autocast_dtype(cfg, device))
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler)
-    net = distribute(compile_model(model, cfg), device)
+    net = distribute(compile_model(model, cfg.MODEL.COMPILE), device)
     if resumed is not None:
         restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     writer = make_writer(cfg, cfg.TRAIN.DATASET)

@@ -37,4 +37,4 @@ def load_trained(cfg: CfgNode, checkpoint: str, device: torch.device, trust: boo
     warn_if_config_differs(path, state, cfg)
     model = prepare_model(cfg, device, train=False)
     apply_checkpoint(state, path, model, reinit_classifier=False)
-    return TrainedModel(for_inference(model, cfg), checkpoint_class_names(state, cfg.MODEL.NUM_CLASSES))
+    return TrainedModel(for_inference(model, cfg.TEST.FOLD_BN), checkpoint_class_names(state, cfg.MODEL.NUM_CLASSES))

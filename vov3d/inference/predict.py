@@ -121,7 +121,7 @@ def predict_videos(
         aggregator = ViewAggregator(1, count, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
         for start in range(0, count, batch):
             with autocast(device, dtype):
-                probs = model(to_input(clips[start : start + batch], device, cfg)).float().cpu()
+                probs = model(to_input(clips[start : start + batch], device, cfg.MODEL.CHANNELS_LAST)).float().cpu()
             items = torch.arange(start, start + len(probs))
             aggregator.update(probs, torch.zeros_like(items), torch.zeros_like(items), items)
         views = int(aggregator.views[0])
