@@ -35,7 +35,7 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 class DemoSpec:
     """Size of the generated set; the defaults are what the quick-start config trains on."""
 
-    train_per_class: int = 80
+    train_per_class: int = 100
     val_per_class: int = 10
     test_per_class: int = 20
     width: int = 80
