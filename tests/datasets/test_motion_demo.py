@@ -1,10 +1,11 @@
-"""The motion demo dataset: pairs of classes are time reversals, files and CSVs are complete."""
+"""The motion demo dataset: pairs of classes are time reversals, every crop sees a large motion,
+files and CSVs are complete."""
 
 from pathlib import Path
 
 import numpy as np
 
-from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset, render_video
+from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset, render_video, shape_path
 
 
 def test_pairs_are_time_reversals() -> None:
@@ -20,6 +21,42 @@ def test_pairs_are_time_reversals() -> None:
 def test_frames_move() -> None:
     video = render_video(0, np.random.default_rng(1), DemoSpec()).astype(np.float32)
     assert np.abs(video[0] - video[-1]).mean() > 2.0
+
+
+def test_every_test_crop_sees_the_shape_centre() -> None:
+    # The quick start tests 3 crops of the short side along the long one: all three see the
+    # middle (w - 2 * (w - h)) columns, and the shape's centre never leaves them.
+    spec = DemoSpec()
+    margin = spec.width - spec.height
+    for seed, motion in np.ndindex(20, 4):
+        path = shape_path(motion, spec.max_frames, np.random.default_rng(seed), spec)
+        assert margin <= path.cx.min() and path.cx.max() <= spec.width - margin
+        assert 0.2 * spec.height <= path.cy.min() and path.cy.max() <= 0.8 * spec.height
+
+
+def test_each_motion_is_large() -> None:
+    spec, t = DemoSpec(), 28
+    for seed in range(20):
+        moves = [shape_path(motion, t, np.random.default_rng(seed), spec) for motion in range(4)]
+        assert np.ptp(moves[0].cx) >= 0.3 * spec.width and np.ptp(moves[1].cy) >= 0.3 * spec.height
+        assert np.ptp(moves[2].angle) >= np.pi  # more than half a turn
+        assert moves[3].scale[-1] / moves[3].scale[0] >= 2.9
+
+
+def test_one_frame_does_not_tell_the_motion() -> None:
+    # One random frame of each of many videos: place, angle and size spread alike for every motion.
+    spec, t, rng = DemoSpec(), 28, np.random.default_rng(0)
+    pooled = []
+    for motion in range(4):
+        paths = [shape_path(motion, t, rng, spec) for _ in range(2000)]
+        frames = rng.integers(0, t, len(paths))
+        pooled.append(
+            [(p.cx[i], p.cy[i], np.cos(p.angle[i]), np.sin(p.angle[i]), p.scale[i]) for p, i in zip(paths, frames)]
+        )
+    pooled = np.array(pooled)  # motion, video, quantity
+    for stat in (np.mean, np.std):
+        values = stat(pooled, axis=1)
+        assert np.all(np.ptp(values, axis=0) < [1.0, 1.0, 0.05, 0.05, 0.03]), values
 
 
 def test_writes_videos_and_csvs(tmp_path: Path) -> None:

@@ -35,14 +35,14 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 class DemoSpec:
     """Size of the generated set; the defaults are what the quick-start config trains on."""
 
-    train_per_class: int = 80
+    train_per_class: int = 100
     val_per_class: int = 10
     test_per_class: int = 20
-    width: int = 96
-    height: int = 72
+    width: int = 80
+    height: int = 64
     fps: int = 30
     min_frames: int = 24
-    max_frames: int = 36
+    max_frames: int = 32
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -74,6 +74,38 @@ def _shape_mask(
     return (u / size) ** 2 + (v / (size * 0.5)) ** 2 <= 1.0
 
 
+@dataclass(frozen=True)
+class ShapePath:
+    """Where the shape is in each frame: centre (pixels), angle (radians) and relative size."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    angle: np.ndarray
+    scale: np.ndarray
+
+
+def shape_path(motion: int, t: int, rng: np.random.Generator, spec: DemoSpec) -> ShapePath:
+    """The path of a forward video of ``motion`` (0 horizontal, 1 vertical, 2 rotation, 3 scale).
+
+    The path is centred on the frame, so every training and test crop sees the shape, and each
+    motion is large between the frames a clip samples: a third of the frame's width or height of
+    travel, more than half a turn, or a threefold growth over the video. What does not move stays
+    at a random point of the range it would move over: one frame of any class then has the same
+    distribution of place, angle and size, so a single frame does not even tell the motion.
+    """
+    h, w = spec.height, spec.width
+    ramp = np.linspace(-0.5, 0.5, t)
+
+    def course(moves: bool) -> np.ndarray:
+        return ramp if moves else np.full(t, rng.uniform(-0.5, 0.5))
+
+    cx = w * (0.5 + rng.uniform(-0.05, 0.05) + rng.uniform(0.35, 0.45) * course(motion == 0))
+    cy = h * (0.5 + rng.uniform(-0.05, 0.05) + rng.uniform(0.35, 0.45) * course(motion == 1))
+    angle = rng.uniform(0, 2 * np.pi) + rng.uniform(1.0, 1.3) * np.pi * course(motion == 2)
+    scale = rng.uniform(0.4, 0.5) * 3.0 ** (course(motion == 3) + 0.5)
+    return ShapePath(cx, cy, angle, scale)
+
+
 def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one video of class ``label``."""
     h, w = spec.height, spec.width
@@ -81,29 +113,14 @@ def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.nda
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     background = _background(rng, h, w)
     colour = rng.random(3) * 0.8 + 0.2
-    if abs(colour.mean() - background.mean()) < 0.15:
-        colour = 1.0 - colour
+    if abs(colour.mean() - background.mean()) < 0.3:  # a dark shape on a light ground, or the reverse
+        colour = colour * 0.35 if background.mean() > 0.5 else 0.65 + colour * 0.35
     kind = int(rng.integers(0, 3))
-    size = float(rng.uniform(0.12, 0.22) * min(h, w))
-    progress = np.linspace(0.0, 1.0, t)
-    motion = label // 2  # 0 horizontal, 1 vertical, 2 rotation, 3 scale
-    cx = np.full(t, rng.uniform(0.3, 0.7) * w)
-    cy = np.full(t, rng.uniform(0.3, 0.7) * h)
-    angle = np.full(t, rng.uniform(0, np.pi))
-    scale = np.ones(t)
-    if motion == 0:
-        travel = rng.uniform(0.45, 0.6) * w
-        cx = rng.uniform(size, w - size - travel) + travel * progress
-    elif motion == 1:
-        travel = rng.uniform(0.4, 0.55) * h
-        cy = rng.uniform(size * 0.6, h - size * 0.6 - travel) + travel * progress
-    elif motion == 2:
-        angle = angle[0] + rng.uniform(0.08, 0.14) * np.arange(t)
-    else:
-        scale = rng.uniform(0.4, 0.5) + rng.uniform(0.8, 1.0) * progress
+    size = float(rng.uniform(0.16, 0.22) * min(h, w))
+    path = shape_path(label // 2, t, rng, spec)
     frames = np.empty((t, h, w, 3), dtype=np.uint8)
     for i in range(t):
-        mask = _shape_mask(kind, xx, yy, cx[i], cy[i], size * scale[i], angle[i])
+        mask = _shape_mask(kind, xx, yy, path.cx[i], path.cy[i], size * path.scale[i], path.angle[i])
         frame = np.where(mask[..., None], colour, background)
         frames[i] = np.clip(frame * 255 + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
     # The second class of each pair is the first one played backwards.
