@@ -21,6 +21,7 @@ from vov3d.config import CfgNode, cfg_error
 
 from .annotations import AnnotationError, read_ssv1_labels, read_ssv2_labels
 from .folder import folder_class_names
+from .ssv import SSV1_LABELS, SSV2_LABELS
 
 KINETICS400 = "kinetics400"
 KINETICS400_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "kinetics400_classes.txt")
@@ -54,11 +55,7 @@ def read_class_names(spec: str, num_classes: Optional[int] = None) -> list[str]:
         raise AnnotationError(f"{path}: lists {len(names)} classes but the model has {num_classes} (MODEL.NUM_CLASSES)")
     return [names[index] for index in range(len(names))]
 
-# The label files that ssv.py reads from DATA.PATH_TO_DATA_DIR.
-DATASET_LABEL_FILES = {
-    "ssv1": "something-something-v1-labels.csv",
-    "ssv2": "something-something-v2-labels.json",
-}
+DATASET_LABEL_FILES = {"ssv1": SSV1_LABELS, "ssv2": SSV2_LABELS}
 KINETICS400_CLASSES = 400
 
 

@@ -32,6 +32,10 @@ from .transforms import ClipTransform
 logger = logging.getLogger(__name__)
 
 
+# The label files each dataset reads from DATA.PATH_TO_DATA_DIR.
+SSV1_LABELS = "something-something-v1-labels.csv"
+SSV2_LABELS = "something-something-v2-labels.json"
+
 def _annotation_file(cfg: CfgNode, name: str) -> str:
     path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, name)
     if not os.path.isfile(path):
@@ -123,7 +127,7 @@ class SomethingSomethingV2(SomethingSomething):
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         kwargs = super().from_cfg(cfg, split)
-        label_ids = read_ssv2_labels(_annotation_file(cfg, "something-something-v2-labels.json"))
+        label_ids = read_ssv2_labels(_annotation_file(cfg, SSV2_LABELS))
         split_file = _annotation_file(cfg, f"something-something-v2-{cls.split_name(split)}.json")
         ids, labels = read_ssv2_split(split_file, label_ids)
         return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=True))
@@ -136,7 +140,7 @@ class SomethingSomethingV1(SomethingSomething):
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         kwargs = super().from_cfg(cfg, split)
-        label_ids = read_ssv1_labels(_annotation_file(cfg, "something-something-v1-labels.csv"))
+        label_ids = read_ssv1_labels(_annotation_file(cfg, SSV1_LABELS))
         split_file = _annotation_file(cfg, f"something-something-v1-{cls.split_name(split)}.csv")
         ids, labels = read_ssv1_split(split_file, label_ids)
         return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=False))
