@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 SSV1_LABELS = "something-something-v1-labels.csv"
 SSV2_LABELS = "something-something-v2-labels.json"
 
+
 def _annotation_file(cfg: CfgNode, name: str) -> str:
     path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, name)
     if not os.path.isfile(path):
