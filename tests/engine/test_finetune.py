@@ -15,7 +15,7 @@ from tests.engine.test_train import Clips
 from vov3d.config import ConfigError, get_cfg
 from vov3d.engine import train
 from vov3d.engine.finetune import BestCheckpoint, backbone_parameters, best_checkpoint_path, check_finetune_cfg
-from vov3d.engine.run_folder import load_test_weights
+from vov3d.engine.run_folder import load_test_checkpoint
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer, set_lr
 
 
@@ -146,12 +146,12 @@ def test_best_checkpoint_follows_the_lowest_error_across_a_resume(tmp_path: Path
 def test_use_best_checkpoint_tests_best_pyth(tmp_path: Path) -> None:
     cfg = cfg_with(tmp_path, "TEST.USE_BEST_CHECKPOINT", True)
     with pytest.raises(Exception, match="TRAIN.KEEP_BEST_CHECKPOINT"):
-        load_test_weights(cfg, Net())
+        load_test_checkpoint(cfg, Net())
     trained = Net()
     BestCheckpoint(str(tmp_path), resumed=False).update(10.0, 0, trained, cfg)
     model = Net()
-    assert load_test_weights(cfg, model) == best_checkpoint_path(str(tmp_path))
+    assert load_test_checkpoint(cfg, model)[0] == best_checkpoint_path(str(tmp_path))
     assert torch.equal(model.conv.weight, trained.conv.weight)
     both = cfg_with(tmp_path, "TEST.USE_BEST_CHECKPOINT", True, "TEST.CHECKPOINT_FILE_PATH", "x.pyth")
     with pytest.raises(ConfigError, match="TEST.CHECKPOINT_FILE_PATH"):
-        load_test_weights(both, Net())
+        load_test_checkpoint(both, Net())

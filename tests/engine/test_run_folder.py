@@ -18,7 +18,7 @@ from vov3d.config import ConfigError, load_config
 from vov3d.engine.run_folder import (
     checkpoint_path,
     list_checkpoints,
-    load_test_weights,
+    load_test_checkpoint,
     newest_checkpoint,
     read_file_or_run,
     restore_rng_states,
@@ -163,7 +163,7 @@ def test_testing_warns_about_another_config_and_keeps_the_classifier(tmp_path: P
     save_checkpoint(str(tmp_path / "c.pyth"), model, cfg=trained)
     cfg, model = quick_run(tmp_path, "MODEL.NUM_CLASSES", "5", "TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "c.pyth"))
     with pytest.raises(CheckpointError, match="classifies 8 classes but MODEL.NUM_CLASSES is 5"):
-        load_test_weights(cfg, model)
+        load_test_checkpoint(cfg, model)
     lines = [r.getMessage() for r in vov3d_log.records]
     assert any("MODEL.NUM_CLASSES (file 8, run 5)" in line for line in lines)
     assert not any("re-initialised" in line for line in lines)

@@ -18,7 +18,7 @@ from vov3d.config import get_cfg
 def slow_save_then_choose(rank: int, port: int, output_dir: Path) -> None:
     from vov3d.engine.run_folder import (
         checkpoint_path,
-        load_test_weights,
+        load_test_checkpoint,
         resume_or_initialise,
         save_training_checkpoint,
     )
@@ -41,7 +41,7 @@ def slow_save_then_choose(rank: int, port: int, output_dir: Path) -> None:
 
             torch.save = slow_save
         save_training_checkpoint(cfg, 1, model, optimizer, schedule, None)  # epoch index 1: 2 epochs done
-        tested = load_test_weights(cfg, nn.Linear(3, 2))
+        tested = load_test_checkpoint(cfg, nn.Linear(3, 2))[0]
         start, _ = resume_or_initialise(cfg, nn.Linear(3, 2), optimizer, schedule, None)
         (output_dir / f"rank{rank}.txt").write_text(f"{tested}\n{start}")
         assert tested == checkpoint_path(str(output_dir), 2)

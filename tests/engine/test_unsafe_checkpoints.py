@@ -16,7 +16,7 @@ from tests.unsafe import malicious_checkpoint
 from vov3d.checkpoint import CheckpointError
 from vov3d.cli import export, predict
 from vov3d.config import load_config
-from vov3d.engine.run_folder import load_test_weights
+from vov3d.engine.run_folder import load_test_checkpoint
 from vov3d.engine.runtime import prepare_model
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
@@ -67,5 +67,5 @@ def test_trust_checkpoint_key_opts_in(tmp_path: Path) -> None:
     opts = ["OUTPUT_DIR", str(tmp_path), "LOG_MODEL_INFO", "False", "TEST.CHECKPOINT_FILE_PATH", str(evil)]
     cfg = load_config([X3D_TINY], [*opts, "TRUST_CHECKPOINT", "True"])
     with pytest.raises(CheckpointError, match="does not fit"):  # loaded, then its one tensor does not fit
-        load_test_weights(cfg, prepare_model(cfg, torch.device("cpu"), train=False))
+        load_test_checkpoint(cfg, prepare_model(cfg, torch.device("cpu"), train=False))
     assert marker.exists()

@@ -176,12 +176,6 @@ def _refuse_another_run(cfg: CfgNode, path: str, checkpoint: dict[str, Any]) -> 
         )
 
 
-def load_test_weights(cfg: CfgNode, model: nn.Module) -> Optional[str]:
-    """``load_test_checkpoint``, returning the path of the weights loaded (None for random ones)."""
-    found = load_test_checkpoint(cfg, model)
-    return found[0] if found is not None else None
-
-
 def load_test_checkpoint(cfg: CfgNode, model: nn.Module) -> Optional[Found]:
     """Load TEST.CHECKPOINT_FILE_PATH (a file or a run folder), else the newest checkpoint of
     OUTPUT_DIR, else TRAIN.CHECKPOINT_FILE_PATH, with the trained classifier; return its path and
