@@ -14,6 +14,7 @@ start before the file is called broken.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
@@ -71,6 +72,19 @@ def _check_file(path: str) -> None:
         raise decode_error(path, "is a folder, not a video file")
     if os.path.getsize(path) == 0:
         raise decode_error(path, "file is empty (0 bytes)")
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded_frame_count(path: str, size: int, mtime_ns: int) -> int:
+    """The frames of a whole decode of ``path`` (as it is at ``size`` and ``mtime_ns``)."""
+    with av.open(path, metadata_errors="ignore") as container:
+        try:
+            count = sum(1 for _ in container.decode(video=0))
+        except av.FFmpegError as e:
+            raise decode_error(path, f"decoding failed while counting its frames: {e}") from None
+    if count < 1:
+        raise decode_error(path, "has no decodable frames (and no frame count or duration in its header)")
+    return count
 
 
 class PyAVVideo:
@@ -131,21 +145,15 @@ class PyAVVideo:
         elif self._container.duration:
             seconds = self._container.duration / av.time_base
         else:
-            return self._decoded_count()
+            return self._decoded_count()  # once per file and process: every clip of it asks
         count = int(round(seconds * self.fps))
         if count < 1:
             raise decode_error(self.path, f"has no frames (duration {seconds:.3f} s)")
         return count
 
     def _decoded_count(self) -> int:
-        with av.open(self.path, metadata_errors="ignore") as container:
-            try:
-                count = sum(1 for _ in container.decode(video=0))
-            except av.FFmpegError as e:
-                raise decode_error(self.path, f"decoding failed while counting its frames: {e}") from None
-        if count < 1:
-            raise decode_error(self.path, "has no decodable frames (and no frame count or duration in its header)")
-        return count
+        stat = os.stat(self.path)
+        return _decoded_frame_count(self.path, stat.st_size, stat.st_mtime_ns)
 
     @property
     def size(self) -> tuple[int, int]:
