@@ -46,7 +46,7 @@ SHORTENED = {
     "tools/benchmark.py": ["--frames", "4", "--crop", "32", "--repeats", "1"],
 }
 NOT_ON_A_CPU = {"tools/gpu_check.py"}  # its checks start with NUM_GPUS 1
-DEMO_SIZES = ["--train-per-class", "2", "--val-per-class", "1", "--test-per-class", "1"]
+DEMO_SIZES = ["--train-per-class", "4", "--val-per-class", "1", "--test-per-class", "1"]  # one 32-clip batch
 
 
 @dataclass(frozen=True)

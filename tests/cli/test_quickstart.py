@@ -20,7 +20,8 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
         [sys.executable, "tools/quickstart.py", "--data", str(data), "OUTPUT_DIR", str(out),
          "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5", "DATA.NUM_FRAMES", "4", "VOV3D.INNER_CH", "8",
          "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
-         "TEST.NUM_ENSEMBLE_VIEWS", "2", "DATA_LOADER.NUM_WORKERS", "0", "BN.NUM_BATCHES_PRECISE", "1"],
+         "TEST.NUM_ENSEMBLE_VIEWS", "2", "DATA_LOADER.NUM_WORKERS", "0", "BN.NUM_BATCHES_PRECISE", "1",
+         "TRAIN.BATCH_SIZE", "8"],
         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -29,6 +30,7 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     assert stats["num_videos"] == 8 and stats["num_views"] == 6
     assert (out / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
     assert any(p.name.startswith("runs-") for p in out.iterdir())
+    assert "turning clockwise" in (out / "per_class.csv").read_text()  # the names of classes.txt
 
 
 def test_missing_data_is_generated_once(tmp_path: Path, monkeypatch) -> None:

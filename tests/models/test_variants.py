@@ -164,6 +164,34 @@ def test_auto_uses_2d_kernels_only_while_autograd_records(monkeypatch: pytest.Mo
         unit(x)
         torch.jit.trace(unit, x)
     assert calls[0] == "frames2d" and set(calls[1:]) == {"separate"}, calls  # trace runs it more than once
+    calls.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        unit(x)
+    with torch.autocast("cpu", dtype=torch.float16):
+        unit(x)
+    assert calls == ["separate", "frames2d"]  # CPU bf16 training keeps the 3-D kernels (issue 15)
+
+
+def test_padded_small_frames_match_the_3d_convs() -> None:
+    """Frames smaller than the 3x3 kernel are padded before the 2-D conv (a faster oneDNN path):
+    outputs and gradients still equal those of the two ``Conv3d`` layers."""
+    torch.manual_seed(0)
+    for size, stride in ((1, 1), (2, 1), (2, 2), (3, 2), (4, 1)):
+        unit = D2Plus1DUnit(8, 16, stride, use_se=False)
+        for channels_last in (True, False):
+            x = torch.randn(2, 8, 4, size, size)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            grads = []
+            for impl in ("separate", "frames2d"):
+                unit.impl = impl
+                unit.zero_grad()
+                xi = x.clone().requires_grad_()
+                out = unit(xi)
+                out.square().sum().backward()
+                grads.append((out, xi.grad, unit.b1.weight.grad))
+            for ref, got in zip(*grads):
+                torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
 
 
 def test_unknown_depthwise_formulation_is_a_clear_error(tmp_path) -> None:

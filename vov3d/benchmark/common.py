@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from vov3d.utils.cpus import usable_cpus
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -102,11 +104,10 @@ def environment(device: torch.device) -> dict[str, Any]:
         with open("/proc/cpuinfo") as f:
             names = re.findall(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
         cpu = names[0] if names else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {
         "device": str(device),
         "cpu": cpu,
-        "cpu_cores": cores,
+        "cpu_cores": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from vov3d.cli.frame_lists import check_and_read_splits, write_lists
 from vov3d.datasets.decoder import VideoDecodeError
 from vov3d.datasets.prepare import extract_video, parallel, ssv2_frame_name
+from vov3d.utils.cpus import usable_cpus
 
 FIRST_FRAME = "{id}/" + ssv2_frame_name("{id}", 1)  # named in the list row of a video without frames
 REMEDY = "Replace those videos and run this command again: only the videos without frames are extracted."
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lists", help="existing folder for train.csv / val.csv (default: --annotations)")
     parser.add_argument("--fps", type=float, default=30)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=usable_cpus())
     return parser
 
 

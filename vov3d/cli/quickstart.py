@@ -38,6 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"quickstart: generating the motion demo dataset in {args.data} ...", flush=True)
         make_motion_dataset(args.data)
     data = ["DATA.PATH_TO_DATA_DIR", args.data, "DATA.PATH_PREFIX", args.data]
+    data += ["DATA.CLASS_NAMES", os.path.join(args.data, "classes.txt")]  # per-class table, predict
     try:
         cfg = load_config([args.cfg], data + list(args.opts))
     except ConfigError as e:

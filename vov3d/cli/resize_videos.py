@@ -14,6 +14,7 @@ from tqdm import tqdm
 from vov3d.datasets.decoder import VideoDecodeError
 from vov3d.datasets.prepare import RANDOM_ACCESS_X264, check_x264_params, parallel, resize_video
 from vov3d.datasets.video_files import VIDEO_SUFFIXES, is_video_file
+from vov3d.utils.cpus import usable_cpus
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=RANDOM_ACCESS_X264,
         help=f"x264 options (default {RANDOM_ACCESS_X264!r}: unreferenced B-frames; '' for x264's defaults)",
     )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=usable_cpus())
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output exists")
     return parser
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Optional, Sequence
 
 from vov3d.config import ConfigError, load_config
 from vov3d.datasets import build_dataset
 from vov3d.datasets.prepare import check_video, parallel
+from vov3d.utils.cpus import usable_cpus
 
 from .args import add_overrides, parse_with_overrides
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cfg", dest="cfg_files", nargs="+", required=True, metavar="FILE", help="config file(s)")
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--full", action="store_true", help="decode every frame (slow; finds more damage)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=usable_cpus())
     parser.add_argument("--output", help="also write the unreadable ones here, one 'path: reason' per line")
     add_overrides(parser)
     return parser

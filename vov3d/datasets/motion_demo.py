@@ -10,12 +10,15 @@ The command is ``vov3d/cli/make_demo_dataset.py``.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from vov3d.datasets.encode import write_video
+from vov3d.utils.cpus import usable_cpus
 
 # Pairs (2k, 2k + 1) are time reversals of each other.
 CLASSES = [
@@ -89,7 +92,7 @@ def shape_path(motion: int, t: int, rng: np.random.Generator, spec: DemoSpec) ->
 
     The path is centred on the frame, so every training and test crop sees the shape, and each
     motion is large between the frames a clip samples: a third of the frame's width or height of
-    travel, more than half a turn, or a threefold growth over the video. What does not move stays
+    travel, more than half a turn, or a twofold growth over the video. What does not move stays
     at a random point of the range it would move over: one frame of any class then has the same
     distribution of place, angle and size, so a single frame does not even tell the motion.
     """
@@ -102,7 +105,7 @@ def shape_path(motion: int, t: int, rng: np.random.Generator, spec: DemoSpec) ->
     cx = w * (0.5 + rng.uniform(-0.05, 0.05) + rng.uniform(0.35, 0.45) * course(motion == 0))
     cy = h * (0.5 + rng.uniform(-0.05, 0.05) + rng.uniform(0.35, 0.45) * course(motion == 1))
     angle = rng.uniform(0, 2 * np.pi) + rng.uniform(1.0, 1.3) * np.pi * course(motion == 2)
-    scale = rng.uniform(0.4, 0.5) * 3.0 ** (course(motion == 3) + 0.5)
+    scale = rng.uniform(0.7, 0.75) * 2.0 ** (course(motion == 3) + 0.5)
     return ShapePath(cx, cy, angle, scale)
 
 
@@ -116,7 +119,7 @@ def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.nda
     if abs(colour.mean() - background.mean()) < 0.3:  # a dark shape on a light ground, or the reverse
         colour = colour * 0.35 if background.mean() > 0.5 else 0.65 + colour * 0.35
     kind = int(rng.integers(0, 3))
-    size = float(rng.uniform(0.16, 0.22) * min(h, w))
+    size = float(rng.uniform(0.2, 0.25) * min(h, w))
     path = shape_path(label // 2, t, rng, spec)
     frames = np.empty((t, h, w, 3), dtype=np.uint8)
     for i in range(t):
@@ -127,25 +130,40 @@ def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.nda
     return frames[::-1].copy() if label % 2 else frames
 
 
-def make_motion_dataset(out_dir: str, spec: DemoSpec = DemoSpec(), seed: int = 0) -> None:
+def _video_path(split: str, label: int, index: int) -> str:
+    return os.path.join("videos", split, f"{label}_{index:04d}.mp4")
+
+
+def _write_one(job: tuple[str, str, int, int, DemoSpec, int]) -> None:
+    out_dir, split, label, index, spec, seed = job
+    # One generator per video, so the set is the same whatever the number of processes.
+    rng = np.random.default_rng([seed, SPLITS[split], index, label])
+    write_video(os.path.join(out_dir, _video_path(split, label, index)), render_video(label, rng, spec), spec.fps)
+
+
+def make_motion_dataset(
+    out_dir: str, spec: DemoSpec = DemoSpec(), seed: int = 0, processes: Optional[int] = None
+) -> None:
     """Write ``videos/<split>/*.mp4``, Kinetics CSVs ``{train,val,test}.csv`` (paths relative to
-    ``out_dir``, to be used as DATA.PATH_PREFIX) and ``classes.txt``."""
+    ``out_dir``, to be used as DATA.PATH_PREFIX) and ``classes.txt``, rendering and encoding in
+    ``processes`` processes (default: one per CPU core)."""
     per_class = {"train": spec.train_per_class, "val": spec.val_per_class, "test": spec.test_per_class}
     with open(os.path.join(_mkdir(out_dir), "classes.txt"), "w") as f:
         f.write("\n".join(CLASSES) + "\n")
+    jobs = []
     for split, count in per_class.items():
-        rng = np.random.default_rng([seed, SPLITS[split]])
-        lines = []
-        for i in range(count):
-            for label in range(len(CLASSES)):
-                rel = os.path.join("videos", split, f"{label}_{i:04d}.mp4")
-                write_video(
-                    os.path.join(_mkdir(out_dir, "videos", split), os.path.basename(rel)),
-                    render_video(label, rng, spec),
-                    spec.fps,
-                )
-                lines.append(f"{rel} {label}")
-        # Written last and atomically: an existing CSV means the split is complete.
+        _mkdir(out_dir, "videos", split)
+        jobs += [(out_dir, split, label, i, spec, seed) for i in range(count) for label in range(len(CLASSES))]
+    processes = min(processes or usable_cpus(), len(jobs))
+    if processes > 1:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            for _ in pool.imap_unordered(_write_one, jobs, chunksize=8):
+                pass
+    else:
+        for job in jobs:
+            _write_one(job)
+    for split in per_class:  # written last and atomically: an existing CSV means the split is complete
+        lines = [f"{_video_path(split, label, i)} {label}" for _, s, label, i, *_ in jobs if s == split]
         tmp = os.path.join(out_dir, f".{split}.csv.tmp")
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")

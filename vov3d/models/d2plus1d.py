@@ -9,7 +9,8 @@ patched PyTorch), so the pair can run in several ways from the same two weights 
   of 12 multiply-adds per output, one pass over memory instead of two.
 - ``frames2d``: both as depthwise 2-D convs over free views of the tensor (the spatial conv over
   the frames, the temporal conv over each channel's (T, H*W) map), whose backward is well tuned.
-- ``auto`` (the default): ``frames2d`` while autograd records (training), else ``separate``.
+- ``auto`` (the default): ``frames2d`` while autograd records (training), else ``separate``;
+  ``separate`` also under CPU bf16 autocast (see ``_auto``).
 
 All give the same outputs within float rounding and the same state dict; BENCHMARKS.md has the
 measurements behind ``auto``.
@@ -36,18 +37,27 @@ def _fused(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     return F.conv3d(x, kernel, b2.bias, stride=b1.stride, padding=1, groups=kernel.shape[0])
 
 
+def _depthwise3x3(images: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """Depthwise 3x3 conv with zero padding 1. An image smaller than the kernel (the last stage
+    of a small crop) takes a slow oneDNN backward path; padded first, the conv is a "valid" one
+    and about 10x faster there, with the same result."""
+    if min(images.shape[-2:]) < 3:
+        return F.conv2d(F.pad(images, (1, 1, 1, 1)), weight, stride=stride, groups=weight.shape[0])
+    return F.conv2d(images, weight, stride=stride, padding=1, groups=weight.shape[0])
+
+
 def _frames2d(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     n, c, t, h, w = x.shape
     stride = b1.stride[1]
     if x.is_contiguous(memory_format=torch.channels_last_3d):
         # Memory N,T,H,W,C: the frames are N*T channels-last images, no copy.
         frames = x.transpose(1, 2).reshape(n * t, c, h, w)
-        y = F.conv2d(frames, b1.weight.squeeze(2), stride=stride, padding=1, groups=c)
+        y = _depthwise3x3(frames, b1.weight.squeeze(2), stride)
         y = y.reshape(n, t, c, *y.shape[-2:]).transpose(1, 2)
     else:
         # Memory N,C,T,H,W: each (channel, frame) plane is an image of a C*T-channel tensor.
         weight = b1.weight.squeeze(2).repeat_interleave(t, dim=0)
-        y = F.conv2d(x.reshape(n, c * t, h, w), weight, stride=stride, padding=1, groups=c * t)
+        y = _depthwise3x3(x.reshape(n, c * t, h, w), weight, stride)
         y = y.reshape(n, c, t, *y.shape[-2:])
     h, w = y.shape[-2:]
     # The temporal conv is a (3, 1) conv over the (T, H*W) map of each channel (a view).
@@ -55,9 +65,17 @@ def _frames2d(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     return z.reshape(n, c, t, h, w)
 
 
+def _cpu_bf16_autocast(x: torch.Tensor) -> bool:
+    on_cpu = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    return on_cpu and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
 def _auto(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    # Tracing (export) records the plain convs: the 2-D views bake the traced shape in.
-    if torch.is_grad_enabled() and not torch.jit.is_tracing():
+    # Tracing (export) records the plain convs: the 2-D views bake the traced shape in. CPU bf16
+    # autocast also takes them: bf16 training there was reported to reach NaN with the 2-D
+    # kernels in channels_last and to train with the 3-D ones (issue 15; not reproduced on
+    # AVX2 CPUs, where bf16 convs do not use oneDNN).
+    if torch.is_grad_enabled() and not torch.jit.is_tracing() and not _cpu_bf16_autocast(x):
         return _frames2d(b1, b2, x)
     return _separate(b1, b2, x)
 
