@@ -110,7 +110,7 @@ def plan_checks(work: Path, gpus: int, python: str = sys.executable) -> list[Che
 RUN_TORCHSCRIPT = """
 import sys, torch
 model = torch.jit.load(sys.argv[1], map_location="cuda")
-scores = model(torch.zeros(1, 3, 8, 56, 56, device="cuda"))
+scores = model(torch.zeros(1, 3, 8, 48, 48, device="cuda"))
 assert torch.isfinite(scores).all(), scores
 print("scores", tuple(scores.shape))
 """

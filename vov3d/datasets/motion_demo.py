@@ -10,7 +10,6 @@ The command is ``vov3d/cli/make_demo_dataset.py``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -18,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from vov3d.datasets.encode import write_video
+from vov3d.datasets.prepare import parallel
 from vov3d.utils.cpus import usable_cpus
 
 # Pairs (2k, 2k + 1) are time reversals of each other.
@@ -154,14 +154,8 @@ def make_motion_dataset(
     for split, count in per_class.items():
         _mkdir(out_dir, "videos", split)
         jobs += [(out_dir, split, label, i, spec, seed) for i in range(count) for label in range(len(CLASSES))]
-    processes = min(processes or usable_cpus(), len(jobs))
-    if processes > 1:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            for _ in pool.imap_unordered(_write_one, jobs, chunksize=8):
-                pass
-    else:
-        for job in jobs:
-            _write_one(job)
+    for _ in parallel(_write_one, jobs, min(processes or usable_cpus(), len(jobs))):
+        pass
     for split in per_class:  # written last and atomically: an existing CSV means the split is complete
         lines = [f"{_video_path(split, label, i)} {label}" for _, s, label, i, *_ in jobs if s == split]
         tmp = os.path.join(out_dir, f".{split}.csv.tmp")

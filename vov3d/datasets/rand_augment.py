@@ -4,6 +4,7 @@ T x C x H x W uint8 clip so that motion is not broken by per-frame changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ class ClipRandAugment:
             policy = cls.parse(cfg.AUG.AA_TYPE)
         except ValueError as e:
             raise cfg_error(cfg, "AUG.AA_TYPE", str(e)) from None
-        return cls(policy.magnitude, policy.num_ops, policy.magnitude_std, cfg.AUG.INTERPOLATION)
+        return dataclasses.replace(policy, interpolation=cfg.AUG.INTERPOLATION)
 
     @classmethod
     def parse(cls, spec: str) -> ClipRandAugment:

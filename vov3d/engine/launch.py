@@ -145,9 +145,14 @@ def check_plan(cfg: CfgNode, plan: ProcessPlan, visible_gpus: int) -> Optional[s
     return None
 
 
+def _visible_gpus(cfg: CfgNode) -> int:
+    """GPUs this machine shows; 0 for CPU runs, which must not initialise CUDA."""
+    return torch.cuda.device_count() if cfg.NUM_GPUS > 0 else 0
+
+
 def launch(cfg: CfgNode, plan: ProcessPlan) -> int:
     """Start ``plan``'s processes here and wait for them; returns the exit code."""
-    error = check_plan(cfg, plan, torch.cuda.device_count() if cfg.NUM_GPUS > 0 else 0)
+    error = check_plan(cfg, plan, _visible_gpus(cfg))
     if error:
         print(f"run_net: config error: {error}", file=sys.stderr)
         return 2
@@ -188,7 +193,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         TooManyBrokenVideosError,
     )
     try:
-        _select_device(cfg, device_index(plan, index, torch.cuda.device_count() if cfg.NUM_GPUS > 0 else 0))
+        _select_device(cfg, device_index(plan, index, _visible_gpus(cfg)))
         if plan.world_size > 1 or plan.mode == "launcher":
             du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size)
         setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
