@@ -6,6 +6,7 @@ import logging
 import os
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,18 +32,20 @@ _SAMPLED_VIDEOS = 20
 logger = logging.getLogger(__name__)
 
 
-def build_dataset(cfg: CfgNode, split: str) -> Dataset:
+def build_dataset(cfg: CfgNode, split: str, **overrides: Any) -> Dataset:
     """The dataset of ``split`` ("train", "val": TRAIN.DATASET; "test": TEST.DATASET).
 
-    Registered classes map the cfg to their constructor arguments in ``from_cfg(cfg, split)``.
+    Registered classes map the cfg to their constructor arguments in ``from_cfg(cfg, split)``;
+    ``overrides`` replace arguments by name, e.g. ``paths=..., labels=...`` for the split's views
+    of other files (see ``ClipDataset.from_cfg``).
     """
     key = "TEST.DATASET" if split == "test" else "TRAIN.DATASET"
     name = cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET
     if name not in DATASET_REGISTRY:
         raise cfg_error(cfg, key, f"not a registered dataset; registered: {', '.join(DATASET_REGISTRY)}")
     cls = DATASET_REGISTRY.get(name)
-    dataset = cls(**cls.from_cfg(cfg, split))
-    top = max(dataset.labels)
+    dataset = cls(**cls.from_cfg(cfg, split, **overrides))
+    top = max(dataset.labels, default=-1)
     if top >= cfg.MODEL.NUM_CLASSES:
         raise cfg_error(cfg, "MODEL.NUM_CLASSES", f"the {split} split of {name} has labels up to {top}")
     return dataset

@@ -11,6 +11,7 @@ workers and processes, which each hold their own copy of the dataset.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Optional, Union
 
@@ -68,9 +69,12 @@ def decoding_backend(cfg: CfgNode) -> str:
 
 
 class ClipDataset(Dataset):
-    """Subclasses parse their annotations in ``from_cfg`` and define ``open_video`` (a file or a
-    frame folder) and ``sample_frames`` (which frame indices make a clip). Video files are read
-    with ``video_backend`` (DATA.DECODING_BACKEND), multi-threaded with ``multi_thread_decode``."""
+    """Subclasses read their annotations in ``split_videos``, add their arguments in
+    ``view_arguments`` and define ``open_video`` (a file or a frame folder) and ``sample_frames``
+    (which frame indices make a clip). Video files are read with ``video_backend``
+    (DATA.DECODING_BACKEND), multi-threaded with ``multi_thread_decode``."""
+
+    reads_frame_folders = False  # whether a folder in ``paths`` is one video's frames
 
     def __init__(
         self,
@@ -104,10 +108,49 @@ class ClipDataset(Dataset):
         self._last_clip: Optional[tuple[tuple[int, int], torch.Tensor]] = None  # see load_clip
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        """Arguments shared by all datasets; subclasses add paths, labels and their own."""
+    def from_cfg(cls, cfg: CfgNode, split: str, **overrides: Any) -> dict[str, Any]:
+        """The constructor arguments of ``split``: how its clips are made (``view_arguments``) and
+        which videos it holds (``split_videos``, from the annotation files), each replaced by an
+        override of the same name. Overriding ``paths`` and ``labels`` gives the split's views of
+        other files without reading any annotation: predict asks for the test's views this way."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        known = cls.argument_names()
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}.from_cfg: unknown argument {', '.join(map(repr, unknown))}; "
+                f"the constructor takes {', '.join(sorted(known))}"
+            )
+        given = [name for name in ("paths", "labels") if name in overrides]
+        if len(given) == 1:
+            raise TypeError(f"{cls.__name__}.from_cfg: override paths and labels together, got only {given[0]}")
+        kwargs = cls.view_arguments(cfg, split)
+        if "paths" not in overrides:
+            kwargs.update(cls.split_videos(cfg, split))
+        return {**kwargs, **overrides}
+
+    @classmethod
+    def argument_names(cls) -> frozenset[str]:
+        """The constructor arguments from_cfg may override: those of every ``__init__`` from this
+        class up to ClipDataset (subclasses pass the rest on as ``**kwargs``), except ``split``."""
+        names = set()
+        for klass in cls.__mro__[: cls.__mro__.index(ClipDataset) + 1]:
+            if "__init__" in vars(klass):
+                params = inspect.signature(klass.__init__).parameters.values()
+                names.update(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        return frozenset(names - {"self", "split"})
+
+    @classmethod
+    def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        """``paths``, ``labels`` and any other per-video argument of ``split``, read from the
+        annotation files named by the cfg."""
+        raise NotImplementedError
+
+    @classmethod
+    def view_arguments(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        """How ``split`` makes clips of any video (transform, frames, views, decoding): the
+        arguments shared by all datasets; subclasses add their sampling."""
         data = cfg.DATA
         low, high = data.TRAIN_JITTER_SCALES
         if data.TRAIN_CROP_SIZE > low:

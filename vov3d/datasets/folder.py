@@ -97,9 +97,7 @@ class VideoFolder(Kinetics):
         self.class_names = list(class_names) if class_names is not None else None
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        # Kinetics's own from_cfg reads CSV files: take the shared arguments from ClipDataset.
-        kwargs = super(Kinetics, cls).from_cfg(cfg, split)
+    def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         root = cfg.DATA.PATH_TO_DATA_DIR
         if not os.path.isdir(root):
             raise cfg_error(cfg, "DATA.PATH_TO_DATA_DIR", f"not a folder; the folder dataset reads {LAYOUT}")
@@ -112,11 +110,4 @@ class VideoFolder(Kinetics):
                 f"{len(names)} class folders; set MODEL.NUM_CLASSES {len(names)}",
             )
         paths, labels = scan_split(root, split, names)
-        return dict(
-            kwargs,
-            paths=paths,
-            labels=labels,
-            class_names=names,
-            sampling_rate=cfg.DATA.SAMPLING_RATE,
-            target_fps=cfg.DATA.TARGET_FPS,
-        )
+        return dict(paths=paths, labels=labels, class_names=names)

@@ -40,8 +40,16 @@ class Kinetics(ClipDataset):
         self.offset_sampling = offset_sampling
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        kwargs = super().from_cfg(cfg, split)
+    def view_arguments(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+        return dict(
+            super().view_arguments(cfg, split),
+            sampling_rate=cfg.DATA.SAMPLING_RATE,
+            target_fps=cfg.DATA.TARGET_FPS,
+            offset_sampling=cfg.DATA.USE_OFFSET_SAMPLING,
+        )
+
+    @classmethod
+    def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         csv = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, SPLIT_FILES[split])
         if not os.path.isfile(csv):
             raise cfg_error(
@@ -50,14 +58,7 @@ class Kinetics(ClipDataset):
         paths, labels = read_kinetics_csv(
             csv, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR, cfg.MODEL.NUM_CLASSES
         )
-        return dict(
-            kwargs,
-            paths=paths,
-            labels=labels,
-            sampling_rate=cfg.DATA.SAMPLING_RATE,
-            target_fps=cfg.DATA.TARGET_FPS,
-            offset_sampling=cfg.DATA.USE_OFFSET_SAMPLING,
-        )
+        return dict(paths=paths, labels=labels)
 
     def sample_frames(
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator

@@ -25,6 +25,7 @@ from .annotations import (
 )
 from .build import DATASET_REGISTRY
 from .clip_dataset import ClipDataset, Source
+from .decoder import decode_error
 from .frames import JpegFrames, frame_folder
 from .sampling import segment_indices
 from .transforms import ClipTransform
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 # The label files each dataset reads from DATA.PATH_TO_DATA_DIR.
 SSV1_LABELS = "something-something-v1-labels.csv"
 SSV2_LABELS = "something-something-v2-labels.json"
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 def _annotation_file(cfg: CfgNode, name: str) -> str:
@@ -44,9 +46,20 @@ def _annotation_file(cfg: CfgNode, name: str) -> str:
     return path
 
 
+def folder_frames(folder: str) -> list[str]:
+    """The JPEG files of a frame folder in name order (the order of SSv1's ``00001.jpg`` and of
+    tools/extract_frames.py's names); raises VideoDecodeError when there are none."""
+    names = sorted(name for name in os.listdir(folder) if name.lower().endswith(JPEG_SUFFIXES))
+    if not names:
+        raise decode_error(folder, f"the folder holds no JPEG frames ({', '.join(JPEG_SUFFIXES)})")
+    return [os.path.join(folder, name) for name in names]
+
+
 class SomethingSomething(ClipDataset):
-    """Videos as JPEG frame lists (``frame_paths``) or, when that is None, as video files
-    (``paths``); ``num_frames`` segments, one frame from each."""
+    """Videos as JPEG frame lists (``frame_paths``) or, when that is None, as video files or
+    frame folders (``paths``); ``num_frames`` segments, one frame from each."""
+
+    reads_frame_folders = True
 
     def __init__(
         self,
@@ -62,10 +75,10 @@ class SomethingSomething(ClipDataset):
         self.frame_paths = frame_paths
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
+    def view_arguments(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         """As the original SS loader, test clips are scaled to DATA.TEST_CROP_SIZE and take crop
         ``view % NUM_SPATIAL_CROPS`` of left/centre/right: with one crop, the left (top) one."""
-        kwargs = super().from_cfg(cfg, split)
+        kwargs = super().view_arguments(cfg, split)
         if split == "test":
             size, base = cfg.DATA.TEST_CROP_SIZE, kwargs["transform"]
             kwargs["transform"] = ClipTransform(
@@ -111,9 +124,12 @@ class SomethingSomething(ClipDataset):
         return dict(paths=paths, frame_paths=None)
 
     def open_video(self, video_index: int) -> Source:
-        if self.frame_paths is None:
-            return super().open_video(video_index)
-        return JpegFrames(self.frame_paths[video_index], self.paths[video_index])
+        path = self.paths[video_index]
+        if self.frame_paths is not None:
+            return JpegFrames(self.frame_paths[video_index], path)
+        if os.path.isdir(path):  # a frame folder given by its path (predict): no frame list names its files
+            return JpegFrames(folder_frames(path), path)
+        return super().open_video(video_index)
 
     def sample_frames(
         self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
@@ -126,12 +142,11 @@ class SomethingSomethingV2(SomethingSomething):
     """``something-something-v2-labels.json`` and ``-{train,validation}.json``; frames or .webm."""
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        kwargs = super().from_cfg(cfg, split)
+    def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         label_ids = read_ssv2_labels(_annotation_file(cfg, SSV2_LABELS))
         split_file = _annotation_file(cfg, f"something-something-v2-{cls.split_name(split)}.json")
         ids, labels = read_ssv2_split(split_file, label_ids)
-        return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=True))
+        return dict(labels=labels, **cls.sources(cfg, split, ids, split_file, videos=True))
 
 
 @DATASET_REGISTRY.register("ssv1")
@@ -139,9 +154,8 @@ class SomethingSomethingV1(SomethingSomething):
     """``something-something-v1-labels.csv`` and ``-{train,validation}.csv``; JPEG frames only."""
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
-        kwargs = super().from_cfg(cfg, split)
+    def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         label_ids = read_ssv1_labels(_annotation_file(cfg, SSV1_LABELS))
         split_file = _annotation_file(cfg, f"something-something-v1-{cls.split_name(split)}.csv")
         ids, labels = read_ssv1_split(split_file, label_ids)
-        return dict(kwargs, labels=labels, **cls.sources(cfg, split, ids, split_file, videos=False))
+        return dict(labels=labels, **cls.sources(cfg, split, ids, split_file, videos=False))

@@ -17,9 +17,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from vov3d.config import CfgNode
-from vov3d.datasets import DATASET_REGISTRY, VideoDecodeError
+from vov3d.datasets import VideoDecodeError, build_dataset
 from vov3d.datasets.clip_dataset import ClipDataset
-from vov3d.datasets.kinetics import Kinetics
 from vov3d.datasets.video_files import VIDEO_SUFFIXES, is_video_file
 from vov3d.engine.evaluate import ViewAggregator
 from vov3d.engine.runtime import autocast, autocast_dtype, to_input
@@ -28,8 +27,8 @@ from vov3d.engine.runtime import autocast, autocast_dtype, to_input
 def find_videos(inputs: Sequence[str]) -> list[str]:
     """Files as given; a folder becomes the video files under it (by suffix, sorted, recursive).
 
-    A folder with no video in it is kept as it is, so that it is reported like a broken file
-    rather than silently dropped.
+    A folder with no video in it is kept as it is: a Something-Something dataset reads it as one
+    video's JPEG frames, the others report it like a broken file rather than silently dropping it.
     """
     videos = []
     for path in inputs:
@@ -37,26 +36,20 @@ def find_videos(inputs: Sequence[str]) -> list[str]:
             videos.append(path)
             continue
         found = sorted(
-            os.path.join(root, name)
-            for root, folders, names in os.walk(path)
-            for name in names
-            if is_video_file(name)
+            os.path.join(root, name) for root, folders, names in os.walk(path) for name in names if is_video_file(name)
         )
         videos.extend(found or [path])
     return videos
 
 
 def view_dataset(cfg: CfgNode, paths: Sequence[str]) -> ClipDataset:
-    """The test split of TEST.DATASET over ``paths`` (labels unknown, so 0).
+    """The test's views of ``paths``: the test split of TEST.DATASET built over these files
+    (labels unknown, so 0), so that nothing of how the test makes its views is derived here.
 
     Broken files always raise here (TEST.SKIP_BROKEN_VIDEOS would turn them into blank views),
     so that the caller can report them.
     """
-    cls = DATASET_REGISTRY.get(cfg.TEST.DATASET)
-    kwargs = dict(ClipDataset.from_cfg(cfg, "test"), skip_broken=False)
-    if issubclass(cls, Kinetics):
-        kwargs.update(sampling_rate=cfg.DATA.SAMPLING_RATE, target_fps=cfg.DATA.TARGET_FPS)
-    return cls(paths=list(paths), labels=[0] * len(paths), **kwargs)
+    return build_dataset(cfg, "test", paths=list(paths), labels=[0] * len(paths), skip_broken=False)
 
 
 class VideoViews(Dataset):
@@ -72,7 +65,7 @@ class VideoViews(Dataset):
 
     def __getitem__(self, video: int) -> tuple[int, Optional[torch.Tensor], Optional[str]]:
         count, path = self.views.num_views, self.views.paths[video]
-        if os.path.isdir(path):
+        if os.path.isdir(path) and not self.views.reads_frame_folders:
             return video, None, f"the folder holds no video files ({', '.join(VIDEO_SUFFIXES)})"
         try:
             clips = torch.stack([self.views[video * count + view][0] for view in range(count)])
