@@ -283,3 +283,31 @@ def test_kinetics_28fps_views_by_pixels(tmp_path: Path, count: int, views: int) 
         assert clip_numbers(ds[k][0], cfg) == expected
     if count < 37:
         assert clip_numbers(ds[views - 1][0], cfg) == clip_numbers(ds[0][0], cfg)  # delta 0: one clip
+
+
+@pytest.mark.parametrize("dataset", ["kinetics", "ssv1", "ssv2", "folder"])
+def test_overrides_are_checked_by_name(dataset: str, tmp_path: Path) -> None:
+    """Every dataset takes constructor arguments as overrides and names an unknown one; paths and
+    labels come together and then no annotation is read (tmp_path holds none)."""
+    cfg = small_cfg(tmp_path, tmp_path, dataset)
+    with pytest.raises(TypeError, match="unknown argument 'skip_brocken'.*skip_broken"):
+        build_dataset(cfg, "test", paths=["a.mp4"], labels=[0], skip_brocken=False)
+    with pytest.raises(TypeError, match="override paths and labels together, got only paths"):
+        build_dataset(cfg, "test", paths=["a.mp4"])
+    ds = build_dataset(cfg, "test", paths=["a.mp4", "b.mp4"], labels=[1, 0], skip_broken=True, num_spatial_crops=1)
+    assert (ds.paths, ds.labels, ds.skip_broken, ds.num_views) == (["a.mp4", "b.mp4"], [1, 0], True, 2)
+
+
+def test_the_test_views_of_other_files_are_the_tests(ssv2_root: Path) -> None:
+    """SSv2 over its own frame folders and webm files, given by path, gives the test's items: a
+    frame folder is read in name order like its frame list."""
+    cfg = small_cfg(ssv2_root, ssv2_root / "frames", "ssv2")
+    cfg.TEST.NUM_SPATIAL_CROPS = 1
+    test = build_dataset(cfg, "test")
+    folders = [str(ssv2_root / "frames" / video) for video in SS]
+    views = build_dataset(cfg, "test", paths=folders, labels=test.labels)
+    assert views.paths == test.paths == folders and views.frame_paths is None
+    for i in range(len(test)):
+        assert torch.equal(views[i][0], test[i][0])
+    webm = build_dataset(cfg, "test", paths=[str(ssv2_root / "videos" / "1002.webm")], labels=[0])
+    assert [clip_numbers(webm[i][0], cfg) for i in range(2)] == [clip_numbers(test[2 + i][0], cfg) for i in range(2)]

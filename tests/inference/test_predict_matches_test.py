@@ -1,5 +1,6 @@
 """predict gives each video the probabilities that run_net's test gives it: for every dataset kind
-and for 1 and 3 spatial crops, the same checkpoint and files give the same per-video scores.
+(and Kinetics's offset sampling) and for 1 and 3 spatial crops, the same checkpoint and files give
+the same per-video scores.
 
 The frames are textured (not flat), so that another resize or crop changes the answer."""
 
@@ -82,7 +83,11 @@ def ssv2_webm(root: Path) -> tuple[str, Path]:
     return "ssv2", root / "videos"
 
 
-LAYOUTS = {f.__name__: f for f in (kinetics, ssv1, ssv2_frames, ssv2_webm, folder)}
+# name: the layout writer and the config options that go with it
+LAYOUTS = {
+    **{f.__name__: (f, []) for f in (kinetics, ssv1, ssv2_frames, ssv2_webm, folder)},
+    "kinetics_offset_sampling": (kinetics, ["DATA.USE_OFFSET_SAMPLING", "True"]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +107,11 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=list(LAYOUTS))
 def data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Config overrides that point at one dataset kind, written once per module."""
+    write, options = LAYOUTS[request.param]
     root = tmp_path_factory.mktemp(request.param)
-    name, prefix = LAYOUTS[request.param](root)
+    name, prefix = write(root)
     return ["TRAIN.DATASET", name, "TEST.DATASET", name, "DATA.PATH_TO_DATA_DIR", str(root),
-            "DATA.PATH_PREFIX", str(prefix)]  # fmt: skip
+            "DATA.PATH_PREFIX", str(prefix), *options]  # fmt: skip
 
 
 def cfg_for(data: list[str], checkpoint: Path, output_dir: Path, crops: int) -> CfgNode:

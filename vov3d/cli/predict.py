@@ -8,9 +8,10 @@ knows them: a folder dataset, DATA.CLASS_NAMES, ...), else classes are printed a
 
 Each video is classified from the test views of the config (``--views T S`` overrides
 TEST.NUM_ENSEMBLE_VIEWS and TEST.NUM_SPATIAL_CROPS), combined as the multi-view test combines
-them. ``--json`` prints one JSON document and nothing else on stdout. Exit code 0 when every
-video was classified, 1 when some could not be read (the others are still printed), 2 for a
-wrong command line, config, checkpoint or label file. Installed as ``vov3d-predict``.
+them; with a Something-Something config a folder without video files is one video's JPEG frames.
+``--json`` prints one JSON document and nothing else on stdout. Exit code 0 when every video was
+classified, 1 when some could not be read (the others are still printed), 2 for a wrong command
+line, config, checkpoint or label file. Installed as ``vov3d-predict``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
     parser.add_argument("--workers", type=int, default=0, help="processes decoding the next videos (default 0)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout instead of text")
-    parser.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files and folders of videos")
+    parser.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO_OR_DIR",
+        help="video files and folders of videos (with an SS config, also folders of one video's JPEG frames)",
+    )
     add_overrides(parser)
     return parser
 
