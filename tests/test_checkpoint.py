@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vov3d.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vov3d.checkpoint import CheckpointError, apply_checkpoint, read_checkpoint, save_checkpoint
 from vov3d.config import get_cfg
 from vov3d.models.vov3d import VoV3D
 from vov3d.models.x3d import X3D
@@ -64,7 +64,7 @@ def test_round_trip_gives_identical_outputs(make, tmp_path: Path) -> None:
 
     restored = make(seed=1)
     restored_optimizer = sgd(restored)
-    checkpoint = load_checkpoint(str(path), restored, restored_optimizer)
+    checkpoint = apply_checkpoint(read_checkpoint(str(path)), str(path), restored, restored_optimizer)
     assert checkpoint["epoch"] == 3 and checkpoint["scheduler_state"] == {"last_epoch": 3}
     assert "MODEL_NAME" in checkpoint["cfg"]
     with torch.no_grad():
@@ -108,8 +108,8 @@ def test_ddp_prefix_and_bare_state_dict(tmp_path: Path) -> None:
     torch.save({"epoch": 7, "model_state": ddp, "optimizer_state": None, "cfg": ""}, tmp_path / "ddp.pth")
     torch.save(expected, tmp_path / "bare.pth")
     for name in ("ddp.pth", "bare.pth"):
-        model = tiny_vov3d(seed=1)
-        checkpoint = load_checkpoint(str(tmp_path / name), model, sgd(model))  # no optimizer state: fine
+        model, path = tiny_vov3d(seed=1), str(tmp_path / name)
+        checkpoint = apply_checkpoint(read_checkpoint(path), path, model, sgd(model))  # no optimizer state: fine
         assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
     assert set(checkpoint) == {"model_state"}
 
@@ -125,13 +125,13 @@ def _saved_with(tmp_path: Path, edit) -> str:
 def test_missing_tensor_is_an_error(tmp_path: Path) -> None:
     path = _saved_with(tmp_path, lambda s: s.pop("s3.pathway0_res1.branch2.c_bn.weight"))
     with pytest.raises(CheckpointError, match=r"edited\.pth.*1 missing from the file: s3\.pathway0_res1"):
-        load_checkpoint(path, tiny_vov3d())
+        apply_checkpoint(read_checkpoint(path), path, tiny_vov3d())
 
 
 def test_unexpected_tensor_is_an_error(tmp_path: Path) -> None:
     path = _saved_with(tmp_path, lambda s: s.update({"s6.pathway0_res0.branch1.weight": torch.zeros(1)}))
     with pytest.raises(CheckpointError, match=r"1 not in the model: s6\.pathway0_res0\.branch1\.weight"):
-        load_checkpoint(path, tiny_vov3d())
+        apply_checkpoint(read_checkpoint(path), path, tiny_vov3d())
 
 
 def test_misshaped_tensor_is_an_error(tmp_path: Path) -> None:
@@ -141,14 +141,15 @@ def test_misshaped_tensor_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(
         CheckpointError, match=r"mis-shaped: s1\.pathway0_stem\.conv\.weight \(file \(5, 1, 3"
     ):
-        load_checkpoint(path, tiny_vov3d())
+        apply_checkpoint(read_checkpoint(path), path, tiny_vov3d())
 
 
 def test_long_lists_are_capped(tmp_path: Path) -> None:
+    path = _saved_with(tmp_path, lambda s: None)
     with pytest.raises(
         CheckpointError, match=r"missing from the file: .*, and \d+ more; \d+ not in the model"
     ):
-        load_checkpoint(_saved_with(tmp_path, lambda s: None), tiny_x3d())  # a VoV3D file into an X3D
+        apply_checkpoint(read_checkpoint(path), path, tiny_x3d())  # a VoV3D file into an X3D
 
 
 @pytest.mark.parametrize("content", ["truncated", "text", "list", "empty"])
@@ -164,9 +165,9 @@ def test_unreadable_files_are_errors(content: str, tmp_path: Path) -> None:
     else:
         path.write_bytes(b"")
     with pytest.raises(CheckpointError, match=rf"checkpoint {path}"):
-        load_checkpoint(str(path), tiny_vov3d())
+        read_checkpoint(str(path))
     with pytest.raises(CheckpointError, match="no such file"):
-        load_checkpoint(str(tmp_path / "nothing.pyth"), tiny_vov3d())
+        read_checkpoint(str(tmp_path / "nothing.pyth"))
 
 
 def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov3d_log) -> None:
@@ -175,7 +176,7 @@ def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov
     save_checkpoint(str(path), k400)
     model = tiny_vov3d(num_classes=174, seed=1)
     fresh = model.head.projection.weight.clone()
-    load_checkpoint(str(path), model)
+    apply_checkpoint(read_checkpoint(str(path)), str(path), model)
 
     lines = [r.getMessage() for r in vov3d_log.records]
     assert lines == [
@@ -188,29 +189,61 @@ def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov
 
 
 def test_other_classifier_width_is_an_error(tmp_path: Path) -> None:
-    save_checkpoint(str(tmp_path / "w.pth"), tiny_vov3d(num_classes=400, dim_c5=32))
+    path = str(tmp_path / "w.pth")
+    save_checkpoint(path, tiny_vov3d(num_classes=400, dim_c5=32))
     with pytest.raises(
         CheckpointError, match=r"head\.projection\.weight \(file \(400, 32\), model \(174, 64\)\)"
     ):
-        load_checkpoint(str(tmp_path / "w.pth"), tiny_vov3d(num_classes=174, dim_c5=64))
+        apply_checkpoint(read_checkpoint(path), path, tiny_vov3d(num_classes=174, dim_c5=64))
 
 
 def test_optimizer_state_needs_the_same_classifier(tmp_path: Path) -> None:
     source = tiny_vov3d(num_classes=400)
     optimizer = sgd(source)
     train_step(source, optimizer)
-    save_checkpoint(str(tmp_path / "o.pth"), source, optimizer)
+    path = str(tmp_path / "o.pth")
+    save_checkpoint(path, source, optimizer)
     model = tiny_vov3d(num_classes=174)
     with pytest.raises(CheckpointError, match="optimizer state"):
-        load_checkpoint(str(tmp_path / "o.pth"), model, sgd(model))
+        apply_checkpoint(read_checkpoint(path), path, model, sgd(model))
 
 
 def test_optimizer_state_that_does_not_fit_is_an_error(tmp_path: Path) -> None:
     source = tiny_vov3d()
-    save_checkpoint(str(tmp_path / "o.pth"), source, sgd(source))
+    path = str(tmp_path / "o.pth")
+    save_checkpoint(path, source, sgd(source))
     model = tiny_vov3d()
     other = torch.optim.SGD(
         [{"params": [model.head.projection.weight]}, {"params": [model.head.projection.bias]}]
     )
     with pytest.raises(CheckpointError, match="optimizer state does not fit"):
-        load_checkpoint(str(tmp_path / "o.pth"), model, other)
+        apply_checkpoint(read_checkpoint(path), path, model, other)
+
+
+class Renamed(torch.nn.Module):
+    """A network whose classifier is not called ``head.projection``: loading asks ``get_classifier()``."""
+
+    def __init__(self, num_classes: int, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = torch.nn.Linear(3, 4)
+        self.fc = torch.nn.Linear(4, num_classes)
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.fc
+
+
+def test_the_classifier_is_the_module_the_network_names(tmp_path: Path, vov3d_log) -> None:
+    path = str(tmp_path / "renamed.pth")
+    save_checkpoint(path, Renamed(400, seed=0))
+    model = Renamed(174, seed=1)
+    fresh = model.fc.weight.clone()
+    apply_checkpoint(read_checkpoint(path), path, model)
+    assert torch.equal(model.fc.weight, fresh)
+    assert torch.equal(model.features.weight, Renamed(400, seed=0).features.weight)
+    assert f"checkpoint {path}: classifier fc has 400 classes, the model 174: re-initialised it" in vov3d_log.text
+
+    unnamed = lambda classes: torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, classes))  # noqa: E731
+    save_checkpoint(path, unnamed(400))
+    with pytest.raises(CheckpointError, match=r"mis-shaped: 1\.weight \(file \(400, 4\), model \(174, 4\)\)"):
+        apply_checkpoint(read_checkpoint(path), path, unnamed(174))  # no get_classifier(): every tensor must fit

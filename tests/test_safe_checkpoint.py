@@ -13,7 +13,7 @@ import torch
 from tests.conftest import REPO
 from tests.test_checkpoint import tiny_vov3d
 from tests.unsafe import malicious_checkpoint, numpy_values, save_as_numpy1
-from vov3d.checkpoint import UnsafeCheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from vov3d.checkpoint import UnsafeCheckpointError, apply_checkpoint, read_checkpoint, save_checkpoint
 from vov3d.config import load_config
 from vov3d.engine.runtime import prepare_model
 
@@ -47,7 +47,7 @@ def test_numpy_values_load_safely(numpy1: bool, tmp_path: Path) -> None:
     if numpy1:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         assert "numpy.core.multiarray.scalar" in names  # really NumPy 1's spelling
-    loaded = load_checkpoint(str(path), tiny_vov3d(seed=1))
+    loaded = apply_checkpoint(read_checkpoint(str(path)), str(path), tiny_vov3d(seed=1))
     assert loaded["epoch"] == 9 and loaded["best_top1"] == 77.5
     assert loaded["lrs"].tolist() == [0.0, 1.0, 2.0]
 
@@ -69,5 +69,5 @@ def test_published_layouts_with_numpy_values_load(name: str, shared_dir: Path, t
     )
     cfg = load_config([str(REPO / entry["config"])], ["LOG_MODEL_INFO", "False"])
     model = prepare_model(cfg, torch.device("cpu"), train=False)
-    load_checkpoint(str(path), model, reinit_classifier=False)
+    apply_checkpoint(read_checkpoint(str(path)), str(path), model, reinit_classifier=False)
     assert all(not v.any() for k, v in model.state_dict().items() if k in state)

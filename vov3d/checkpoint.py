@@ -6,9 +6,10 @@ files alike (module names are the legacy ones: no renaming). A bare state dict a
 ``module.`` prefix of DDP-saved files are accepted too.
 
 Loading is strict: every tensor of the file must land in the model and every model tensor must
-come from the file. The one exception is the classifier (``head.projection``) when the class
-count differs (fine-tuning K400 weights on SSv1, say): the model keeps its freshly initialised
-classifier and one log line says so. Inference and testing need the trained classifier, so
+come from the file. The one exception is the classifier (the module the network's
+``get_classifier()`` returns: ``head.projection`` in X3D and VoV3D) when the class count differs
+(fine-tuning K400 weights on SSv1, say): the model keeps its freshly initialised classifier and
+one log line says so. Inference and testing need the trained classifier, so
 they load with ``reinit_classifier=False`` and another class count is an error.
 
 Files are read with ``torch.load(weights_only=True)``: a pickle can run any code, and published
@@ -23,7 +24,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch.nn as nn
 import yaml
 
 from vov3d.config import CfgNode
+from vov3d.utils.atomic import atomic_path
 
 try:
     from numpy._core import multiarray as _multiarray  # NumPy 2
@@ -40,7 +41,6 @@ except ImportError:
 
 logger = logging.getLogger(__name__)
 
-CLASSIFIER = "head.projection."
 # Prefixes that wrappers add to parameter names: DDP and torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Most tensor names listed in one error message.
@@ -92,6 +92,20 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
+def find_classifier(model: nn.Module) -> Optional[tuple[str, nn.Module]]:
+    """The module name (``head.projection`` in X3D and VoV3D) and the module of the classifier of
+    the network inside ``model``, as the network's ``get_classifier()`` says (timm's name); None
+    for a network that has no such method."""
+    net = unwrap_model(model)
+    if not callable(getattr(net, "get_classifier", None)):
+        return None
+    classifier = net.get_classifier()
+    for name, module in net.named_modules():
+        if module is classifier:
+            return name, module
+    raise ValueError(f"{type(net).__name__}.get_classifier() returned a module that is not part of the network")
+
+
 def save_checkpoint(
     path: str,
     model: nn.Module,
@@ -115,46 +129,8 @@ def save_checkpoint(
         "cfg": "" if cfg is None else cfg.dump(),
         **extra,
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename itself durable (POSIX); not possible on every platform."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def load_checkpoint(
-    path: str,
-    model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
-    *,
-    trust: bool = False,
-    reinit_classifier: bool = True,
-) -> dict[str, Any]:
-    """Read ``path`` (see ``read_checkpoint``) and load it into ``model`` (see ``apply_checkpoint``)."""
-    return apply_checkpoint(read_checkpoint(path, trust), path, model, optimizer, reinit_classifier=reinit_classifier)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
 
 
 def apply_checkpoint(
@@ -175,8 +151,9 @@ def apply_checkpoint(
     state = {_strip_wrappers(k): v for k, v in checkpoint["model_state"].items()}
     net = unwrap_model(model)
     expected = net.state_dict()
-    reinitialised = _drop_other_classifier(path, state, expected, reinit_classifier)
-    _check_tensors(path, state, expected, reinitialised)
+    found = find_classifier(net)
+    reinitialised = found is not None and _drop_other_classifier(path, state, expected, found[0], reinit_classifier)
+    _check_tensors(path, state, expected, f"{found[0]}." if reinitialised else None)
     optimizer_state = checkpoint.get("optimizer_state")
     restore_optimizer = optimizer is not None and optimizer_state is not None
     if restore_optimizer and reinitialised:
@@ -299,11 +276,11 @@ def _strip_wrappers(name: str) -> str:
     return name
 
 
-def _drop_other_classifier(path: str, state: dict, expected: dict, allowed: bool) -> bool:
-    """If the file's classifier has another class count than the model's, drop it from
-    ``state`` (the model keeps its own) and log one line, or raise when not ``allowed``. Only the
-    class count may differ."""
-    weight, bias = CLASSIFIER + "weight", CLASSIFIER + "bias"
+def _drop_other_classifier(path: str, state: dict, expected: dict, classifier: str, allowed: bool) -> bool:
+    """If the file's classifier (the module named ``classifier``) has another class count than
+    the model's, drop it from ``state`` (the model keeps its own) and log one line, or raise when
+    not ``allowed``. Only the class count may differ."""
+    weight, bias = f"{classifier}.weight", f"{classifier}.bias"
     if weight not in state or weight not in expected:
         return False
     theirs, ours = state[weight].shape, expected[weight].shape
@@ -321,16 +298,17 @@ def _drop_other_classifier(path: str, state: dict, expected: dict, allowed: bool
     logger.info(
         "checkpoint %s: classifier %s has %d classes, the model %d: re-initialised it",
         path,
-        CLASSIFIER.rstrip("."),
+        classifier,
         theirs[0],
         ours[0],
     )
     return True
 
 
-def _check_tensors(path: str, state: dict, expected: dict, reinitialised: bool) -> None:
-    """Raise one CheckpointError listing every missing, unexpected and mis-shaped tensor."""
-    kept = {k for k in expected if reinitialised and k.startswith(CLASSIFIER)}
+def _check_tensors(path: str, state: dict, expected: dict, kept_prefix: Optional[str]) -> None:
+    """Raise one CheckpointError listing every missing, unexpected and mis-shaped tensor; the
+    model's tensors under ``kept_prefix`` (its re-initialised classifier) need none in the file."""
+    kept = {k for k in expected if kept_prefix is not None and k.startswith(kept_prefix)}
     missing = [k for k in expected if k not in state and k not in kept]
     unexpected = [k for k in state if k not in expected]
     misshaped = [

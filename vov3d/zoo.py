@@ -17,7 +17,6 @@ import http.client
 import logging
 import os
 import re
-import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import BinaryIO, Optional
 from tqdm import tqdm
 
 from vov3d.checkpoint import CheckpointError
+from vov3d.utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -166,19 +166,12 @@ def download(url: str, path: str, size: Optional[int] = None, sha256: Optional[s
     except OSError as e:
         raise CheckpointDownloadError(f"cannot create the checkpoint cache {folder} ({e}); {by_hand}") from e
     logger.info("downloading %s to %s", url, path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(path, suffix=".part") as tmp:
+        with open(tmp, "wb") as out:
             expected = _fetch(url, out, os.path.basename(path), by_hand)
-            out.flush()
-            os.fsync(out.fileno())
         problems = _problems(tmp, expected, size, sha256)
         if problems:
             raise CheckpointDownloadError(f"download of {url} refused: {problems}; retry, or {by_hand}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _problems(path: str, announced: Optional[int], size: Optional[int], sha256: Optional[str]) -> str:

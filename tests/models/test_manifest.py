@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, SHARED
-from vov3d.checkpoint import load_checkpoint
+from vov3d.checkpoint import apply_checkpoint, read_checkpoint
 from vov3d.config import get_cfg
 from vov3d.models import build_model
 from vov3d.utils.complexity import log_model_info
@@ -76,7 +76,7 @@ def test_published_network(key: str, tmp_path: Path, vov3d_log) -> None:
     # A checkpoint in the published layout loads with nothing left over and nothing re-initialised.
     path = tmp_path / f"{key}.pth"
     published_checkpoint(entry, path)
-    checkpoint = load_checkpoint(str(path), model)
+    checkpoint = apply_checkpoint(read_checkpoint(str(path)), str(path), model)
     assert checkpoint["epoch"] == 256
     saved = torch.load(path, weights_only=True)["model_state"]
     for name, tensor in model.state_dict().items():

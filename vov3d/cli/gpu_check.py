@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from vov3d.utils.run_layout import RunFolder
+
 REPO = Path(__file__).resolve().parents[2]  # the checkout it runs from (PYTHONPATH=$PWD)
 QUICK_CFG = REPO / "configs" / "quickstart" / "vov3d_motion.yaml"
 BENCH_CONFIGS = [REPO / "configs" / "Kinetics" / name for name in ("x3d/X3D_M.yaml", "vov3d/vov3d_M.yaml")]
@@ -47,11 +49,10 @@ class Check:
 
 def final_test(output_dir: Path) -> dict[str, Any]:
     """The figures of a training run: last train loss, test top-1, and that both are finite."""
-    stats = [json.loads(line.split("json_stats: ", 1)[1]) for line in (output_dir / "json_stats.log").open()]
-    train = [s for s in stats if s["_type"] == "train_epoch"]
-    test = [s for s in stats if s["_type"] == "test_final"]
+    run = RunFolder(str(output_dir))
+    train, test = run.read_stats("train_epoch"), run.read_stats("test_final")
     if not train or not test:
-        raise ValueError(f"{output_dir}/json_stats.log has no train_epoch or test_final line")
+        raise ValueError(f"{run.stats_path} has no train_epoch or test_final line")
     loss = float(train[-1]["loss"])
     if not math.isfinite(loss):
         raise ValueError(f"the last training loss is {loss}")
@@ -81,8 +82,8 @@ def plan_checks(work: Path, gpus: int, python: str = sys.executable) -> list[Che
                    "TENSORBOARD.ENABLE", "False", "OUTPUT_DIR", str(out)]  # fmt: skip
         checks.append(Check(f"train+test {precision}", command, 240, lambda out=out: final_test(out), ["data"]))
     bench_json = work / "benchmark_model.json"
-    checkpoint = work / "train_fp32" / "checkpoints" / f"checkpoint_epoch_{EPOCHS:05d}.pyth"
-    model = ["--cfg", str(QUICK_CFG), "--checkpoint", str(checkpoint)]
+    checkpoint = RunFolder(str(work / "train_fp32")).checkpoint_path(EPOCHS)
+    model = ["--cfg", str(QUICK_CFG), "--checkpoint", checkpoint]
     checks += [
         Check("predict cuda", [*tool("predict.py"), *model, "--device", "cuda", "--topk", "1",
                                str(data / "videos" / "test")], 120, needs=["train+test fp32"]),

@@ -4,7 +4,6 @@ the CPU with the normal engine, run the multi-view test, and say where everythin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -13,17 +12,9 @@ from typing import Optional, Sequence
 from vov3d.cli.args import add_overrides, parse_with_overrides
 from vov3d.config import ConfigError, config_root, load_config
 from vov3d.datasets.motion_demo import make_motion_dataset
+from vov3d.utils.run_layout import RunFolder
 
 DEFAULT_CFG = config_root() / "quickstart" / "vov3d_motion.yaml"
-
-
-def final_test_stats(output_dir: str) -> Optional[dict]:
-    """The last ``test_final`` entry of OUTPUT_DIR/json_stats.log, if any."""
-    path = os.path.join(output_dir, "json_stats.log")
-    if not os.path.isfile(path):
-        return None
-    finals = [json.loads(line.split("json_stats: ", 1)[1]) for line in open(path) if '"_type": "test_final"' in line]
-    return finals[-1] if finals else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -47,18 +38,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from vov3d.engine.launch import run_jobs
 
     code = run_jobs(cfg)
-    stats = final_test_stats(cfg.OUTPUT_DIR)
-    if code or stats is None:
-        print(f"quickstart: the run failed (exit code {code}); see {cfg.OUTPUT_DIR}/stdout.log", file=sys.stderr)
+    run = RunFolder(os.path.abspath(cfg.OUTPUT_DIR))
+    finals = run.read_stats("test_final")
+    if code or not finals:
+        print(f"quickstart: the run failed (exit code {code}); see {run.log_path()}", file=sys.stderr)
         return code or 1
+    stats = finals[-1]
     minutes = (time.perf_counter() - started) / 60
-    out = os.path.abspath(cfg.OUTPUT_DIR)
     print(
         f"\nquickstart: top-1 {stats['top1_acc']:.1f}% (top-5 {stats['top5_acc']:.1f}%) on "
         f"{stats['num_videos']} held-out videos of 8 classes (chance 12.5%), in {minutes:.1f} min.\n"
-        f"  log:         {out}/stdout.log and {out}/json_stats.log\n"
-        f"  TensorBoard: tensorboard --logdir {out}\n"
-        f"  checkpoints: {out}/checkpoints/"
+        f"  log:         {run.log_path()} and {run.stats_path}\n"
+        f"  TensorBoard: tensorboard --logdir {run.root}\n"
+        f"  checkpoints: {run.checkpoints_dir}{os.sep}"
     )
     return 0
 

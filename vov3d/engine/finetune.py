@@ -1,6 +1,6 @@
-"""Fine-tuning controls: which parameters are the backbone (everything but the classifier
-``head.projection``), freezing its weights for the first epochs and its BN statistics, and the
-best checkpoint by validation top-1 (``checkpoints/best.pyth``)."""
+"""Fine-tuning controls: which parameters are the backbone (everything but the classifier, which
+the network names with ``get_classifier()``), freezing its weights for the first epochs and its
+BN statistics, and the best checkpoint by validation top-1 (``checkpoints/best.pyth``)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,29 @@ from typing import Any, Optional
 
 import torch.nn as nn
 
-from vov3d.checkpoint import CLASSIFIER, CheckpointError, read_checkpoint, save_checkpoint, unwrap_model
+from vov3d.checkpoint import CheckpointError, find_classifier, read_checkpoint, save_checkpoint, unwrap_model
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import is_main_process
+from vov3d.utils.run_layout import RunFolder
 
 logger = logging.getLogger(__name__)
 
-BEST_NAME = "best.pyth"
 
-
-def is_classifier(name: str) -> bool:
-    """Whether the parameter or module ``name`` (of the unwrapped model) belongs to the classifier."""
-    return name.startswith(CLASSIFIER) or name == CLASSIFIER.rstrip(".")
+def classifier_of(model: nn.Module) -> nn.Module:
+    """The classifier of the network inside ``model``; an error for a network that does not say
+    which module it is (``get_classifier()``), since the backbone would then be everything."""
+    found = find_classifier(model)
+    if found is None:
+        raise TypeError(
+            f"{type(unwrap_model(model)).__name__} has no get_classifier(): cannot tell its classifier from "
+            "its backbone (fine-tuning, SOLVER.BACKBONE_LR_MULT)"
+        )
+    return found[1]
 
 
 def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for name, p in unwrap_model(model).named_parameters() if not is_classifier(name)]
+    head = {id(p) for p in classifier_of(model).parameters()}
+    return [p for p in unwrap_model(model).parameters() if id(p) not in head]
 
 
 def check_finetune_cfg(cfg: CfgNode) -> None:
@@ -61,13 +68,10 @@ def set_train_mode(model: nn.Module, freeze_backbone_bn: bool) -> None:
     model.train()
     if not freeze_backbone_bn:
         return
-    for name, module in unwrap_model(model).named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not is_classifier(name):
+    head = set(classifier_of(model).modules())
+    for module in unwrap_model(model).modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module not in head:
             module.eval()
-
-
-def best_checkpoint_path(output_dir: str) -> str:
-    return os.path.join(output_dir, "checkpoints", BEST_NAME)
 
 
 class BestCheckpoint:
@@ -76,7 +80,7 @@ class BestCheckpoint:
     as ``val_top1_err``, so a ``resumed`` run goes on from it; a fresh run replaces it."""
 
     def __init__(self, output_dir: str, resumed: bool, trust: bool = False) -> None:
-        self.path = best_checkpoint_path(output_dir)
+        self.path = RunFolder(output_dir).best_path
         self.top1_err = float("inf")
         if resumed and os.path.isfile(self.path):
             try:

@@ -1,6 +1,6 @@
-"""The run folder: where training checkpoints live, which one a run resumes from or tests, and
-the training state they carry beyond the weights (scaler, schedule, random generators). Reading
-and writing one file is ``vov3d.checkpoint``'s job.
+"""The run folder's checkpoints: which one a run resumes from or tests, and the training state
+they carry beyond the weights (scaler, schedule, random generators). Where the files are is
+``vov3d.utils.run_layout``'s job; reading and writing one file is ``vov3d.checkpoint``'s.
 
 A file ``checkpoint_epoch_00005.pyth`` holds the state after 5 epochs; its ``epoch`` field is
 the 0-based index of the last finished epoch (4), as in PySlowFast, so a run resumes at
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -38,32 +37,14 @@ from vov3d.utils.distributed import (
     get_world_size,
     is_main_process,
 )
+from vov3d.utils.run_layout import RunFolder
 from vov3d.zoo import resolve_checkpoint
 
-from .finetune import best_checkpoint_path
 from .solver import LRSchedule
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})\.pyth$")
 Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
-
-
-def checkpoint_dir(output_dir: str) -> str:
-    return os.path.join(output_dir, "checkpoints")
-
-
-def checkpoint_path(output_dir: str, epochs_done: int) -> str:
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epochs_done:05d}.pyth")
-
-
-def list_checkpoints(output_dir: str) -> list[str]:
-    """The run's checkpoints, oldest first; temporary files of interrupted writes are not listed."""
-    folder = checkpoint_dir(output_dir)
-    if not os.path.isdir(folder):
-        return []
-    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name))]
-    return [os.path.join(folder, name) for _, name in sorted(found)]
 
 
 def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
@@ -72,7 +53,7 @@ def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
     An unreadable file (truncated by a crash, say) is skipped with a warning and the next older
     one is tried; a file refused as unsafe is an error, not a reason to fall back to older weights.
     """
-    for path in reversed(list_checkpoints(output_dir)):
+    for path in reversed(RunFolder(output_dir).checkpoints()):
         try:
             return path, read_checkpoint(path, trust)
         except UnsafeCheckpointError:
@@ -90,7 +71,8 @@ def read_file_or_run(path: str, trust: bool = False) -> Found:
         return path, read_checkpoint(path, trust)
     found = newest_checkpoint(path, trust)
     if found is None:
-        raise CheckpointError(f"checkpoint {path}: a folder without a complete checkpoint in {checkpoint_dir(path)}")
+        folder = RunFolder(path).checkpoints_dir
+        raise CheckpointError(f"checkpoint {path}: a folder without a complete checkpoint in {folder}")
     return found
 
 
@@ -147,7 +129,7 @@ def resume_or_initialise(
 
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if not path:
-        logger.info("training from scratch (no checkpoint in %s)", checkpoint_dir(cfg.OUTPUT_DIR))
+        logger.info("training from scratch (no checkpoint in %s)", RunFolder(cfg.OUTPUT_DIR).checkpoints_dir)
         return 0, None
     reset = cfg.TRAIN.CHECKPOINT_EPOCH_RESET
     path, checkpoint = chosen_by_rank0(lambda: read_file_or_run(path, trust), trust)
@@ -189,7 +171,7 @@ def load_test_checkpoint(cfg: CfgNode, model: nn.Module) -> Optional[Found]:
 
     def choose() -> Optional[Found]:
         if cfg.TEST.USE_BEST_CHECKPOINT:
-            best = best_checkpoint_path(cfg.OUTPUT_DIR)
+            best = RunFolder(cfg.OUTPUT_DIR).best_path
             if not os.path.isfile(best):
                 raise CheckpointError(
                     f"TEST.USE_BEST_CHECKPOINT: no {best}; train with TRAIN.KEEP_BEST_CHECKPOINT True to write it"
@@ -208,7 +190,7 @@ def load_test_checkpoint(cfg: CfgNode, model: nn.Module) -> Optional[Found]:
             raise cfg_error(
                 cfg,
                 "TEST.CHECKPOINT_FILE_PATH",
-                f"no checkpoint to test: none given, none in {checkpoint_dir(cfg.OUTPUT_DIR)} and no "
+                f"no checkpoint to test: none given, none in {RunFolder(cfg.OUTPUT_DIR).checkpoints_dir} and no "
                 "TRAIN.CHECKPOINT_FILE_PATH; set one, or TEST.ALLOW_RANDOM_WEIGHTS True to test random "
                 "weights",
             )
@@ -237,7 +219,7 @@ def save_training_checkpoint(
     rng_states = all_gather_objects(rng_state(dataset, cuda=cfg.NUM_GPUS > 0))
     if not is_main_process():
         return None
-    path = checkpoint_path(cfg.OUTPUT_DIR, epoch + 1)
+    path = RunFolder(cfg.OUTPUT_DIR).checkpoint_path(epoch + 1)
     save_checkpoint(
         path,
         model,
@@ -253,14 +235,11 @@ def save_training_checkpoint(
     return path
 
 
-CLASS_NAMES_FILE = "classes.txt"
-
-
 def write_class_names(output_dir: str, names: list[str]) -> str:
     """OUTPUT_DIR/classes.txt, one name per line (line i names class i): the form DATA.CLASS_NAMES
     and predict's --labels read."""
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, CLASS_NAMES_FILE)
+    path = RunFolder(output_dir).class_names_path
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(f"{name}\n" for name in names))
     return path

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode, cfg_error
 
-from .finetune import is_classifier
+from .finetune import classifier_of
 
 LR_POLICIES = ("cosine", "steps_with_relative_lrs")
 LOSSES = ("cross_entropy", "soft_cross_entropy")
@@ -117,16 +117,18 @@ def parameter_groups(
 ) -> list[dict[str, Any]]:
     """The trainable parameters in groups: the BN ones (chosen by ``bn_rule``, see
     BN.WEIGHT_DECAY_GROUPS) with ``bn_weight_decay``, all others with ``weight_decay``. With a
-    ``backbone_lr_mult`` other than 1 each is split again into backbone and classifier
-    (head.projection); a group's ``lr_mult`` is the factor ``set_lr`` applies to the schedule."""
+    ``backbone_lr_mult`` other than 1 each is split again into backbone and classifier (the
+    network's ``get_classifier()``); a group's ``lr_mult`` is the factor ``set_lr`` applies to the
+    schedule."""
     net = unwrap_model(model)
     is_bn = _is_bn_parameter(net, bn_rule)
-    named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+    trainable = [p for p in net.parameters() if p.requires_grad]
     split = backbone_lr_mult != 1.0
+    head = {id(p) for p in classifier_of(net).parameters()} if split else set()
     groups = []
     for bn, decay in ((False, weight_decay), (True, bn_weight_decay)):
         for classifier in (False, True) if split else (None,):
-            params = [p for name, p in named if is_bn[id(p)] == bn and classifier in (None, is_classifier(name))]
+            params = [p for p in trainable if is_bn[id(p)] == bn and classifier in (None, id(p) in head)]
             mult = backbone_lr_mult if classifier is False else 1.0
             groups.append({"params": params, "weight_decay": decay, "lr_mult": mult})
     return [g for g in groups if g["params"]]

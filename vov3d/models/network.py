@@ -2,7 +2,8 @@
 
 X3D and VoV3D subclass ``VideoNet`` and differ only in widths, depths and the block transform.
 Module names (``s1.pathway0_stem``, ``s2.pathway0_res0.branch2``, ``head.projection``) are the
-legacy PySlowFast names, so published X3D and VoV3D checkpoints load without any renaming.
+legacy PySlowFast names, so published X3D and VoV3D checkpoints load without any renaming;
+``get_classifier()`` says which module is the classifier.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class VideoNet(nn.Module):
         for stage in (self.s1, self.s2, self.s3, self.s4, self.s5, self.head):
             x = stage(x)
         return x
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps features to class scores (timm's name): the part fine-tuning
+        re-initialises for another class count, trains alone while the backbone is frozen and
+        gives its own learning rate. Code that needs it asks here, not for a module name."""
+        return self.head.projection
 
 
 def init_weights(model: nn.Module, zero_init_final_bn: bool, fc_init_std: float = 0.01) -> None:

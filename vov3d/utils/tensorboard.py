@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import struct
-import zlib
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -15,6 +12,7 @@ import torch
 from vov3d.config import CfgNode
 
 from .distributed import is_main_process
+from .run_layout import RunFolder
 
 
 def make_writer(cfg: CfgNode, dataset: str) -> Optional[Any]:
@@ -24,7 +22,7 @@ def make_writer(cfg: CfgNode, dataset: str) -> Optional[Any]:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, f"runs-{dataset}"))
+    return SummaryWriter(cfg.TENSORBOARD.LOG_DIR or RunFolder(cfg.OUTPUT_DIR).tensorboard_dir(dataset))
 
 
 def heat_map(matrix: torch.Tensor, min_side: int = 400) -> torch.Tensor:
@@ -94,14 +92,8 @@ def labelled_heat_map(matrix: torch.Tensor, names: Sequence[str], min_side: int 
 
 def write_png(path: str, image: torch.Tensor) -> None:
     """Write a uint8 H x W x 3 image as an 8-bit RGB PNG."""
-    height, width, _ = image.shape
-    raw = b"".join(b"\x00" + bytes(row) for row in image.contiguous().numpy().reshape(height, -1))
+    from PIL import Image
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB
-    with open(path, "wb") as f:
-        f.write(
-            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-        )
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"write_png {path}: expected a uint8 H x W x 3 image, got {image.dtype} {tuple(image.shape)}")
+    Image.fromarray(image.contiguous().numpy()).save(path, format="PNG")

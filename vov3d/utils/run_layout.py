@@ -1,0 +1,102 @@
+"""The layout of a run folder (OUTPUT_DIR): the one place that spells its file names, and the
+reader of its ``json_stats.log``. Training, testing, the tools and the tests ask ``RunFolder``
+for a path instead of joining names themselves::
+
+    OUTPUT_DIR/
+      config.yaml                     the resolved config
+      stdout.log, stdout_rank{r}.log  the log of rank 0 and, with LOG_ALL_RANKS, of the others
+      json_stats.log                  one ``json_stats: {...}`` line per logged statistic
+      classes.txt                     the class names, line i naming class i
+      checkpoints/checkpoint_epoch_{epochs done:05d}.pyth, checkpoints/best.pyth
+      per_class.csv, confusion_matrix.csv, confusion_matrix.png   the multi-view test's report
+      runs-{dataset}/                 TensorBoard events (unless TENSORBOARD.LOG_DIR says otherwise)
+
+Only the standard library is imported, so that any module (logging included) and the
+command-line tools can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+_CHECKPOINT = re.compile(r"^checkpoint_epoch_(\d{5,})\.pyth$")
+# How vov3d.utils.logging writes a statistic; a log line may carry a prefix before it.
+STATS_MARKER = "json_stats: "
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of the run folder ``root``; nothing is created or read until asked."""
+
+    root: str
+
+    @property
+    def checkpoints_dir(self) -> str:
+        return os.path.join(self.root, "checkpoints")
+
+    def checkpoint_path(self, epochs_done: int) -> str:
+        """The training checkpoint written after ``epochs_done`` epochs (its ``epoch`` field is
+        ``epochs_done - 1``, PySlowFast's 0-based index)."""
+        return os.path.join(self.checkpoints_dir, f"checkpoint_epoch_{epochs_done:05d}.pyth")
+
+    def checkpoints(self) -> list[str]:
+        """The training checkpoints present, oldest first; the temporary files of interrupted
+        writes and ``best.pyth`` are not listed."""
+        if not os.path.isdir(self.checkpoints_dir):
+            return []
+        found = [(int(m.group(1)), name) for name in os.listdir(self.checkpoints_dir) if (m := _CHECKPOINT.match(name))]
+        return [os.path.join(self.checkpoints_dir, name) for _, name in sorted(found)]
+
+    @property
+    def best_path(self) -> str:
+        """The weights of the lowest validation top-1 error (TRAIN.KEEP_BEST_CHECKPOINT)."""
+        return os.path.join(self.checkpoints_dir, "best.pyth")
+
+    @property
+    def class_names_path(self) -> str:
+        return os.path.join(self.root, "classes.txt")
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.root, "config.yaml")
+
+    def log_path(self, rank: int = 0) -> str:
+        return os.path.join(self.root, "stdout.log" if rank == 0 else f"stdout_rank{rank}.log")
+
+    @property
+    def stats_path(self) -> str:
+        return os.path.join(self.root, "json_stats.log")
+
+    @property
+    def per_class_path(self) -> str:
+        return os.path.join(self.root, "per_class.csv")
+
+    def confusion_matrix_path(self, extension: str) -> str:
+        """The test's confusion matrix as ``csv`` (counts) or ``png`` (the heat map)."""
+        return os.path.join(self.root, f"confusion_matrix.{extension}")
+
+    def tensorboard_dir(self, dataset: str) -> str:
+        """The default TENSORBOARD.LOG_DIR of a run on ``dataset``."""
+        return os.path.join(self.root, f"runs-{dataset}")
+
+    def read_stats(self, kind: Optional[str] = None) -> list[dict[str, Any]]:
+        """The statistics of ``json_stats.log`` in the order they were written, only those whose
+        ``_type`` is ``kind`` (``train_epoch``, ``val_epoch``, ``test_final``, ...) when given;
+        empty when the file does not exist yet."""
+        if not os.path.isfile(self.stats_path):
+            return []
+        stats = []
+        with open(self.stats_path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if STATS_MARKER not in line:
+                    raise ValueError(f"{self.stats_path}:{number}: not a {STATS_MARKER.strip()} line: {line.strip()!r}")
+                entry = json.loads(line.split(STATS_MARKER, 1)[1])
+                if kind is None or entry.get("_type") == kind:
+                    stats.append(entry)
+        return stats
