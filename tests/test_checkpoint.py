@@ -48,12 +48,6 @@ def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
 
 
-
-
-
-
-
-
 @pytest.mark.parametrize("make", [tiny_vov3d, tiny_x3d])
 def test_round_trip_gives_identical_outputs(make, tmp_path: Path) -> None:
     model = make()
@@ -135,20 +129,14 @@ def test_unexpected_tensor_is_an_error(tmp_path: Path) -> None:
 
 
 def test_misshaped_tensor_is_an_error(tmp_path: Path) -> None:
-    path = _saved_with(
-        tmp_path, lambda s: s.update({"s1.pathway0_stem.conv.weight": torch.zeros(5, 1, 3, 1, 1)})
-    )
-    with pytest.raises(
-        CheckpointError, match=r"mis-shaped: s1\.pathway0_stem\.conv\.weight \(file \(5, 1, 3"
-    ):
+    path = _saved_with(tmp_path, lambda s: s.update({"s1.pathway0_stem.conv.weight": torch.zeros(5, 1, 3, 1, 1)}))
+    with pytest.raises(CheckpointError, match=r"mis-shaped: s1\.pathway0_stem\.conv\.weight \(file \(5, 1, 3"):
         apply_checkpoint(read_checkpoint(path), path, tiny_vov3d())
 
 
 def test_long_lists_are_capped(tmp_path: Path) -> None:
     path = _saved_with(tmp_path, lambda s: None)
-    with pytest.raises(
-        CheckpointError, match=r"missing from the file: .*, and \d+ more; \d+ not in the model"
-    ):
+    with pytest.raises(CheckpointError, match=r"missing from the file: .*, and \d+ more; \d+ not in the model"):
         apply_checkpoint(read_checkpoint(path), path, tiny_x3d())  # a VoV3D file into an X3D
 
 
@@ -179,9 +167,7 @@ def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov
     apply_checkpoint(read_checkpoint(str(path)), str(path), model)
 
     lines = [r.getMessage() for r in vov3d_log.records]
-    assert lines == [
-        f"checkpoint {path}: classifier head.projection has 400 classes, the model 174: re-initialised it"
-    ]
+    assert lines == [f"checkpoint {path}: classifier head.projection has 400 classes, the model 174: re-initialised it"]
     assert torch.equal(model.head.projection.weight, fresh)
     loaded = {k: v for k, v in model.state_dict().items() if not k.startswith("head.projection.")}
     expected = k400.state_dict()
@@ -191,9 +177,7 @@ def test_other_class_count_reinitialises_only_the_classifier(tmp_path: Path, vov
 def test_other_classifier_width_is_an_error(tmp_path: Path) -> None:
     path = str(tmp_path / "w.pth")
     save_checkpoint(path, tiny_vov3d(num_classes=400, dim_c5=32))
-    with pytest.raises(
-        CheckpointError, match=r"head\.projection\.weight \(file \(400, 32\), model \(174, 64\)\)"
-    ):
+    with pytest.raises(CheckpointError, match=r"head\.projection\.weight \(file \(400, 32\), model \(174, 64\)\)"):
         apply_checkpoint(read_checkpoint(path), path, tiny_vov3d(num_classes=174, dim_c5=64))
 
 
@@ -213,9 +197,7 @@ def test_optimizer_state_that_does_not_fit_is_an_error(tmp_path: Path) -> None:
     path = str(tmp_path / "o.pth")
     save_checkpoint(path, source, sgd(source))
     model = tiny_vov3d()
-    other = torch.optim.SGD(
-        [{"params": [model.head.projection.weight]}, {"params": [model.head.projection.bias]}]
-    )
+    other = torch.optim.SGD([{"params": [model.head.projection.weight]}, {"params": [model.head.projection.bias]}])
     with pytest.raises(CheckpointError, match="optimizer state does not fit"):
         apply_checkpoint(read_checkpoint(path), path, model, other)
 

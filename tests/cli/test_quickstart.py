@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO
-from vov3d.cli.quickstart import final_test_stats
 from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
+from vov3d.utils.run_layout import RunFolder
 
 
 def test_quickstart_end_to_end(tmp_path: Path) -> None:
@@ -26,11 +26,13 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "quickstart: top-1" in result.stdout and str(out) in result.stdout
-    stats = final_test_stats(str(out))
+    run = RunFolder(str(out))
+    (stats,) = run.read_stats("test_final")
     assert stats["num_videos"] == 8 and stats["num_views"] == 6
-    assert (out / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
-    assert any(p.name.startswith("runs-") for p in out.iterdir())
-    assert "turning clockwise" in (out / "per_class.csv").read_text()  # the names of classes.txt
+    assert f"top-1 {stats['top1_acc']:.1f}%" in result.stdout and run.stats_path in result.stdout
+    assert run.checkpoints() == [run.checkpoint_path(1)]
+    assert os.path.isdir(run.tensorboard_dir("kinetics"))
+    assert "turning clockwise" in Path(run.per_class_path).read_text()  # the names of classes.txt
 
 
 def test_missing_data_is_generated_once(tmp_path: Path, monkeypatch) -> None:

@@ -23,6 +23,7 @@ from vov3d.engine import evaluate
 from vov3d.engine.run_folder import checkpoint_class_names, save_training_checkpoint, write_class_names
 from vov3d.engine.runtime import prepare_model
 from vov3d.engine.solver import LRSchedule
+from vov3d.utils.run_layout import RunFolder
 from vov3d.utils.tensorboard import heat_map, labelled_heat_map
 
 NAMES = ["red ball", "green leaf", "blue sky", "yellow sun"]
@@ -40,7 +41,8 @@ def test_training_checkpoints_and_the_run_folder_carry_the_names(tmp_path: Path)
     assert checkpoint_class_names(checkpoint, 5) is None  # names for another classifier are not used
     unnamed = save_training_checkpoint(cfg, 1, model, optimizer, LRSchedule.from_cfg(cfg), None)
     assert "class_names" not in torch.load(unnamed, weights_only=True)
-    assert read_class_names(write_class_names(str(tmp_path), NAMES), 4) == NAMES
+    assert write_class_names(str(tmp_path), NAMES) == RunFolder(str(tmp_path)).class_names_path
+    assert read_class_names(RunFolder(str(tmp_path)).class_names_path, 4) == NAMES
 
 
 def test_the_test_report_names_the_classes_from_the_checkpoint(
@@ -54,13 +56,14 @@ def test_the_test_report_names_the_classes_from_the_checkpoint(
     cfg = quick_cfg(colour_data, tmp_path, "TEST.CHECKPOINT_FILE_PATH", tmp_path / "named.pyth",
                     "TENSORBOARD.ENABLE", True, "TEST.NUM_ENSEMBLE_VIEWS", 1, "TEST.NUM_SPATIAL_CROPS", 1)  # fmt: skip
     result = evaluate.test(cfg)
-    with open(tmp_path / "per_class.csv", newline="") as f:
+    run = RunFolder(str(tmp_path))
+    with open(run.per_class_path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["name"] for row in rows] == NAMES and [int(row["videos"]) for row in rows] == [1, 1, 1, 1]
     predicted = result.scores.argmax(dim=1).tolist()
     assert [int(row["correct"]) for row in rows] == [int(p == k) for k, p in enumerate(predicted)]
     assert "per-class results of the test" in vov3d_log.text and "yellow sun" in vov3d_log.text
-    _, images = tensorboard_events(tmp_path / "runs-kinetics")
+    _, images = tensorboard_events(Path(run.tensorboard_dir("kinetics")))
     (png,) = images["test/confusion_matrix"]
     logged = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert np.array_equal(logged, labelled_heat_map(result.confusion, NAMES).numpy())

@@ -14,28 +14,27 @@ from torch.utils.data import DataLoader
 from tests.engine.test_train import Clips
 from vov3d.config import ConfigError, get_cfg
 from vov3d.engine import train
-from vov3d.engine.finetune import BestCheckpoint, backbone_parameters, best_checkpoint_path, check_finetune_cfg
+from vov3d.engine.finetune import BestCheckpoint, backbone_parameters, check_finetune_cfg, set_train_mode
 from vov3d.engine.run_folder import load_test_checkpoint
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer, set_lr
-
-
-class Head(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.projection = nn.Linear(4, 2)
+from vov3d.utils.run_layout import RunFolder
 
 
 class Net(nn.Module):
-    """A backbone with a BatchNorm (named ``bn``, so both BN group rules find it) and a classifier."""
+    """A backbone with a BatchNorm (named ``bn``, so both BN group rules find it) and a classifier,
+    named ``fc`` rather than X3D's ``head.projection``: fine-tuning asks ``get_classifier()``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv3d(3, 4, 1)
         self.bn = nn.BatchNorm3d(4)
-        self.head = Head()
+        self.fc = nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head.projection(self.bn(self.conv(x)).mean(dim=(2, 3, 4)))
+        return self.fc(self.bn(self.conv(x)).mean(dim=(2, 3, 4)))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
 
 
 def cfg_with(tmp_path: Path, *opts):
@@ -66,7 +65,7 @@ def changed(before: dict, after: dict) -> set[str]:
 
 
 BACKBONE = {"conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}
-CLASSIFIER = {"head.projection.weight", "head.projection.bias"}
+CLASSIFIER = {"fc.weight", "fc.bias"}
 
 
 def test_the_backbone_is_frozen_for_the_first_epochs_then_trained(tmp_path: Path) -> None:
@@ -110,7 +109,7 @@ def test_backbone_lr_multiplier_keeps_its_ratio_and_the_bn_weight_decay(tmp_path
     }
     assert groups == {
         ("conv.bias", "conv.weight"): (cfg.SOLVER.WEIGHT_DECAY, 0.1),
-        ("head.projection.bias", "head.projection.weight"): (cfg.SOLVER.WEIGHT_DECAY, 1.0),
+        ("fc.bias", "fc.weight"): (cfg.SOLVER.WEIGHT_DECAY, 1.0),
         ("bn.bias", "bn.weight"): (0.0, 0.1),
     }
     schedule = LRSchedule.from_cfg(cfg)
@@ -123,17 +122,32 @@ def test_backbone_lr_multiplier_keeps_its_ratio_and_the_bn_weight_decay(tmp_path
 def test_without_a_multiplier_the_groups_are_the_original_two(tmp_path: Path) -> None:
     optimizer = build_optimizer(Net(), cfg_with(tmp_path))
     assert [len(g["params"]) for g in optimizer.param_groups] == [4, 2]
-    assert {id(p) for p in backbone_parameters(Net())} != set()
+    model = Net()
+    assert [id(p) for p in backbone_parameters(model)] == [
+        id(p) for m in (model.conv, model.bn) for p in m.parameters()
+    ]
+
+
+def test_a_network_that_does_not_name_its_classifier_cannot_be_fine_tuned(tmp_path: Path) -> None:
+    unnamed = nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4))
+    for fine_tune in (
+        lambda: backbone_parameters(unnamed),
+        lambda: set_train_mode(unnamed, freeze_backbone_bn=True),
+        lambda: build_optimizer(unnamed, cfg_with(tmp_path, "SOLVER.BACKBONE_LR_MULT", 0.1)),
+    ):
+        with pytest.raises(TypeError, match="Sequential has no get_classifier"):
+            fine_tune()
+    build_optimizer(unnamed, cfg_with(tmp_path))  # without fine-tuning options it needs none
 
 
 def test_best_checkpoint_follows_the_lowest_error_across_a_resume(tmp_path: Path) -> None:
     cfg, model = cfg_with(tmp_path), Net()
     best = BestCheckpoint(str(tmp_path), resumed=False)
-    assert best.update(50.0, 0, model, cfg, class_names=["a", "b"]) == best_checkpoint_path(str(tmp_path))
+    assert best.update(50.0, 0, model, cfg, class_names=["a", "b"]) == RunFolder(str(tmp_path)).best_path
     with torch.no_grad():
         model.conv.weight.add_(1.0)
     assert best.update(60.0, 1, model, cfg) is None  # worse: the file keeps epoch 0's weights
-    saved = torch.load(best_checkpoint_path(str(tmp_path)), weights_only=True)
+    saved = torch.load(RunFolder(str(tmp_path)).best_path, weights_only=True)
     assert saved["epoch"] == 0 and saved["val_top1_err"] == 50.0 and saved["class_names"] == ["a", "b"]
     assert not torch.equal(saved["model_state"]["conv.weight"], model.conv.weight)
     resumed = BestCheckpoint(str(tmp_path), resumed=True)
@@ -150,7 +164,7 @@ def test_use_best_checkpoint_tests_best_pyth(tmp_path: Path) -> None:
     trained = Net()
     BestCheckpoint(str(tmp_path), resumed=False).update(10.0, 0, trained, cfg)
     model = Net()
-    assert load_test_checkpoint(cfg, model)[0] == best_checkpoint_path(str(tmp_path))
+    assert load_test_checkpoint(cfg, model)[0] == RunFolder(str(tmp_path)).best_path
     assert torch.equal(model.conv.weight, trained.conv.weight)
     both = cfg_with(tmp_path, "TEST.USE_BEST_CHECKPOINT", True, "TEST.CHECKPOINT_FILE_PATH", "x.pyth")
     with pytest.raises(ConfigError, match="TEST.CHECKPOINT_FILE_PATH"):

@@ -16,8 +16,6 @@ from tests.conftest import CONFIGS
 from vov3d.checkpoint import CheckpointError, apply_checkpoint, save_checkpoint
 from vov3d.config import ConfigError, load_config
 from vov3d.engine.run_folder import (
-    checkpoint_path,
-    list_checkpoints,
     load_test_checkpoint,
     newest_checkpoint,
     read_file_or_run,
@@ -28,6 +26,7 @@ from vov3d.engine.run_folder import (
 )
 from vov3d.engine.runtime import prepare_model
 from vov3d.engine.solver import LRSchedule, build_optimizer
+from vov3d.utils.run_layout import RunFolder
 
 
 def net(seed: int, width: int = 4) -> nn.Module:
@@ -35,19 +34,11 @@ def net(seed: int, width: int = 4) -> nn.Module:
     return nn.Sequential(nn.Linear(3, width), nn.BatchNorm1d(width))
 
 
-def test_names_and_listing(tmp_path: Path) -> None:
-    assert checkpoint_path(str(tmp_path), 12).endswith("checkpoints/checkpoint_epoch_00012.pyth")
-    for epochs in (10, 2, 100000):
-        save_checkpoint(checkpoint_path(str(tmp_path), epochs), net(0), epoch=epochs - 1)
-    (tmp_path / "checkpoints" / ".checkpoint_epoch_00011.pyth.abc.tmp").write_bytes(b"half")
-    names = [Path(p).name for p in list_checkpoints(str(tmp_path))]
-    assert names == ["checkpoint_epoch_00002.pyth", "checkpoint_epoch_00010.pyth", "checkpoint_epoch_100000.pyth"]
-
-
 def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
-    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
-    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2), epoch=1)
-    newest = Path(checkpoint_path(str(tmp_path), 2))
+    run = RunFolder(str(tmp_path))
+    save_checkpoint(run.checkpoint_path(1), net(1), epoch=0)
+    save_checkpoint(run.checkpoint_path(2), net(2), epoch=1)
+    newest = Path(run.checkpoint_path(2))
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     model = net(3)
     path, checkpoint = newest_checkpoint(str(tmp_path))
@@ -58,8 +49,9 @@ def test_truncated_newest_is_skipped_with_a_warning(tmp_path: Path, vov3d_log: p
 
 
 def test_a_readable_checkpoint_of_another_model_is_an_error(tmp_path: Path) -> None:
-    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
-    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2, width=5), epoch=1)
+    run = RunFolder(str(tmp_path))
+    save_checkpoint(run.checkpoint_path(1), net(1), epoch=0)
+    save_checkpoint(run.checkpoint_path(2), net(2, width=5), epoch=1)
     path, checkpoint = newest_checkpoint(str(tmp_path))
     with pytest.raises(CheckpointError, match="checkpoint_epoch_00002"):
         apply_checkpoint(checkpoint, path, net(3))
@@ -146,7 +138,7 @@ def quick_run(tmp_path: Path, *opts: str):
 def test_resuming_another_runs_checkpoint_is_refused(tmp_path: Path) -> None:
     """The same network trained on SSv1 in this OUTPUT_DIR: its tensors fit, its data does not."""
     first, model = quick_run(tmp_path, "TRAIN.DATASET", "ssv1", "DATA.NUM_FRAMES", "4")
-    save_checkpoint(checkpoint_path(str(tmp_path), 1), model, epoch=0, cfg=first)
+    save_checkpoint(RunFolder(str(tmp_path)).checkpoint_path(1), model, epoch=0, cfg=first)
     cfg, model = quick_run(tmp_path, "TRAIN.DATASET", "ssv2", "DATA.NUM_FRAMES", "4")
     with pytest.raises(ConfigError) as error:
         resume_or_initialise(cfg, model, build_optimizer(model, cfg), LRSchedule.from_cfg(cfg), None)
@@ -170,10 +162,11 @@ def test_testing_warns_about_another_config_and_keeps_the_classifier(tmp_path: P
 
 
 def test_a_run_folder_names_its_newest_complete_checkpoint(tmp_path: Path) -> None:
-    save_checkpoint(checkpoint_path(str(tmp_path), 1), net(1), epoch=0)
-    save_checkpoint(checkpoint_path(str(tmp_path), 2), net(2), epoch=1)
-    (tmp_path / "checkpoints" / ".checkpoint_epoch_00003.pyth.x.tmp").write_bytes(b"half")
-    path, checkpoint = read_file_or_run(str(tmp_path))
-    assert path == checkpoint_path(str(tmp_path), 2) and checkpoint["epoch"] == 1
+    run = RunFolder(str(tmp_path))
+    save_checkpoint(run.checkpoint_path(1), net(1), epoch=0)
+    save_checkpoint(run.checkpoint_path(2), net(2), epoch=1)
+    Path(run.checkpoints_dir, ".checkpoint_epoch_00003.pyth.x.tmp").write_bytes(b"half")
+    path, checkpoint = read_file_or_run(run.root)
+    assert path == run.checkpoint_path(2) and checkpoint["epoch"] == 1
     with pytest.raises(CheckpointError, match="without a complete checkpoint"):
-        read_file_or_run(str(tmp_path / "checkpoints"))
+        read_file_or_run(run.checkpoints_dir)

@@ -58,9 +58,7 @@ def test_published_network(key: str, tmp_path: Path, vov3d_log) -> None:
     model = build_model(cfg)
 
     # Exactly the published tensors: names, shapes, dtypes (our names are the legacy ones).
-    ours = {
-        name: (list(t.shape), str(t.dtype).removeprefix("torch.")) for name, t in model.state_dict().items()
-    }
+    ours = {name: (list(t.shape), str(t.dtype).removeprefix("torch.")) for name, t in model.state_dict().items()}
     theirs = {name: (shape, dtype) for name, shape, dtype in entry["state_dict"]}
     assert sorted(set(theirs) - set(ours)) == [], "tensors of the published file the model lacks"
     assert sorted(set(ours) - set(theirs)) == [], "model tensors the published file lacks"

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.models.conftest import FRAMES, SIZES, TEST_CROP, TRAIN_CROP, small_cfg
+from vov3d.checkpoint import find_classifier
 from vov3d.models import MODEL_REGISTRY, build_model
 from vov3d.utils import complexity
 
@@ -78,6 +79,20 @@ def test_other_class_count(size: str) -> None:
         torch.testing.assert_close(model.eval()(clip()).sum(-1), torch.ones(2))
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_the_network_names_its_classifier(size: str) -> None:
+    """``get_classifier()`` is the layer that makes the class scores; its tensors keep the legacy
+    name, so published checkpoints load unchanged, and it is found inside torch.compile too."""
+    model = build_model(small_cfg(size, MODEL__NUM_CLASSES=7)).train()
+    classifier = model.get_classifier()
+    assert isinstance(classifier, torch.nn.Linear) and classifier.out_features == 7
+    assert find_classifier(model) == find_classifier(torch.compile(model)) == ("head.projection", classifier)
+    with torch.no_grad():
+        classifier.weight.zero_()
+        classifier.bias.copy_(torch.arange(7.0))
+        torch.testing.assert_close(model(clip()), torch.arange(7.0).expand(2, 7))
+
+
 @pytest.mark.parametrize("size", ["X3D-XS", "VoV3D-M"])
 def test_one_element_list_input(size: str) -> None:
     model = build_model(small_cfg(size)).eval()
@@ -109,11 +124,7 @@ def test_model_info_logged_once_at_the_train_crop(vov3d_log, monkeypatch) -> Non
     lines = [r.getMessage() for r in vov3d_log.records if r.name == "vov3d.models"]
     assert len(lines) == 1 and calls == [(FRAMES, TRAIN_CROP)]
     params = f"{complexity.count_parameters(model):,}"
-    assert (
-        params in lines[0]
-        and "GMACs (fvcore)" in lines[0]
-        and f"{FRAMES}x{TRAIN_CROP}x{TRAIN_CROP}" in lines[0]
-    )
+    assert params in lines[0] and "GMACs (fvcore)" in lines[0] and f"{FRAMES}x{TRAIN_CROP}x{TRAIN_CROP}" in lines[0]
     assert model.training, "counting GMACs in eval mode must leave the model in train mode"
 
 

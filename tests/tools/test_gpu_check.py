@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vov3d.cli import gpu_check
+from vov3d.utils.run_layout import RunFolder
 
 
 def test_the_plan_covers_each_precision_and_nccl_only_with_two_gpus(tmp_path: Path) -> None:
@@ -26,9 +27,11 @@ def test_the_plan_covers_each_precision_and_nccl_only_with_two_gpus(tmp_path: Pa
 
 
 def write_stats(folder: Path, loss: float) -> Path:
+    """json_stats.log as training writes it (json.dumps: the logger refuses a NaN loss)."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = [{"_type": "train_epoch", "loss": loss}, {"_type": "test_final", "top1_acc": 75.0, "num_videos": 64}]
-    (folder / "json_stats.log").write_text("".join(f"[x][INFO] json_stats: {json.dumps(s)}\n" for s in lines))
+    stats = Path(RunFolder(str(folder)).stats_path)
+    stats.write_text("".join(f"[x][INFO] json_stats: {json.dumps(s)}\n" for s in lines))
     return folder
 
 

@@ -89,14 +89,24 @@ class RunFolder:
         empty when the file does not exist yet."""
         if not os.path.isfile(self.stats_path):
             return []
-        stats = []
         with open(self.stats_path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                if STATS_MARKER not in line:
-                    raise ValueError(f"{self.stats_path}:{number}: not a {STATS_MARKER.strip()} line: {line.strip()!r}")
-                entry = json.loads(line.split(STATS_MARKER, 1)[1])
-                if kind is None or entry.get("_type") == kind:
-                    stats.append(entry)
+            lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
+        stats = []
+        for number, line in lines:
+            entry = _parse_stats(line)
+            if entry is None:
+                raise ValueError(f"{self.stats_path}:{number}: not a statistic ({STATS_MARKER}{{...}}): {line!r}")
+            if kind is None or entry.get("_type") == kind:
+                stats.append(entry)
         return stats
+
+
+def _parse_stats(line: str) -> Optional[dict[str, Any]]:
+    """The statistic a ``json_stats: {...}`` line holds (after any log prefix); None for another line."""
+    if STATS_MARKER not in line:
+        return None
+    try:
+        entry = json.loads(line.split(STATS_MARKER, 1)[1])
+    except json.JSONDecodeError:  # a line cut short, say
+        return None
+    return entry if isinstance(entry, dict) else None
