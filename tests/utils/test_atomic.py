@@ -34,3 +34,14 @@ def test_temporary_names_differ_between_writers(tmp_path: Path) -> None:
         Path(first).write_bytes(b"1")
         Path(second).write_bytes(b"2")
     assert (tmp_path / "a").read_bytes() == b"1"  # the outer block finishes last
+
+
+def test_the_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    """As ``open`` would make it (the umask decides), not the 0600 of a private temporary file."""
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(str(tmp_path / "weights.pyth")) as tmp:
+            Path(tmp).write_bytes(b"complete")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "weights.pyth").stat().st_mode & 0o777 == 0o644
