@@ -8,12 +8,18 @@ from typing import Optional, Union
 import av
 import numpy as np
 import torch
+from av.video.reformatter import Interpolation
 
 # Fast, good-enough settings per encoder; the CRF keeps flat test patterns exact to a few levels.
+# x264 runs its plain C code (asm=0): its SSSE3 and later assembly encodes the same frames to other
+# bytes, up to 38 levels apart once decoded, so a machine with other SIMD would write other videos.
 _CODEC_OPTIONS = {
-    "libx264": {"preset": "veryfast", "crf": "18"},
+    "libx264": {"preset": "veryfast", "crf": "18", "x264-params": "asm=0"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"},
 }
+# RGB to YUV in swscale's bit-exact mode: its SIMD code rounds a tenth of the samples one level
+# away from its C code.
+_TO_YUV = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
 
 
 def write_video(
@@ -27,6 +33,10 @@ def write_video(
 
     ``gop_size`` is the keyframe interval in frames (the encoder's default when None), so callers
     can make videos whose clips need a real seek. Height and width must be even (yuv420p).
+
+    The bytes depend only on the frames and the arguments, not on the machine's cores, SIMD or load:
+    the conversion and the encoder run one thread (x264's and libvpx's threads split the work, and
+    so decide, by the core count) on code that rounds alike on every CPU.
     """
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -40,8 +50,10 @@ def write_video(
     with av.open(path, "w") as container:
         stream = container.add_stream(codec, rate=rate, options=dict(_CODEC_OPTIONS[codec]))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.thread_count = 1
         if gop_size is not None:
             stream.codec_context.gop_size = gop_size
         for array in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+            rgb = av.VideoFrame.from_ndarray(array, format="rgb24")
+            container.mux(stream.encode(rgb.reformat(format="yuv420p", interpolation=_TO_YUV, threads=1)))
         container.mux(stream.encode(None))
