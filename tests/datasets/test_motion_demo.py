@@ -1,10 +1,16 @@
 """The motion demo dataset: pairs of classes are time reversals, every crop sees a large motion,
 files and CSVs are complete."""
 
+import ctypes
+import glob
+import os
 from pathlib import Path
 
+import av
 import numpy as np
+import pytest
 
+from vov3d.datasets.encode import write_video
 from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset, render_video, shape_path
 
 
@@ -77,3 +83,20 @@ def test_writes_videos_and_csvs(tmp_path: Path) -> None:
         for line in lines:
             path, label = line.split(" ")
             assert (tmp_path / path).stat().st_size > 0 and 0 <= int(label) < len(CLASSES)
+
+
+def test_videos_do_not_follow_the_cpu(tmp_path: Path) -> None:
+    # FFmpeg's SIMD switched off, as on a CPU without it: the colour conversion rounded otherwise.
+    # (x264 runs its C code whatever the CPU; the process count is checked above.)
+    found = glob.glob(os.path.join(os.path.dirname(av.__file__), os.pardir, "av.libs", "libavutil*.so*"))
+    if not found:
+        pytest.skip("PyAV's own libavutil is not in its wheel's av.libs")
+    force_cpu_flags = ctypes.CDLL(found[0]).av_force_cpu_flags
+    frames = render_video(4, np.random.default_rng(0), DemoSpec())
+    write_video(str(tmp_path / "simd.mp4"), frames, 30)
+    force_cpu_flags(0)
+    try:
+        write_video(str(tmp_path / "plain.mp4"), frames, 30)
+    finally:
+        force_cpu_flags(-1)  # detect the CPU's flags again
+    assert (tmp_path / "simd.mp4").read_bytes() == (tmp_path / "plain.mp4").read_bytes()
