@@ -3,13 +3,18 @@ initialisation, and the config errors of the registered networks."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from yacs.config import CfgNode as YacsCfgNode
 
 from tests.models.conftest import small_cfg
+from vov3d import models
 from vov3d.config import ConfigError, load_config
 from vov3d.models import build_model
 from vov3d.models.d2plus1d import D2Plus1DUnit
@@ -105,9 +110,7 @@ def test_tosa_concatenates_the_input_first_then_every_unit() -> None:
     torch.testing.assert_close(seen["concat"], torch.cat([x, seen["unit0"], seen["unit1"], seen["unit2"]], 1))
 
 
-@pytest.mark.parametrize(
-    "dim_in, dim_out, stride, shortcut", [(8, 8, 1, False), (8, 8, 2, True), (8, 16, 1, True)]
-)
+@pytest.mark.parametrize("dim_in, dim_out, stride, shortcut", [(8, 8, 1, False), (8, 8, 2, True), (8, 16, 1, True)])
 def test_res_block_shortcut_rule(dim_in: int, dim_out: int, stride: int, shortcut: bool) -> None:
     block = ResBlock(dim_in, dim_out, stride, X3DBottleneck(dim_in, dim_out, 16, stride, use_se=False)).eval()
     assert (block.branch1 is not None) == shortcut
@@ -190,13 +193,38 @@ def test_initialisation() -> None:
     assert (model.s2.pathway0_res0.branch2.se.fc1.bias == 0).all()
 
 
-def test_blocks_do_not_read_the_cfg() -> None:
-    model = X3D(
-        width_factor=2.0, depth_factor=1.0, bottleneck_factor=2.25, num_classes=3, num_frames=2, crop_size=32
-    )
-    assert model(torch.randn(1, 3, 2, 32, 32)).shape == (1, 3)
+def _model_classes() -> list[type[nn.Module]]:
+    """Every module class defined in vov3d.models."""
+    modules = [importlib.import_module(f"vov3d.models.{info.name}") for info in pkgutil.iter_modules(models.__path__)]
+    return [
+        cls
+        for module in modules
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == module.__name__
+    ]
+
+
+def test_blocks_do_not_read_the_cfg(monkeypatch: pytest.MonkeyPatch) -> None:
+    classes = _model_classes()
+    assert {X3D, VoV3D, Stem, Head, X3DBottleneck, TOSATransform, D2Plus1DUnit} <= set(classes)
+    for cls in classes:  # the cfg is mapped to explicit arguments by from_cfg, never passed in
+        params = inspect.signature(cls.__init__).parameters.values()
+        taken = [p.name for p in params if p.name == "cfg" or "CfgNode" in str(p.annotation)]
+        assert not taken, f"{cls.__qualname__}.__init__ takes {taken}"
+
+    def read(node: YacsCfgNode, key: str) -> None:
+        raise AssertionError(f"a block read the cfg's {key}")
+
+    # Any key read from any cfg (a global one, get_cfg()'s defaults) fails while the networks are
+    # built and run.
+    monkeypatch.setattr(YacsCfgNode, "__getattr__", read)
+    monkeypatch.setattr(YacsCfgNode, "__getitem__", read)
+    x3d = X3D(width_factor=2.0, depth_factor=1.0, bottleneck_factor=2.25, num_classes=3, num_frames=2, crop_size=32)
     vov = VoV3D(depth=31, inner_ch=8, num_classes=3, num_frames=2, crop_size=32, dim_c5=16)
-    assert vov(torch.randn(1, 3, 2, 32, 32)).shape == (1, 3)
+    for model in (x3d, vov):
+        assert model(torch.randn(1, 3, 2, 32, 32)).shape == (1, 3)
+        for module in model.modules():  # nor does any keep one for later
+            assert not any(isinstance(value, YacsCfgNode) for value in vars(module).values()), module
 
 
 @pytest.mark.parametrize(
@@ -238,9 +266,7 @@ def test_config_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_x3d_variant_options() -> None:
-    dense = build_model(
-        small_cfg("X3D-XS", X3D__CHANNELWISE_3x3x3=False, X3D__BN_LIN5=True, X3D__SCALE_RES2=True)
-    )
+    dense = build_model(small_cfg("X3D-XS", X3D__CHANNELWISE_3x3x3=False, X3D__BN_LIN5=True, X3D__SCALE_RES2=True))
     assert dense.s2.pathway0_res0.branch2.b.groups == 1
     assert isinstance(dense.head.lin_5_bn, nn.BatchNorm3d) and "head.lin_5_bn.weight" in dense.state_dict()
     assert dense.s2.pathway0_res0.branch2.c.out_channels == 48  # res2 base doubled: 24, times 2.0
@@ -248,9 +274,7 @@ def test_x3d_variant_options() -> None:
 
 
 def test_vov3d_multipliers() -> None:
-    model = build_model(
-        small_cfg("VoV3D-M", VOV3D__INNER_MULTIPLIER=[2, 2, 4, 8], VOV3D__OUT_MULTIPLIER=[1, 1, 2, 4])
-    )
+    model = build_model(small_cfg("VoV3D-M", VOV3D__INNER_MULTIPLIER=[2, 2, 4, 8], VOV3D__OUT_MULTIPLIER=[1, 1, 2, 4]))
     assert model.s2.pathway0_res0.branch2.layers[0].a[0].out_channels == 80
     assert model.s2.pathway0_res0.branch2.c.out_channels == 40
     assert model.s2.pathway0_res0.branch2.c.in_channels == 5 * 40  # five units of 80 / 2, stride 2
