@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO
-from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
+from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset
 from vov3d.utils.run_layout import RunFolder
 
 
@@ -35,10 +35,22 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     assert "turning clockwise" in Path(run.per_class_path).read_text()  # the names of classes.txt
 
 
-def test_missing_data_is_generated_once(tmp_path: Path, monkeypatch) -> None:
+def test_missing_data_is_generated_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    # The real writer, on a tiny spec: its CSVs, written last, are what tells the second call that
+    # the data is there.
     calls = []
-    monkeypatch.setattr("vov3d.cli.quickstart.make_motion_dataset", lambda path: calls.append(path))
+    spec = DemoSpec(train_per_class=1, val_per_class=1, test_per_class=1, min_frames=8, max_frames=8)
+
+    def make(path: str) -> None:
+        calls.append(path)
+        make_motion_dataset(path, spec, processes=1)
+
+    monkeypatch.setattr("vov3d.cli.quickstart.make_motion_dataset", make)
     from vov3d.cli import quickstart
 
-    assert quickstart.main(["--data", str(tmp_path / "none"), "SOLVER.BASE_RL", "1"]) == 2  # stops at the typo
-    assert calls == [str(tmp_path / "none")]
+    data = tmp_path / "none"
+    for _ in range(2):  # both calls stop at the typo, after the data step
+        assert quickstart.main(["--data", str(data), "SOLVER.BASE_RL", "1"]) == 2
+    assert calls == [str(data)]
+    assert capsys.readouterr().out.count("generating the motion demo dataset") == 1
+    assert len((data / "test.csv").read_text().splitlines()) == len(CLASSES)
