@@ -36,25 +36,49 @@ def test_a_bad_setting_names_the_key(key: str, value: str) -> None:
         ClipRandAugment.from_cfg(cfg)
 
 
-def test_interpolation_reaches_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
-    from torchvision.transforms import InterpolationMode, v2
-
-    made = []
-    monkeypatch.setattr(v2, "RandAugment", lambda **kwargs: made.append(kwargs) or (lambda clip: clip))
-    cfg = get_cfg()
-    cfg.merge_from_list(["AUG.INTERPOLATION", "nearest", "AUG.AA_TYPE", "rand-m5-n3"])
-    ClipRandAugment.from_cfg(cfg)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
-    assert made == [dict(num_ops=3, magnitude=5, num_magnitude_bins=11, interpolation=InterpolationMode.NEAREST)]
+def _clip(frames: int = 4) -> torch.Tensor:
+    """uint8 T x C x H x W: a white bar moving right on a dark noisy ground, different in every frame."""
+    clip = torch.randint(0, 100, (frames, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for t in range(frames):
+        clip[t, :, 4:12, 2 + 2 * t : 6 + 2 * t] = 255
+    return clip
 
 
 def test_every_frame_gets_the_same_ops() -> None:
-    torch.manual_seed(0)
-    frame = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
-    clip = frame.expand(4, 3, 16, 16).contiguous()
-    out = ClipRandAugment(9.0, 3)(clip)
-    assert out.shape == clip.shape and out.dtype == torch.uint8
-    assert not torch.equal(out, clip)
-    assert (out == out[:1]).all()
+    clip, augment, outs = _clip(), ClipRandAugment(9.0, 3, magnitude_std=0.5), set()
+    for seed in range(5):
+        torch.manual_seed(seed)
+        out = augment(clip)
+        assert out.shape == clip.shape and out.dtype == torch.uint8
+        assert not torch.equal(out, clip)
+        for t in range(len(clip)):  # the same draws on one frame alone give that frame's result
+            torch.manual_seed(seed)
+            assert torch.equal(augment(clip[t : t + 1]), out[t : t + 1]), (seed, t)
+        torch.manual_seed(seed)
+        assert torch.equal(augment(clip), out)  # the seed decides
+        outs.add(out.numpy().tobytes())
+    assert len(outs) == 5  # and another seed draws other ops
+
+
+def test_interpolation_and_magnitude_reach_torchvision() -> None:
+    # One op on a black-and-white clip: where nearest and bilinear differ the op moved pixels;
+    # nearest then only copies them (and fills with 0), bilinear blends them, and magnitude 0
+    # moves nothing.
+    clip = (_clip() > 127).to(torch.uint8) * 255
+    moved = 0
+    for seed in range(20):
+        outs = {}
+        for mode in ("nearest", "bilinear"):
+            torch.manual_seed(seed)
+            outs[mode] = ClipRandAugment(9.0, 1, interpolation=mode)(clip)
+        if torch.equal(outs["nearest"], outs["bilinear"]):
+            continue
+        moved += 1
+        assert set(outs["nearest"].unique().tolist()) <= {0, 255}
+        assert not set(outs["bilinear"].unique().tolist()) <= {0, 255}
+        torch.manual_seed(seed)
+        assert torch.equal(ClipRandAugment(0.0, 1)(clip), clip)
+    assert moved >= 3  # rotations, shears and translations are 5 of torchvision's 14 ops
 
 
 def test_the_training_transform_augments_the_crop_before_normalising() -> None:
