@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import tiny_vov3d
 from vov3d.checkpoint import CheckpointError, apply_checkpoint, read_checkpoint, save_checkpoint
 from vov3d.config import get_cfg
-from vov3d.models.vov3d import VoV3D
 from vov3d.models.x3d import X3D
-
-
-def tiny_vov3d(num_classes: int = 5, dim_c5: int = 32, seed: int = 0) -> VoV3D:
-    torch.manual_seed(seed)
-    return VoV3D(depth=31, inner_ch=8, num_classes=num_classes, num_frames=2, crop_size=32, dim_c5=dim_c5)
 
 
 def tiny_x3d(num_classes: int = 5, seed: int = 0) -> X3D:

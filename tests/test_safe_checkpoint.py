@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tests.test_checkpoint import tiny_vov3d
+from tests.helpers import tiny_vov3d
 from tests.unsafe import malicious_checkpoint, numpy_values, save_as_numpy1
 from vov3d.checkpoint import UnsafeCheckpointError, apply_checkpoint, read_checkpoint, save_checkpoint
 from vov3d.config import load_config

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.datasets.helpers import frame_numbers, make_ssv2, make_video, small_cfg
+from tests.datasets.helpers import frame_numbers, make_ssv2, make_video
+from tests.helpers import small_cfg
 from vov3d.cli.extract_frames import main as extract_main
 from vov3d.datasets import build_dataset
 from vov3d.datasets.decoder import VideoDecodeError

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets.helpers import clip_numbers, make_ssv1, small_cfg
+from tests.datasets.helpers import clip_numbers, make_ssv1
+from tests.helpers import small_cfg
 from vov3d.cli.make_ssv1_lists import main as make_lists
 from vov3d.datasets import build_dataset
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets.helpers import make_video, write_kinetics_csvs
+from tests.datasets.helpers import make_video
+from tests.helpers import write_kinetics_csvs
 from vov3d.cli.scan_dataset import main as scan_main
 
 

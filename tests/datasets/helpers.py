@@ -1,10 +1,10 @@
-"""Test data: videos and JPEG folders whose pixels spell their frame numbers, tiny configs."""
+"""Test data: videos and JPEG folders whose pixels spell their frame numbers, and every frame of a
+video decoded front to back (the configs and CSV writer shared with other packages: tests/helpers.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vov3d.config import CfgNode, get_cfg
+from vov3d.config import CfgNode
+from vov3d.datasets.decoder import iter_frames
 from vov3d.datasets.encode import write_video
 
 SSV2_TEMPLATES = [
@@ -164,22 +165,10 @@ def make_ssv1(root: Path, counts: dict[str, int]) -> None:
     write_frame_list(root / "val.csv", lists)
 
 
-def write_kinetics_csvs(root: Path, rows: Sequence[tuple[str, int]]) -> None:
-    text = "".join(f"{path} {label}\n" for path, label in rows)
-    for split in ("train", "val", "test"):
-        (root / f"{split}.csv").write_text(text)
-
-
-def small_cfg(data_dir: os.PathLike, prefix: os.PathLike, dataset: str = "kinetics") -> CfgNode:
-    """A tiny config: 4-frame clips, crops of 32, no workers."""
-    cfg = get_cfg()
-    cfg.TRAIN.DATASET = cfg.TEST.DATASET = dataset
-    cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX = str(data_dir), str(prefix)
-    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 4, 2
-    cfg.DATA.TRAIN_JITTER_SCALES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = [40, 48], 32, 40
-    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = 2, 3
-    cfg.TRAIN.BATCH_SIZE = cfg.TEST.BATCH_SIZE = 2
-    cfg.DATA_LOADER.NUM_WORKERS = 0
-    if dataset != "kinetics":
-        cfg.DATA.RANDOM_FLIP, cfg.DATA.REVERSE_INPUT_CHANNEL = False, True
-    return cfg
+def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every frame decoded front to back, with its time in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin, base = stream.start_time or 0, float(stream.time_base)
+        timed = [((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)]
+    return np.array([t for t, _ in timed]), [a for _, a in timed]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.datasets.helpers import clip_numbers, make_ssv1, make_video, small_cfg, write_kinetics_csvs
+from tests.datasets.helpers import clip_numbers, make_ssv1, make_video
+from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.datasets import TooManyBrokenVideosError, VideoDecodeError, build_dataset, build_loader
 
 GOOD = ["good0.mp4", "good1.webm"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets.helpers import SSV2_TEMPLATES, make_ssv1, make_ssv2, make_video, small_cfg
+from tests.datasets.helpers import SSV2_TEMPLATES, make_ssv1, make_ssv2, make_video
+from tests.helpers import small_cfg
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError
 from vov3d.datasets.class_names import cfg_class_names, known_class_names

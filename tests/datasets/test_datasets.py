@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.datasets.helpers import (
-    clip_numbers,
-    make_ssv1,
-    make_ssv2,
-    make_video,
-    small_cfg,
-    write_frame_list,
-    write_kinetics_csvs,
-)
+from tests.datasets.helpers import clip_numbers, make_ssv1, make_ssv2, make_video, write_frame_list
+from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
 from vov3d.datasets.decoder import VIDEO_BACKENDS, PyAVVideo

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.datasets.helpers import clip_numbers, make_video, small_cfg
+from tests.datasets.helpers import clip_numbers, make_video
+from tests.helpers import small_cfg
 from vov3d.cli.folder_to_csv import main as folder_to_csv
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
@@ -43,9 +44,7 @@ def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def folder_cfg(root: Path, num_classes: int = 3):
-    cfg = small_cfg(root, "", dataset="folder")
-    cfg.MODEL.NUM_CLASSES = num_classes
-    return cfg
+    return small_cfg(root, "", "folder", "MODEL.NUM_CLASSES", num_classes)
 
 
 def test_labels_are_sorted_folder_names(folder_root: Path) -> None:

@@ -9,7 +9,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
 
-from tests.datasets.helpers import make_video, small_cfg, write_kinetics_csvs
+from tests.datasets.helpers import make_video
+from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
 from vov3d.datasets import build_loader, shuffle_loader
 from vov3d.datasets.build import ContiguousShards

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import default_cfg
 from vov3d.config import ConfigError, get_cfg
 from vov3d.datasets.mixup import MixUp, smoothed_one_hot
 from vov3d.engine.solver import build_loss
@@ -51,9 +52,7 @@ def test_unmixed_batches_get_smoothed_one_hot_targets() -> None:
 
 
 def mixup_cfg(*opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.NUM_CLASSES", CLASSES, *opts])
-    return cfg
+    return default_cfg("MODEL.NUM_CLASSES", CLASSES, *opts)
 
 
 def test_mixup_keys() -> None:
@@ -78,7 +77,7 @@ def test_both_losses_take_soft_targets(loss: str) -> None:
 
 
 def test_the_training_loop_mixes_and_feeds_soft_targets(tmp_path: Path) -> None:
-    from tests.engine.test_train import Tiny, run_epoch, tiny_cfg
+    from tests.helpers import Tiny, run_epoch, tiny_cfg
 
     seen = []
 

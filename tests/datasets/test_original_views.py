@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.datasets.helpers import small_cfg, write_kinetics_csvs
-from tests.datasets.test_real_videos import reference_frames
+from tests.datasets.helpers import reference_frames
+from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.datasets import build_dataset
 
 KINETICS_CLIPS = {"kinetics400_arm_wrestling_340x256_28fps.mp4": 28, "kinetics_style_340x256_30fps.mp4": 30}

@@ -98,10 +98,10 @@ def test_aug_enable_hooks_randaugment_into_training_only() -> None:
     cfg = get_cfg()
     cfg.merge_from_list(["AUG.ENABLE", True, "AUG.AA_TYPE", "rand-m5-n2", "DATA.TRAIN_JITTER_SCALES", [40, 48],
                          "DATA.TRAIN_CROP_SIZE", 32, "DATA.TEST_CROP_SIZE", 32])  # fmt: skip
-    assert ClipDataset.from_cfg(cfg, "train")["transform"].augment == ClipRandAugment(5.0, 2)
-    assert ClipDataset.from_cfg(cfg, "val")["transform"].augment is None
+    assert ClipDataset.view_arguments(cfg, "train")["transform"].augment == ClipRandAugment(5.0, 2)
+    assert ClipDataset.view_arguments(cfg, "val")["transform"].augment is None
     cfg.AUG.ENABLE = False
-    assert ClipDataset.from_cfg(cfg, "train")["transform"].augment is None
+    assert ClipDataset.view_arguments(cfg, "train")["transform"].augment is None
 
 
 def test_pyslowfast_aug_keys_vov3d_lacks_are_accepted_only_when_off(caplog: pytest.LogCaptureFixture) -> None:

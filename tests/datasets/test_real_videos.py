@@ -9,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from vov3d.datasets.decoder import PyAVVideo, iter_frames
+from tests.datasets.helpers import reference_frames
+from vov3d.datasets.decoder import PyAVVideo
 from vov3d.datasets.sampling import kinetics_indices, segment_indices
 
 # file: (height, width), fps, frame count, as SOURCES.md states them
@@ -23,15 +24,6 @@ REAL = {
     "av1.mkv": ((360, 640), 25, 125),  # no frame count in the container: from the duration
     "h264_full_range_720p.mp4": ((720, 1280), 30, 30),
 }
-
-
-def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Every frame decoded front to back, with its time in seconds."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        origin, base = stream.start_time or 0, float(stream.time_base)
-        timed = [((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)]
-    return np.array([t for t, _ in timed]), [a for _, a in timed]
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import CONFIGS, REPO
+from tests.helpers import write_kinetics_csvs
 from vov3d.config import CfgNode, load_config
 from vov3d.datasets.encode import write_video
 
@@ -24,6 +25,12 @@ QUICK_VOV3D = str(CONFIGS / "quick" / "vov3d_tiny.yaml")
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (220, 220, 60)]
 # Subprocesses use one thread each: two processes share two cores with the rest of the suite.
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# What torchrun, torch.distributed.launch and srun set: the launch tests clear and set them.
+LAUNCHER_VARS = (
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID",
+    "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS", "SLURM_NODEID",
+    "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE",
+)  # fmt: skip
 
 
 def write_dataset(root: Path, splits: dict[str, Sequence[tuple[tuple[int, int, int], int]]]) -> Path:
@@ -31,12 +38,12 @@ def write_dataset(root: Path, splits: dict[str, Sequence[tuple[tuple[int, int, i
     so DATA.PATH_PREFIX is root) and one 16-frame 40 x 48 flat-colour mp4 per (colour, label)."""
     for split, videos in splits.items():
         (root / split).mkdir(parents=True, exist_ok=True)
-        lines = []
+        rows = []
         for i, (colour, label) in enumerate(videos):
             frames = np.broadcast_to(np.array(colour, dtype=np.uint8), (16, 40, 48, 3)).copy()
             write_video(str(root / split / f"{i:03d}.mp4"), frames, 30)
-            lines.append(f"{split}/{i:03d}.mp4 {label}")
-        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+            rows.append((f"{split}/{i:03d}.mp4", label))
+        write_kinetics_csvs(root, rows, splits=[split])
     return root
 
 
@@ -96,3 +103,17 @@ def json_stats(output_dir: Path, kind: str) -> list[dict[str, Any]]:
     return [s for s in stats if s["_type"] == kind]
 
 
+def tensorboard_events(folder: Path) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:
+    """{tag: scalar values in step order} and {tag: encoded images} of every event file in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[float]] = {}
+    images: dict[str, list[bytes]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step))
+        for tag in events.Tags()["images"]:
+            images.setdefault(tag, []).extend(e.encoded_image_string for e in events.Images(tag))
+    return scalars, images

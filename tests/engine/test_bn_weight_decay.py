@@ -7,7 +7,7 @@ import pytest
 import torch.nn as nn
 
 from tests.conftest import CONFIGS
-from tests.models.conftest import SIZES, small_cfg
+from tests.models.conftest import SIZES, model_cfg
 from vov3d.config import ConfigError, load_config
 from vov3d.engine.solver import build_optimizer
 from vov3d.models import build_model
@@ -18,7 +18,7 @@ DIFFERING = {"X3D-XS": 0, "X3D-S": 0, "X3D-M": 0, "X3D-L": 0, "VoV3D-M": 160, "V
 
 
 def decay_by_name(model: nn.Module, rule: str) -> dict[str, float]:
-    cfg = small_cfg("X3D-XS")
+    cfg = model_cfg("X3D-XS")
     cfg.SOLVER.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY, cfg.BN.WEIGHT_DECAY_GROUPS = 5e-5, 0.0, rule
     optimizer = build_optimizer(model, cfg)
     decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
@@ -28,7 +28,7 @@ def decay_by_name(model: nn.Module, rule: str) -> dict[str, float]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_both_rules_on_every_model(size: str) -> None:
-    model = build_model(small_cfg(size))
+    model = build_model(model_cfg(size))
     in_bn_layer = {
         f"{module_name}.{name}"
         for module_name, module in model.named_modules()
@@ -54,7 +54,7 @@ def test_paper_configs_default_to_the_original_rule() -> None:
 
 
 def test_an_unknown_rule_is_a_config_error() -> None:
-    cfg = small_cfg("X3D-XS")
+    cfg = model_cfg("X3D-XS")
     cfg.BN.WEIGHT_DECAY_GROUPS = "module"
     with pytest.raises(ConfigError, match="BN.WEIGHT_DECAY_GROUPS.*name, type"):
         build_optimizer(nn.Linear(2, 2), cfg)

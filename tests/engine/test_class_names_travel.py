@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import CONFIGS
-from tests.engine.conftest import quick_cfg
-from tests.engine.test_cli_run import tensorboard_events
+from tests.engine.conftest import quick_cfg, tensorboard_events
 from vov3d.checkpoint import save_checkpoint
 from vov3d.config import load_config
 from vov3d.datasets.class_names import read_class_names

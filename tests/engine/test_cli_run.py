@@ -16,7 +16,14 @@ import torch
 from PIL import Image
 
 from tests.conftest import REPO
-from tests.engine.conftest import SUBPROCESS_ENV, final_weights, json_stats, run_net, run_net_command
+from tests.engine.conftest import (
+    SUBPROCESS_ENV,
+    final_weights,
+    json_stats,
+    run_net,
+    run_net_command,
+    tensorboard_events,
+)
 
 EPOCHS = 3
 OPTS = ["TENSORBOARD.ENABLE", True, "TEST.SAVE_RESULTS_PATH", "results.pyth"]
@@ -48,22 +55,6 @@ def test_outputs_of_a_run(full_run: Path) -> None:
     assert {"top1_acc", "top5_acc", "mean_class_acc", "top1_err", "top5_err"} <= set(final)
     results = torch.load(full_run / "results.pyth", weights_only=True)
     assert results["scores"].shape == (4, 4) and results["views"].tolist() == [6, 6, 6, 6]
-
-
-def tensorboard_events(folder: Path) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:
-    """{tag: scalar values in step order} and {tag: encoded images} of every event file in ``folder``."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list[float]] = {}
-    images: dict[str, list[bytes]] = {}
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
-        events.Reload()
-        for tag in events.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend(e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step))
-        for tag in events.Tags()["images"]:
-            images.setdefault(tag, []).extend(e.encoded_image_string for e in events.Images(tag))
-    return scalars, images
 
 
 def test_tensorboard_events_hold_what_the_run_logged(full_run: Path) -> None:

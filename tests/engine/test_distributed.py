@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from tests.engine.conftest import (
+    LAUNCHER_VARS,
     SUBPROCESS_ENV,
     final_weights,
     free_port,
@@ -28,7 +29,6 @@ from tests.engine.conftest import (
     run_net_command,
     write_dataset,
 )
-from tests.engine.test_launch import LAUNCHER_VARS
 from vov3d.engine.launch import ProcessPlan, launch
 
 GREY = (128, 128, 128)

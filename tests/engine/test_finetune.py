@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from tests.engine.test_train import Clips
-from vov3d.config import ConfigError, get_cfg
+from tests.helpers import Clips, tiny_cfg
+from vov3d.config import ConfigError
 from vov3d.engine import train
 from vov3d.engine.finetune import BestCheckpoint, backbone_parameters, check_finetune_cfg, set_train_mode
 from vov3d.engine.run_folder import load_test_checkpoint
@@ -38,11 +38,7 @@ class Net(nn.Module):
 
 
 def cfg_with(tmp_path: Path, *opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path), "LOG_PERIOD", 100, "SOLVER.MAX_EPOCH", 4, "SOLVER.BASE_LR", 0.5,
-                         "SOLVER.WARMUP_EPOCHS", 0.5, "MODEL.CHANNELS_LAST", False, *opts])  # fmt: skip
-    cfg.freeze()
-    return cfg
+    return tiny_cfg(tmp_path, "LOG_PERIOD", 100, "MODEL.CHANNELS_LAST", False, *opts)
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

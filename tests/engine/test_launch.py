@@ -10,29 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from vov3d.config import ConfigError, get_cfg
+from tests.engine.conftest import LAUNCHER_VARS
+from tests.helpers import default_cfg
+from vov3d.config import ConfigError
 from vov3d.engine import launch as launch_module
 from vov3d.engine.launch import LaunchError, ProcessPlan, check_plan, device_index, launch, plan_processes, run_jobs
 from vov3d.utils.distributed import launcher_env
 
-LAUNCHER_VARS = (
-    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID",
-    "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS", "SLURM_NODEID",
-    "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE",
-)  # fmt: skip
-
 
 def cfg_with(**keys):
-    """The defaults with ``keys`` set; dotted keys (``**{"TRAIN.ENABLE": False}``) reach sub-nodes."""
-    cfg = get_cfg()
-    for key, value in keys.items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
-    cfg.freeze()
-    return cfg
+    return default_cfg(freeze=True, **keys)
 
 
 def srun_task(rank: int, **extra: str) -> dict[str, str]:

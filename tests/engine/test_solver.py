@@ -10,16 +10,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tests.conftest import CONFIGS
+from tests.helpers import default_cfg
 from vov3d.config import ConfigError, get_cfg, load_config
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer, parameter_groups, set_lr
 
 
 def solver_cfg(**solver):
-    cfg = get_cfg()
-    for key, value in solver.items():
-        cfg.SOLVER[key] = value
-    cfg.freeze()
-    return cfg
+    return default_cfg(freeze=True, **{f"SOLVER.{key}": value for key, value in solver.items()})
 
 
 def test_cosine_values() -> None:

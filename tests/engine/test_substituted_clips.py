@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.datasets.helpers import make_video, small_cfg, write_kinetics_csvs
+from tests.datasets.helpers import make_video
 from tests.engine.conftest import free_port
+from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import CfgNode
 from vov3d.datasets import TooManyBrokenVideosError, build_loader
 from vov3d.datasets.clip_dataset import check_substituted
@@ -34,12 +35,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def epoch_cfg(root: Path, output: Path, max_fraction: float, workers: int = 2) -> CfgNode:
-    cfg = small_cfg(root, root)
-    cfg.OUTPUT_DIR, cfg.LOG_PERIOD = str(output), 1
-    cfg.MODEL.NUM_CLASSES, cfg.TRAIN.BATCH_SIZE, cfg.DATA_LOADER.NUM_WORKERS = 7, 4, workers
-    cfg.DATA.MAX_BAD_VIDEO_FRACTION = max_fraction
-    cfg.freeze()
-    return cfg
+    return small_cfg(root, root, "kinetics", "OUTPUT_DIR", str(output), "LOG_PERIOD", 1, "MODEL.NUM_CLASSES", 7,
+                     "TRAIN.BATCH_SIZE", 4, "DATA_LOADER.NUM_WORKERS", workers,
+                     "DATA.MAX_BAD_VIDEO_FRACTION", max_fraction, freeze=True)  # fmt: skip
 
 
 def one_epoch(cfg: CfgNode) -> dict:

@@ -9,53 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
 
 from tests.engine.conftest import json_stats, quick_cfg
-from vov3d.config import get_cfg
+from tests.helpers import Tiny, run_epoch, tiny_cfg
 from vov3d.engine import launch, train
-from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
+from vov3d.engine.solver import LRSchedule
 from vov3d.utils.logging import setup_logging
-
-
-class Clips(Dataset):
-    """8 random clips, label = the sign of their mean (learnable by a linear model)."""
-
-    def __init__(self) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.clips = torch.randn(8, 3, 2, 4, 4, generator=generator)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int):
-        clip = self.clips[i]
-        return clip, int(clip.mean() > 0), i, {"video_index": i}
-
-
-class Tiny(nn.Module):
-    def __init__(self, scale: float = 1.0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.linear = nn.Linear(3 * 2 * 4 * 4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1)) * self.scale
-
-
-def tiny_cfg(tmp_path: Path, *opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path), "LOG_PERIOD", 2, "SOLVER.MAX_EPOCH", 4,
-                         "SOLVER.BASE_LR", 0.5, "SOLVER.WARMUP_EPOCHS", 0.5, *opts])  # fmt: skip
-    cfg.freeze()
-    return cfg
-
-
-def run_epoch(model: nn.Module, cfg, epoch: int = 0, loss_fn=None) -> dict:
-    loader = DataLoader(Clips(), batch_size=2)
-    optimizer = build_optimizer(model, cfg)
-    schedule, loss_fn = LRSchedule.from_cfg(cfg), loss_fn or build_loss(cfg)
-    return train.train_one_epoch(model, loader, optimizer, schedule, loss_fn, epoch, cfg)
 
 
 def test_nan_loss_stops_with_iteration_and_learning_rate(tmp_path: Path) -> None:

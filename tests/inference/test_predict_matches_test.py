@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from tests.conftest import CONFIGS
-from tests.datasets.helpers import make_ssv1, make_ssv2, write_kinetics_csvs
+from tests.datasets.helpers import make_ssv1, make_ssv2
+from tests.helpers import write_kinetics_csvs
 from vov3d.checkpoint import save_checkpoint
 from vov3d.config import CfgNode, load_config
 from vov3d.datasets.encode import write_video

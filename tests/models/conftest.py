@@ -21,7 +21,7 @@ SIZES = {
 FRAMES, TRAIN_CROP, TEST_CROP = 4, 64, 96
 
 
-def small_cfg(size: str, **overrides: Any) -> CfgNode:
+def model_cfg(size: str, **overrides: Any) -> CfgNode:
     """The size's config with a 4-frame 64-pixel clip; overrides are ``SECTION__KEY=value``."""
     cfg = get_cfg()
     cfg.merge_from_file(str(CONFIGS / SIZES[size]))
@@ -31,8 +31,3 @@ def small_cfg(size: str, **overrides: Any) -> CfgNode:
         *section, key = name.split("__")
         (cfg[section[0]] if section else cfg)[key] = value
     return cfg
-
-
-
-
-

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from yacs.config import CfgNode as YacsCfgNode
 
-from tests.models.conftest import small_cfg
+from tests.models.conftest import model_cfg
 from vov3d import models
 from vov3d.config import ConfigError, load_config
 from vov3d.models import build_model
@@ -134,7 +134,7 @@ def test_stage_strides_and_widens_only_in_its_first_block() -> None:
 
 
 def test_x3d_m_widths_and_depths() -> None:
-    model = build_model(small_cfg("X3D-M"))
+    model = build_model(model_cfg("X3D-M"))
     stages = [model.s2, model.s3, model.s4, model.s5]
     assert [len(s) for s in stages] == [3, 5, 11, 7]
     assert [s.pathway0_res0.branch2.c.out_channels for s in stages] == [24, 48, 96, 192]
@@ -142,7 +142,7 @@ def test_x3d_m_widths_and_depths() -> None:
     assert all(s.pathway0_res0.branch2.b.groups == s.pathway0_res0.branch2.b.in_channels for s in stages)
     assert model.s1.pathway0_stem.conv_xy.out_channels == 24
     assert (model.head.conv_5.in_channels, model.head.conv_5.out_channels) == (192, 432)
-    assert [len(s) for s in (build_model(small_cfg("X3D-L")).s2, build_model(small_cfg("X3D-L")).s5)] == [
+    assert [len(s) for s in (build_model(model_cfg("X3D-L")).s2, build_model(model_cfg("X3D-L")).s5)] == [
         5,
         15,
     ]
@@ -150,7 +150,7 @@ def test_x3d_m_widths_and_depths() -> None:
 
 @pytest.mark.parametrize("size, c, depths", [("VoV3D-M", 40, [1, 2, 3, 2]), ("VoV3D-L", 48, [1, 2, 5, 3])])
 def test_vov3d_widths_and_depths(size: str, c: int, depths: list) -> None:
-    model = build_model(small_cfg(size))
+    model = build_model(model_cfg(size))
     stages = [model.s2, model.s3, model.s4, model.s5]
     assert [len(s) for s in stages] == depths
     assert [s.pathway0_res0.branch2.c.out_channels for s in stages] == [c // 2, c, 2 * c, 4 * c]
@@ -161,7 +161,7 @@ def test_vov3d_widths_and_depths(size: str, c: int, depths: list) -> None:
 
 @pytest.mark.parametrize("size", ["X3D-XS", "VoV3D-M"])
 def test_time_is_never_strided(size: str) -> None:
-    model = build_model(small_cfg(size)).eval()
+    model = build_model(model_cfg(size)).eval()
     x = torch.randn(1, 3, 5, 64, 64)
     with torch.no_grad():
         for stage in (model.s1, model.s2, model.s3, model.s4, model.s5):
@@ -181,7 +181,7 @@ def test_head_pool_size_and_fully_convolutional_test() -> None:
 
 def test_initialisation() -> None:
     torch.manual_seed(0)
-    model = build_model(small_cfg("X3D-M", RESNET__ZERO_INIT_FINAL_BN=True))
+    model = build_model(model_cfg("X3D-M", RESNET__ZERO_INIT_FINAL_BN=True))
     for name, m in model.named_modules():
         if isinstance(m, nn.BatchNorm3d):
             final = name.endswith("branch2.c_bn")
@@ -241,7 +241,7 @@ def test_blocks_do_not_read_the_cfg(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_vov3d_config_errors(key: str, value, words: str) -> None:
-    cfg = small_cfg("VoV3D-M")
+    cfg = model_cfg("VoV3D-M")
     section, name = key.split(".")
     cfg[section][name] = value
     with pytest.raises(ConfigError) as error:
@@ -251,7 +251,7 @@ def test_vov3d_config_errors(key: str, value, words: str) -> None:
 
 @pytest.mark.parametrize("key", ["WIDTH_FACTOR", "DEPTH_FACTOR", "BOTTLENECK_FACTOR", "DIM_C1"])
 def test_x3d_config_errors(key: str) -> None:
-    cfg = small_cfg("X3D-M")
+    cfg = model_cfg("X3D-M")
     cfg.X3D[key] = 0
     with pytest.raises(ConfigError, match=f"X3D.{key} = 0 .*must be positive"):
         build_model(cfg)
@@ -266,15 +266,15 @@ def test_config_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_x3d_variant_options() -> None:
-    dense = build_model(small_cfg("X3D-XS", X3D__CHANNELWISE_3x3x3=False, X3D__BN_LIN5=True, X3D__SCALE_RES2=True))
+    dense = build_model(model_cfg("X3D-XS", X3D__CHANNELWISE_3x3x3=False, X3D__BN_LIN5=True, X3D__SCALE_RES2=True))
     assert dense.s2.pathway0_res0.branch2.b.groups == 1
     assert isinstance(dense.head.lin_5_bn, nn.BatchNorm3d) and "head.lin_5_bn.weight" in dense.state_dict()
     assert dense.s2.pathway0_res0.branch2.c.out_channels == 48  # res2 base doubled: 24, times 2.0
-    assert "head.lin_5_bn.weight" not in build_model(small_cfg("X3D-XS")).state_dict()
+    assert "head.lin_5_bn.weight" not in build_model(model_cfg("X3D-XS")).state_dict()
 
 
 def test_vov3d_multipliers() -> None:
-    model = build_model(small_cfg("VoV3D-M", VOV3D__INNER_MULTIPLIER=[2, 2, 4, 8], VOV3D__OUT_MULTIPLIER=[1, 1, 2, 4]))
+    model = build_model(model_cfg("VoV3D-M", VOV3D__INNER_MULTIPLIER=[2, 2, 4, 8], VOV3D__OUT_MULTIPLIER=[1, 1, 2, 4]))
     assert model.s2.pathway0_res0.branch2.layers[0].a[0].out_channels == 80
     assert model.s2.pathway0_res0.branch2.c.out_channels == 40
     assert model.s2.pathway0_res0.branch2.c.in_channels == 5 * 40  # five units of 80 / 2, stride 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.models.conftest import SIZES, small_cfg
+from tests.models.conftest import SIZES, model_cfg
 from vov3d.config import ConfigError
 from vov3d.models import build_model
 
@@ -16,7 +16,7 @@ from vov3d.models import build_model
 @pytest.mark.parametrize("std", [0.01, 0.3])
 def test_fc_init_std_is_honoured(size: str, std: float) -> None:
     torch.manual_seed(0)
-    model = build_model(small_cfg(size, MODEL__FC_INIT_STD=std, MODEL__NUM_CLASSES=100))
+    model = build_model(model_cfg(size, MODEL__FC_INIT_STD=std, MODEL__NUM_CLASSES=100))
     projection = model.head.projection  # 100 x 2048 weights: the sample std is within 2%
     assert abs(projection.weight.std().item() / std - 1) < 0.02 and (projection.bias == 0).all()
 
@@ -24,7 +24,7 @@ def test_fc_init_std_is_honoured(size: str, std: float) -> None:
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("zero_init", [True, False])
 def test_zero_init_final_bn_is_exactly_each_blocks_last_bn(size: str, zero_init: bool) -> None:
-    model = build_model(small_cfg(size, RESNET__ZERO_INIT_FINAL_BN=zero_init))
+    model = build_model(model_cfg(size, RESNET__ZERO_INIT_FINAL_BN=zero_init))
     finals = 0
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -37,4 +37,4 @@ def test_zero_init_final_bn_is_exactly_each_blocks_last_bn(size: str, zero_init:
 
 def test_fc_init_std_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="MODEL.FC_INIT_STD"):
-        build_model(small_cfg("X3D-XS", MODEL__FC_INIT_STD=0.0))
+        build_model(model_cfg("X3D-XS", MODEL__FC_INIT_STD=0.0))

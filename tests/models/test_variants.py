@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tests.conftest import CONFIGS
-from tests.models.conftest import small_cfg
+from tests.models.conftest import model_cfg
 from vov3d.config import ConfigError, load_config
 from vov3d.models import build_model, d2plus1d
 from vov3d.models.d2plus1d import DEPTHWISE_IMPLS, D2Plus1DUnit, check_impl
@@ -52,7 +52,7 @@ def make_network(size: str) -> tuple[str, nn.Module, torch.Tensor]:
     """The network (random BN statistics, no dropout: its mask would differ between memory
     layouts) and a clip; tests run copies."""
     torch.manual_seed(0)
-    model = random_bn_statistics(build_model(small_cfg(size, MODEL__DROPOUT_RATE=0.0)))
+    model = random_bn_statistics(build_model(model_cfg(size, MODEL__DROPOUT_RATE=0.0)))
     clip = torch.randn(2, 3, 4, 64, 64, generator=torch.Generator().manual_seed(1))
     return size, model, clip
 
