@@ -18,7 +18,9 @@ CUDA = torch.device("cuda", 0)
 
 
 @pytest.fixture
-def tiny_cfg(tmp_path: Path):
+def amp_cfg(tmp_path: Path):
+    """The quick config with mixed precision on, and overrides."""
+
     def make(*opts):
         return quick_cfg(tmp_path, tmp_path / "out", "TRAIN.MIXED_PRECISION", True, *opts)
 
@@ -29,21 +31,21 @@ def tiny_cfg(tmp_path: Path):
     "capability, expected", [((7, 0), torch.float16), ((7, 5), torch.float16), ((8, 0), torch.bfloat16)]
 )
 def test_auto_takes_bf16_only_from_compute_capability_8(
-    tiny_cfg, monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], expected: torch.dtype
+    amp_cfg, monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], expected: torch.dtype
 ) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)  # as V100 / T4 say
-    assert autocast_dtype(tiny_cfg(), CUDA) == expected
-    assert autocast_dtype(tiny_cfg(), torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype(amp_cfg(), CUDA) == expected
+    assert autocast_dtype(amp_cfg(), torch.device("cpu")) == torch.bfloat16
 
 
-def test_the_dtype_can_be_chosen(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dtype_can_be_chosen(amp_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
-    assert autocast_dtype(tiny_cfg("TRAIN.MIXED_PRECISION_DTYPE", "float16"), CUDA) == torch.float16
-    assert autocast_dtype(tiny_cfg("TRAIN.MIXED_PRECISION_DTYPE", "bfloat16"), CUDA) == torch.bfloat16
-    assert autocast_dtype(tiny_cfg("TRAIN.MIXED_PRECISION", False), CUDA) is None
+    assert autocast_dtype(amp_cfg("TRAIN.MIXED_PRECISION_DTYPE", "float16"), CUDA) == torch.float16
+    assert autocast_dtype(amp_cfg("TRAIN.MIXED_PRECISION_DTYPE", "bfloat16"), CUDA) == torch.bfloat16
+    assert autocast_dtype(amp_cfg("TRAIN.MIXED_PRECISION", False), CUDA) is None
     with pytest.raises(ConfigError, match="TRAIN.MIXED_PRECISION_DTYPE = 'fp8'.*auto, bfloat16 or float16"):
-        autocast_dtype(tiny_cfg("TRAIN.MIXED_PRECISION_DTYPE", "fp8"), CUDA)
+        autocast_dtype(amp_cfg("TRAIN.MIXED_PRECISION_DTYPE", "fp8"), CUDA)
 
 
 def model_info_lines(log: pytest.LogCaptureFixture) -> int:
@@ -51,13 +53,13 @@ def model_info_lines(log: pytest.LogCaptureFixture) -> int:
 
 
 def test_model_info_is_logged_once_per_run_on_the_main_process(
-    tiny_cfg, vov3d_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    amp_cfg, vov3d_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = tiny_cfg("LOG_MODEL_INFO", True)
+    cfg = amp_cfg("LOG_MODEL_INFO", True)
     prepare_model(cfg, torch.device("cpu"), train=True)
     prepare_model(cfg, torch.device("cpu"), train=False)  # the test after training
     assert model_info_lines(vov3d_log) == 1
-    prepare_model(tiny_cfg("LOG_MODEL_INFO", True, "TRAIN.ENABLE", False), torch.device("cpu"), train=False)
+    prepare_model(amp_cfg("LOG_MODEL_INFO", True, "TRAIN.ENABLE", False), torch.device("cpu"), train=False)
     assert model_info_lines(vov3d_log) == 2  # a test-only run logs it too
     monkeypatch.setattr(runtime, "is_main_process", lambda: False)
     prepare_model(cfg, torch.device("cpu"), train=True)
