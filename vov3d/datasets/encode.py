@@ -18,8 +18,10 @@ _CODEC_OPTIONS = {
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"},
 }
 # RGB to YUV in swscale's bit-exact mode: its SIMD code rounds a tenth of the samples one level
-# away from its C code.
-_TO_YUV = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+# away from its C code. PyAV 18 exposes the flags; older PyAV leaves the conversion to the encoder,
+# so there the videos may differ between CPUs by a level.
+BIT_EXACT_YUV = hasattr(Interpolation, "BITEXACT")
+_TO_YUV = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT if BIT_EXACT_YUV else None
 
 
 def write_video(
@@ -36,7 +38,8 @@ def write_video(
 
     The bytes depend only on the frames and the arguments, not on the machine's cores, SIMD or load:
     the conversion and the encoder run one thread (x264's and libvpx's threads split the work, and
-    so decide, by the core count) on code that rounds alike on every CPU.
+    so decide, by the core count) on code that rounds alike on every CPU (with PyAV 18 or newer,
+    see BIT_EXACT_YUV).
     """
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -54,6 +57,8 @@ def write_video(
         if gop_size is not None:
             stream.codec_context.gop_size = gop_size
         for array in frames:
-            rgb = av.VideoFrame.from_ndarray(array, format="rgb24")
-            container.mux(stream.encode(rgb.reformat(format="yuv420p", interpolation=_TO_YUV, threads=1)))
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if BIT_EXACT_YUV:
+                frame = frame.reformat(format="yuv420p", interpolation=_TO_YUV, threads=1)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
