@@ -14,9 +14,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from vov3d.config import CfgNode, get_cfg
+from vov3d.datasets.mixup import MixUp
 from vov3d.engine import train
+from vov3d.engine.runtime import Execution
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
 from vov3d.models.vov3d import VoV3D
+from vov3d.utils.logging import StatsLog
 
 
 def default_cfg(*opts: Any, freeze: bool = False, **keys: Any) -> CfgNode:
@@ -108,4 +111,8 @@ def run_epoch(model: nn.Module, cfg: CfgNode, epoch: int = 0, loss_fn: Optional[
     loader = DataLoader(Clips(), batch_size=2)
     optimizer = build_optimizer(model, cfg)
     schedule, loss_fn = LRSchedule.from_cfg(cfg), loss_fn or build_loss(cfg)
-    return train.train_one_epoch(model, loader, optimizer, schedule, loss_fn, epoch, cfg)
+    execution, log = Execution.from_cfg(cfg, torch.device("cpu")), StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD)
+    return train.train_one_epoch(
+        model, loader, optimizer, schedule, loss_fn, epoch, cfg.SOLVER.MAX_EPOCH, execution, log,
+        mixup=MixUp.from_cfg(cfg),
+    )  # fmt: skip

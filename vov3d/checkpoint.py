@@ -33,6 +33,7 @@ import yaml
 
 from vov3d.config import CfgNode
 from vov3d.utils.atomic import atomic_path
+from vov3d.utils.text import first_of
 
 try:
     from numpy._core import multiarray as _multiarray  # NumPy 2
@@ -323,9 +324,7 @@ def _check_tensors(path: str, state: dict, expected: dict, kept_prefix: Optional
         ("mis-shaped", misshaped),
     ):
         if names:
-            listed = ", ".join(names[:_MAX_LISTED])
-            more = f", and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-            problems.append(f"{len(names)} {what}: {listed}{more}")
+            problems.append(f"{len(names)} {what}: {first_of(names, _MAX_LISTED)}")
     if problems:
         raise CheckpointError(
             f"checkpoint {path} does not fit the {len(expected)} tensors of the model: " + "; ".join(problems)

@@ -14,7 +14,11 @@ from tests.engine.conftest import COLOURS, quick_cfg, write_dataset
 from vov3d.config import ConfigError
 from vov3d.engine import evaluate
 from vov3d.engine.evaluate import ViewAggregator, first_occurrences, validate
+from vov3d.engine.runtime import Execution
+from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import topk_correct
+
+CPU = torch.device("cpu")
 
 P = torch.tensor
 
@@ -135,7 +139,8 @@ def test_validate_counts_padding_repeats_once(tmp_path: Path) -> None:
     labels = [0, 1, 1]  # right, wrong, right
     cfg = quick_cfg(tmp_path, tmp_path / "out")
     loader = DataLoader(Items(labels, [0, 1, 2, 1, 1]), batch_size=2)  # item 1 repeated twice
-    stats = validate(ScoreTable(table), loader, 0, cfg)
+    execution, log = Execution.from_cfg(cfg, CPU), StatsLog(cfg.OUTPUT_DIR)
+    stats = validate(ScoreTable(table), loader, 0, cfg.SOLVER.MAX_EPOCH, execution, log)
     assert stats["num_clips"] == 3
     assert stats["top1_err"] == pytest.approx(100 / 3)
     assert stats["top5_err"] == 0.0

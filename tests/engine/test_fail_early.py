@@ -18,7 +18,11 @@ from tests.engine.conftest import COLOURS, SUBPROCESS_ENV, quick_cfg, run_net_co
 from vov3d.config import ConfigError
 from vov3d.datasets import build_loader
 from vov3d.engine.evaluate import validate
+from vov3d.engine.runtime import Execution
 from vov3d.engine.train import train
+from vov3d.utils.logging import StatsLog
+
+CPU = torch.device("cpu")
 
 ONE_EPOCH = ["SOLVER.MAX_EPOCH", 1, "TRAIN.BATCH_SIZE", 2, "TEST.ENABLE", True]
 
@@ -82,5 +86,6 @@ class Uniform(nn.Module):
 
 def test_validation_leaves_skipped_videos_out(broken_val: Path, tmp_path: Path) -> None:
     cfg = quick_cfg(broken_val, tmp_path, "TEST.SKIP_BROKEN_VIDEOS", True, "TRAIN.BATCH_SIZE", 2)
-    stats = validate(Uniform(), build_loader(cfg, "val"), 0, cfg)
+    execution, log = Execution.from_cfg(cfg, CPU), StatsLog(cfg.OUTPUT_DIR)
+    stats = validate(Uniform(), build_loader(cfg, "val"), 0, cfg.SOLVER.MAX_EPOCH, execution, log)
     assert (stats["num_clips"], stats["skipped_clips"]) == (3, 1)

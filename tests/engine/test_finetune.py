@@ -16,8 +16,12 @@ from vov3d.config import ConfigError
 from vov3d.engine import train
 from vov3d.engine.finetune import BestCheckpoint, backbone_parameters, check_finetune_cfg, set_train_mode
 from vov3d.engine.run_folder import load_test_checkpoint
+from vov3d.engine.runtime import Execution
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer, set_lr
+from vov3d.utils.logging import StatsLog
 from vov3d.utils.run_layout import RunFolder
+
+CPU = torch.device("cpu")
 
 
 class Net(nn.Module):
@@ -51,7 +55,11 @@ def train_epochs(model: nn.Module, cfg, epochs: int) -> list[dict[str, torch.Ten
     optimizer, schedule, loss_fn = build_optimizer(model, cfg), LRSchedule.from_cfg(cfg), build_loss(cfg)
     states = [snapshot(model)]
     for epoch in range(epochs):
-        train.train_one_epoch(model, loader, optimizer, schedule, loss_fn, epoch, cfg)
+        train.train_one_epoch(
+            model, loader, optimizer, schedule, loss_fn, epoch, cfg.SOLVER.MAX_EPOCH, Execution.from_cfg(cfg, CPU),
+            StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD), frozen_backbone=epoch < cfg.TRAIN.FREEZE_BACKBONE_EPOCHS,
+            freeze_backbone_bn=cfg.TRAIN.FREEZE_BACKBONE_BN,
+        )  # fmt: skip
         states.append(snapshot(model))
     return states
 

@@ -17,8 +17,12 @@ from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import CfgNode
 from vov3d.datasets import TooManyBrokenVideosError, build_loader
 from vov3d.datasets.clip_dataset import check_substituted
+from vov3d.engine.runtime import Execution
 from vov3d.engine.solver import LRSchedule, build_loss, build_optimizer
 from vov3d.engine.train import train_one_epoch
+from vov3d.utils.logging import StatsLog
+
+CPU = torch.device("cpu")
 
 BROKEN = ("missing.mp4", "text.mp4")
 
@@ -46,7 +50,11 @@ def one_epoch(cfg: CfgNode) -> dict:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 32 * 32, 7))
     loader = build_loader(cfg, "train")
     optimizer = build_optimizer(model, cfg)
-    return train_one_epoch(model, loader, optimizer, LRSchedule.from_cfg(cfg), build_loss(cfg), 0, cfg)
+    schedule, log = LRSchedule.from_cfg(cfg), StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD)
+    return train_one_epoch(
+        model, loader, optimizer, schedule, build_loss(cfg), 0, cfg.SOLVER.MAX_EPOCH, Execution.from_cfg(cfg, CPU), log,
+        max_bad_video_fraction=cfg.DATA.MAX_BAD_VIDEO_FRACTION,
+    )  # fmt: skip
 
 
 def broken_paths(root: Path) -> list[str]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from tests.engine.conftest import json_stats, quick_cfg
 from tests.helpers import Tiny, run_epoch, tiny_cfg
-from vov3d.engine import launch, train
+from vov3d.engine import assembly, launch, train
 from vov3d.engine.solver import LRSchedule
 from vov3d.utils.logging import setup_logging
 
@@ -78,7 +78,7 @@ def test_loss_goes_down_on_a_learnable_set(colour_data: Path, tmp_path: Path) ->
 def test_nan_loss_exits_nonzero_with_the_message(
     colour_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setattr(train, "build_loss", lambda cfg: lambda logits, labels: logits.sum() * math.nan)
+    monkeypatch.setattr(assembly, "build_loss", lambda cfg: lambda logits, labels: logits.sum() * math.nan)
     cfg = quick_cfg(colour_data, tmp_path, "TEST.ENABLE", False)
     assert launch.run_jobs(cfg, "tcp://localhost:9999") == 1
     assert "NonFiniteLossError: the training loss is nan at epoch 1/3, iteration 1/4" in capsys.readouterr().err

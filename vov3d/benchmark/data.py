@@ -10,10 +10,10 @@ the same content.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import av
@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vov3d.cli.args import add_overrides
 from vov3d.config import CfgNode, config_root, load_config
 from vov3d.datasets import build_dataset, build_loader
 from vov3d.datasets.decoder import PyAVVideo
@@ -54,6 +53,24 @@ COLUMNS = [
     ("transform_share", "transform share"),
     ("load", "load"),
 ]
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """What ``run`` measures: the Kinetics and SSv1 configs and the overrides of both, the folder
+    ``make_inputs`` wrote, clips per timed repeat, the loader's batch size and worker counts,
+    untimed and timed repeats, and torch threads (0: one, as in a loader worker)."""
+
+    cfg: str
+    ssv1_cfg: str
+    opts: list[str]
+    inputs: str
+    clips: int
+    batch_size: int
+    workers: list[int]
+    warmup: int
+    repeats: int
+    threads: int = 0
 
 
 ENCODINGS = {  # --encoding: (keyframe seconds, x264 options) given to resize_video
@@ -186,11 +203,11 @@ def dataset_cfg(path: str, opts: Sequence[str], data_dir: str, prefix: str, **ex
     return load_config([path], fixed + list(opts))
 
 
-def timed(fn: Callable[[], Any], clips: int, args: argparse.Namespace) -> dict[str, Any]:
+def timed(fn: Callable[[], Any], clips: int, settings: DataSettings) -> dict[str, Any]:
     """clips/s and ms/clip of ``fn`` (which makes ``clips`` clips): median after warm-up."""
     load = load_average()
-    time_calls(fn, args.warmup, CPU)
-    seconds = median(time_calls(fn, args.repeats, CPU))
+    time_calls(fn, settings.warmup, CPU)
+    seconds = median(time_calls(fn, settings.repeats, CPU))
     return {
         "clips_per_s": clips / seconds,
         "ms_per_clip": 1e3 * seconds / clips,
@@ -198,7 +215,7 @@ def timed(fn: Callable[[], Any], clips: int, args: argparse.Namespace) -> dict[s
     }
 
 
-def in_process(dataset: Any, items: Sequence[int], seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def in_process(dataset: Any, items: Sequence[int], seed: int, settings: DataSettings) -> dict[str, Any]:
     """``dataset[i]`` for ``items``; the same clips on every repeat."""
 
     def load() -> None:
@@ -206,16 +223,16 @@ def in_process(dataset: Any, items: Sequence[int], seed: int, args: argparse.Nam
         for i in items:
             dataset[i]
 
-    return timed(load, len(items), args)
+    return timed(load, len(items), settings)
 
 
-def through_loader(cfg: CfgNode, clips: int, args: argparse.Namespace) -> dict[str, Any]:
+def through_loader(cfg: CfgNode, clips: int, settings: DataSettings) -> dict[str, Any]:
     """Train batches of ``build_loader`` in a row, across epochs: what a training loop waits for."""
     loader = build_loader(cfg, "train")
     batches = endless(loader)
     count = max(clips // loader.batch_size, 1)
     next(batches)  # the workers start
-    return timed(lambda: [next(batches) for _ in range(count)], count * loader.batch_size, args)
+    return timed(lambda: [next(batches) for _ in range(count)], count * loader.batch_size, settings)
 
 
 def report(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
@@ -223,20 +240,20 @@ def report(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
     print(markdown_table([row], COLUMNS).splitlines()[-1], flush=True)
 
 
-def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def kinetics_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     """Our train path, the naive decoder on the same clips, the loader, and the test views."""
-    folder = os.path.join(args.inputs, "kinetics")
-    cfg = dataset_cfg(args.cfg, args.opts, folder, folder)
+    folder = os.path.join(settings.inputs, "kinetics")
+    cfg = dataset_cfg(settings.cfg, settings.opts, folder, folder)
     train = build_dataset(cfg, "train")
-    items = list(range(min(args.clips, train.num_videos)))
-    ours = in_process(train, items, cfg.RNG_SEED, args)
+    items = list(range(min(settings.clips, train.num_videos)))
+    ours = in_process(train, items, cfg.RNG_SEED, settings)
     drawn = draw_clips(train, items, cfg.RNG_SEED)
 
     def naive() -> None:
         for video, indices, plan in drawn:
             naive_clip(train.paths[video], indices.tolist(), plan, train.transform)
 
-    base = timed(naive, len(drawn), args)
+    base = timed(naive, len(drawn), settings)
     report(
         rows,
         {
@@ -248,9 +265,9 @@ def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         },
     )
     report(rows, {"path": "kinetics naive decoder", "split": "train", "workers": "in-process", **base})
-    for workers in args.workers:
-        loader_cfg = dataset_cfg(args.cfg, args.opts, folder, folder, **loader_opts(args, workers))
-        result = through_loader(loader_cfg, args.clips, args)
+    for workers in settings.workers:
+        loader_cfg = dataset_cfg(settings.cfg, settings.opts, folder, folder, **loader_opts(settings, workers))
+        result = through_loader(loader_cfg, settings.clips, settings)
         report(rows, {"path": "kinetics", "split": "train", "workers": workers, **result})
     test = build_dataset(cfg, "test")
     report(
@@ -259,20 +276,20 @@ def kinetics_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             "path": "kinetics",
             "split": "test",
             "workers": "in-process",
-            **in_process(test, views_in_test_order(test, args.clips), cfg.RNG_SEED, args),
+            **in_process(test, views_in_test_order(test, settings.clips), cfg.RNG_SEED, settings),
         },
     )
 
 
-def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def ssv1_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     """Our SSv1 train path; bare Pillow decoding of exactly the JPEG files its clips read, and the
     transform alone on the same clips: what is left is our Python overhead."""
-    folder = os.path.join(args.inputs, "ssv1")
+    folder = os.path.join(settings.inputs, "ssv1")
     prefix = os.path.join(folder, "20bn-something-something-v1")
-    cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix)
+    cfg = dataset_cfg(settings.ssv1_cfg, settings.opts, folder, prefix)
     train = build_dataset(cfg, "train")
-    items = list(range(min(args.clips, train.num_videos)))
-    ours = in_process(train, items, cfg.RNG_SEED, args)
+    items = list(range(min(settings.clips, train.num_videos)))
+    ours = in_process(train, items, cfg.RNG_SEED, settings)
     drawn = draw_clips(train, items, cfg.RNG_SEED)
     files = [[train.frame_paths[v][k] for k in np.unique(i)] for v, i, _ in drawn]
     decoded = []
@@ -290,7 +307,7 @@ def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         for frames, plan in decoded:
             train.transform.apply(frames, plan)
 
-    decode, resize = timed(jpeg, len(files), args), timed(transform, len(decoded), args)
+    decode, resize = timed(jpeg, len(files), settings), timed(transform, len(decoded), settings)
     report(
         rows,
         {
@@ -304,66 +321,25 @@ def ssv1_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     )
     report(rows, {"path": "ssv1 Pillow decode only", "split": "train", "workers": "in-process", **decode})
     report(rows, {"path": "ssv1 transform only", "split": "train", "workers": "in-process", **resize})
-    for workers in args.workers:
-        loader_cfg = dataset_cfg(args.ssv1_cfg, args.opts, folder, prefix, **loader_opts(args, workers))
-        result = through_loader(loader_cfg, args.clips, args)
+    for workers in settings.workers:
+        loader_cfg = dataset_cfg(settings.ssv1_cfg, settings.opts, folder, prefix, **loader_opts(settings, workers))
+        result = through_loader(loader_cfg, settings.clips, settings)
         report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": workers, **result})
 
 
-def loader_opts(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    return {"DATA_LOADER.NUM_WORKERS": workers, "TRAIN.BATCH_SIZE": args.batch_size, "DATA_LOADER.PIN_MEMORY": False}
+def loader_opts(settings: DataSettings, workers: int) -> dict[str, Any]:
+    return {
+        "DATA_LOADER.NUM_WORKERS": workers,
+        "TRAIN.BATCH_SIZE": settings.batch_size,
+        "DATA_LOADER.PIN_MEMORY": False,
+    }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every row of the data benchmark; with ``--make-inputs`` the inputs are written first."""
-    torch.set_num_threads(args.threads or 1)  # a loader worker's setting
-    if args.make_inputs:
-        height, width = args.size
-        make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.encoding, args.sources)
-        args.inputs = args.make_inputs
+def run(settings: DataSettings) -> dict[str, Any]:
+    """Every row of the data benchmark, on inputs written by ``make_inputs``."""
+    torch.set_num_threads(settings.threads or 1)  # a loader worker's setting
     print(markdown_table([], COLUMNS), flush=True)
     rows: list[dict[str, Any]] = []
-    kinetics_rows(args, rows)
-    ssv1_rows(args, rows)
-    keys = ("cfg", "ssv1_cfg", "opts", "inputs", "clips", "batch_size", "workers", "warmup", "repeats", "threads")
-    settings = {key: getattr(args, key) for key in keys}
-    return {"settings": settings, "rows": rows, "table": markdown_table(rows, COLUMNS)}
-
-
-def _size(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` -> (height, width)."""
-    width, height = (int(v) for v in text.lower().split("x"))
-    return height, width
-
-
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("data", help="clips/s of the data paths (decode, sample, transform)")
-    p.add_argument("--cfg", default=KINETICS_CFG, help="Kinetics config (sampling, crops)")
-    p.add_argument("--ssv1-cfg", default=SSV1_CFG, help="SSv1 config (frame folders)")
-    add_overrides(p)  # of both configs
-    p.add_argument("--inputs", default="benchmark_inputs", help="folder of inputs written by --make-inputs")
-    p.add_argument("--make-inputs", metavar="DIR", default=None, help="write the inputs into DIR (unless there)")
-    p.add_argument("--videos", type=int, default=8, help="videos listed (at most this many files)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the videos")
-    p.add_argument(
-        "--size", type=_size, default=(320, 426), metavar="WxH", help="video size (426x320; --source: short side)"
-    )
-    p.add_argument(
-        "--encoding",
-        choices=sorted(ENCODINGS),
-        default="tool",
-        help="how --make-inputs encodes: as tools/resize_videos.py (default) or with x264's defaults",
-    )
-    p.add_argument(
-        "--source", dest="sources", action="append", default=[], metavar="VIDEO", help="a real video (repeatable)"
-    )
-    p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
-    p.add_argument("--batch-size", type=int, default=4, help="loader batch size")
-    p.add_argument("--workers", type=_ints, default=[0, 2], help="comma-separated loader worker counts")
-    p.add_argument("--warmup", type=int, default=1, help="untimed repeats")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
-    p.set_defaults(func=run)
+    kinetics_rows(settings, rows)
+    ssv1_rows(settings, rows)
+    return {"settings": asdict(settings), "rows": rows, "table": markdown_table(rows, COLUMNS)}

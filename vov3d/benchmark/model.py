@@ -4,8 +4,8 @@ eager baseline on the same weights and input, with the largest output difference
 
 from __future__ import annotations
 
-import argparse
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -114,18 +114,36 @@ def relative_diff(output: list, reference: list) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelSettings:
+    """What ``run`` measures: the network configs, comma-separated variants and modes (infer,
+    train), clips of ``frames`` x ``crop`` x ``crop`` per step (``batch_size`` None: 2 on the CPU,
+    16 on a GPU), untimed and timed steps, the device and torch threads (0: torch's choice)."""
+
+    configs: list[str]
+    variants: str
+    modes: str
+    batch_size: Optional[int]
+    frames: int
+    crop: int
+    warmup: int
+    repeats: int
+    device: str = "cpu"
+    threads: int = 0
+
+
+def run(settings: ModelSettings) -> dict[str, Any]:
     """Every variant of every config, inference and training, against the ``base`` variant."""
-    args.batch_size = args.batch_size or (16 if args.device == "cuda" else 2)
-    variants = [Variant.parse(v).name for v in args.variants.split(",")]
+    settings = replace(settings, batch_size=settings.batch_size or (16 if settings.device == "cuda" else 2))
+    variants = [Variant.parse(v).name for v in settings.variants.split(",")]
     if BASELINE not in variants:
         variants.insert(0, BASELINE)  # speed-ups and output checks are relative to it
     rows = []
-    for config in args.configs:
-        for mode in args.modes.split(","):
+    for config in settings.configs:
+        for mode in settings.modes.split(","):
             base: Optional[dict[str, Any]] = None
             for variant in sorted(variants, key=lambda v: v != BASELINE):
-                spec = dict(vars(args), config=config, variant=variant, mode=mode, func=None)
+                spec = dict(asdict(settings), config=config, variant=variant, mode=mode)
                 result = isolated(model_cell, spec)
                 if "skipped" in result:
                     continue
@@ -135,19 +153,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 row["rel_diff"] = relative_diff(row.pop("output"), base["output"])
                 rows.append(row)
                 print(markdown_table([row], MODEL_COLUMNS).splitlines()[-1], flush=True)
-    settings = {k: getattr(args, k) for k in ("batch_size", "frames", "crop", "warmup", "repeats", "threads")}
-    return {"settings": settings, "rows": rows, "table": markdown_table(rows, MODEL_COLUMNS)}
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``model`` subcommand."""
-    p = commands.add_parser("model", help="clips/s and peak memory of execution variants of the networks")
-    p.add_argument("--configs", nargs="+", default=DEFAULT_MODELS, metavar="FILE", help="network configs")
-    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated variants (see vov3d.models.variants)")
-    p.add_argument("--modes", default="infer,train", help="infer, train or both")
-    p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: 2 on CPU, 16 on GPU)")
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
-    p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
-    p.set_defaults(func=run)
+    summary = {k: getattr(settings, k) for k in ("batch_size", "frames", "crop", "warmup", "repeats", "threads")}
+    return {"settings": summary, "rows": rows, "table": markdown_table(rows, MODEL_COLUMNS)}

@@ -14,13 +14,96 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
 from vov3d.benchmark import data, model, train
 from vov3d.benchmark.common import environment, load_average
-from vov3d.cli.args import parse_with_overrides
+from vov3d.cli.args import add_overrides, parse_with_overrides
+
+
+def run_model(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("configs", "variants", "modes", "batch_size", "frames", "crop", "warmup", "repeats", "device", "threads")
+    return model.run(model.ModelSettings(**{key: getattr(args, key) for key in keys}))
+
+
+def run_data(args: argparse.Namespace) -> dict[str, Any]:
+    """``--make-inputs DIR`` writes the inputs into DIR first (unless there) and reads them."""
+    if args.make_inputs:
+        height, width = args.size
+        data.make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.encoding, args.sources)
+        args.inputs = args.make_inputs
+    keys = ("cfg", "ssv1_cfg", "opts", "inputs", "clips", "batch_size", "workers", "warmup", "repeats", "threads")
+    return data.run(data.DataSettings(**{key: getattr(args, key) for key in keys}))
+
+
+def run_train(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("cfg", "opts", "iters", "warmup", "device", "threads")
+    return train.run(train.TrainSettings(**{key: getattr(args, key) for key in keys}))
+
+
+def add_model_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("model", help="clips/s and peak memory of execution variants of the networks")
+    p.add_argument("--configs", nargs="+", default=model.DEFAULT_MODELS, metavar="FILE", help="network configs")
+    p.add_argument(
+        "--variants", default=model.DEFAULT_VARIANTS, help="comma-separated variants (see vov3d.models.variants)"
+    )
+    p.add_argument("--modes", default="infer,train", help="infer, train or both")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: 2 on CPU, 16 on GPU)")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported")
+    p.set_defaults(func=run_model)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> (height, width)."""
+    width, height = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def add_data_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("data", help="clips/s of the data paths (decode, sample, transform)")
+    p.add_argument("--cfg", default=data.KINETICS_CFG, help="Kinetics config (sampling, crops)")
+    p.add_argument("--ssv1-cfg", default=data.SSV1_CFG, help="SSv1 config (frame folders)")
+    add_overrides(p)  # of both configs
+    p.add_argument("--inputs", default="benchmark_inputs", help="folder of inputs written by --make-inputs")
+    p.add_argument("--make-inputs", metavar="DIR", default=None, help="write the inputs into DIR (unless there)")
+    p.add_argument("--videos", type=int, default=8, help="videos listed (at most this many files)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the videos")
+    p.add_argument(
+        "--size", type=_size, default=(320, 426), metavar="WxH", help="video size (426x320; --source: short side)"
+    )
+    p.add_argument(
+        "--encoding",
+        choices=sorted(data.ENCODINGS),
+        default="tool",
+        help="how --make-inputs encodes: as tools/resize_videos.py (default) or with x264's defaults",
+    )
+    p.add_argument(
+        "--source", dest="sources", action="append", default=[], metavar="VIDEO", help="a real video (repeatable)"
+    )
+    p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
+    p.add_argument("--batch-size", type=int, default=4, help="loader batch size")
+    p.add_argument("--workers", type=_ints, default=[0, 2], help="comma-separated loader worker counts")
+    p.add_argument("--warmup", type=int, default=1, help="untimed repeats")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    p.set_defaults(func=run_data)
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="end-to-end training iterations/s and the share of time waiting for data")
+    p.add_argument("--cfg", required=True, help="training config")
+    add_overrides(p)
+    p.add_argument("--iters", type=int, default=20, help="timed iterations")
+    p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
+    p.set_defaults(func=run_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="where to write the results (default: benchmark_<command>.json)")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (model, data, train):
-        command.add_parser(commands)
+    for add in (add_model_parser, add_data_parser, add_train_parser):
+        add(commands)
     return parser
 
 

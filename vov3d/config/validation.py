@@ -19,15 +19,7 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise cfg_error(cfg, "NUM_SHARDS", "must be 1 or more")
     if not 0 <= cfg.SHARD_ID < cfg.NUM_SHARDS:
         raise cfg_error(cfg, "SHARD_ID", f"must be in [0, NUM_SHARDS) = [0, {cfg.NUM_SHARDS})")
-    processes = max(cfg.NUM_GPUS, 1) * cfg.NUM_SHARDS
-    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
-        size = cfg[key.split(".")[0]].BATCH_SIZE
-        if size < 1 or size % processes:
-            raise cfg_error(
-                cfg,
-                key,
-                f"the global batch size must be a positive multiple of NUM_GPUS * NUM_SHARDS = {processes}",
-            )
+    check_batch_sizes(cfg, planned_processes(cfg))
 
     if cfg.DATA.INPUT_CHANNEL_NUM != [3]:
         raise cfg_error(cfg, "DATA.INPUT_CHANNEL_NUM", "only single-pathway RGB input, [3], is supported")
@@ -43,6 +35,22 @@ def validate_cfg(cfg: CfgNode) -> None:
     if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1:
         raise cfg_error(cfg, "TEST.NUM_ENSEMBLE_VIEWS", "must be 1 or more")
     _warn_warmup_past_the_end(cfg)
+
+
+def planned_processes(cfg: CfgNode) -> int:
+    """The processes of a run that no launcher started: one per GPU (one on the CPU) on each of
+    NUM_SHARDS machines."""
+    return max(cfg.NUM_GPUS, 1) * cfg.NUM_SHARDS
+
+
+def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * NUM_SHARDS") -> None:
+    """TRAIN.BATCH_SIZE and TEST.BATCH_SIZE are global: each must split evenly over the run's
+    ``processes`` (``counted`` says how they were counted). Checked when the cfg is loaded, and
+    again before any process starts when a launcher (torchrun, srun) decided their number."""
+    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
+        size = cfg[key.split(".")[0]].BATCH_SIZE
+        if size < 1 or size % processes:
+            raise cfg_error(cfg, key, f"the global batch size must be a positive multiple of {counted} = {processes}")
 
 
 def _warn_warmup_past_the_end(cfg: CfgNode) -> None:

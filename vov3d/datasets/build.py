@@ -113,18 +113,16 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` for this process.
 
     The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
-    the world size. When torch.distributed is initialised the data is sharded: for train by a
-    DistributedSampler (shuffled, dropping the last partial batch), for val/test in contiguous
-    shards whose last is padded with repeated items, which ``index`` identifies. Call
-    ``shuffle_loader`` every epoch.
+    the world size (``check_batch_sizes`` saw that it divides before the processes started).
+    When torch.distributed is initialised the data is sharded: for train by a DistributedSampler
+    (shuffled, dropping the last partial batch), for val/test in contiguous shards whose last is
+    padded with repeated items, which ``index`` identifies. Call ``shuffle_loader`` every epoch.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
     key = "TRAIN.BATCH_SIZE" if split in ("train", "val") else "TEST.BATCH_SIZE"
     global_batch = cfg.TRAIN.BATCH_SIZE if split in ("train", "val") else cfg.TEST.BATCH_SIZE
     world = get_world_size()
-    if global_batch % world:
-        raise cfg_error(cfg, key, f"must be a multiple of the {world} processes")
     batch = global_batch // world
     if is_distributed() and train:
         sampler = DistributedSampler(dataset, shuffle=True, drop_last=True, seed=cfg.RNG_SEED)

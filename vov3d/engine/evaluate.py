@@ -21,22 +21,14 @@ from vov3d.config import CfgNode
 from vov3d.datasets import build_loader
 from vov3d.datasets.class_names import cfg_class_names
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
-from vov3d.utils.logging import log_json_stats
+from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import memory_mib, topk_correct
 from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
+from vov3d.utils.text import first_of
 
 from .per_class import per_class_results, per_class_table, write_per_class_csv
 from .run_folder import checkpoint_class_names, load_test_checkpoint
-from .runtime import (
-    autocast,
-    autocast_dtype,
-    compile_model,
-    current_device,
-    for_inference,
-    prepare_model,
-    progress,
-    to_input,
-)
+from .runtime import Execution, compile_model, for_inference, prepare_model, progress
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +49,22 @@ def first_occurrences(keys: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(
-    model: nn.Module, loader: DataLoader, epoch: int, cfg: CfgNode, writer: Optional[Any] = None
+    model: nn.Module, loader: DataLoader, epoch: int, max_epoch: int, execution: Execution, log: StatsLog
 ) -> dict[str, Any]:
-    """Top-1 / top-5 error (in %) over the val split, one clip per video, as PySlowFast reports it.
+    """Top-1 / top-5 error (in %) over the val split after epoch ``epoch`` (from 0) of
+    ``max_epoch``, one clip per video, as PySlowFast reports it; the ``val_epoch`` line goes to ``log``.
 
     Every process scores its shard; the per-clip results are gathered and each dataset index is
     counted once, so the repeats that pad the last shard do not count twice. Clips of unreadable
     videos (TEST.SKIP_BROKEN_VIDEOS) are left out, as the multi-view test leaves them out.
     """
-    device = next(model.parameters()).device
-    dtype = autocast_dtype(cfg, device)
+    device = execution.device
     started = time.perf_counter()
     model.eval()
     rows = []
     for frames, labels, index, meta in progress(loader, len(loader), "val"):
-        with autocast(device, dtype):
-            probs = model(to_input(frames, device, cfg.MODEL.CHANNELS_LAST))
+        with execution.autocast():
+            probs = model(execution.to_input(frames))
         top1, top5 = topk_correct(probs.float(), labels.to(device))
         valid = meta["valid"].to(device).long() if "valid" in meta else torch.ones_like(top1).long()
         rows.append(torch.stack([index.to(device), top1.long(), top5.long(), valid], dim=1))
@@ -85,7 +77,7 @@ def validate(
         raise ValueError(f"the val split has no clips to evaluate ({skipped} of unreadable videos left out)")
     stats = {
         "_type": "val_epoch",
-        "epoch": f"{epoch + 1}/{cfg.SOLVER.MAX_EPOCH}",
+        "epoch": f"{epoch + 1}/{max_epoch}",
         "top1_err": 100.0 * (1 - clips[:, 1].float().mean().item()),
         "top5_err": 100.0 * (1 - clips[:, 2].float().mean().item()),
         "num_clips": len(clips),
@@ -93,11 +85,7 @@ def validate(
         "time_diff": time.perf_counter() - started,
         "mem": memory_mib(device),
     }
-    if is_main_process():
-        log_json_stats(stats, cfg.OUTPUT_DIR)
-        if writer is not None:
-            writer.add_scalar("val/top1_err", stats["top1_err"], epoch + 1)
-            writer.add_scalar("val/top5_err", stats["top5_err"], epoch + 1)
+    log.write(stats, ("top1_err", "top5_err"), step=epoch + 1)
     return stats
 
 
@@ -189,7 +177,8 @@ def test(cfg: CfgNode) -> TestResult:
     the confusion matrix (CSV and PNG in OUTPUT_DIR, image in TensorBoard, labelled with the
     class names), OUTPUT_DIR/per_class.csv and TEST.SAVE_RESULTS_PATH. Class names are the
     dataset's (``cfg_class_names``), else the tested checkpoint's, else the class indices."""
-    device = current_device(cfg)
+    execution = Execution.from_cfg(cfg)
+    device = execution.device
     model = prepare_model(cfg, device, train=False)
     found = load_test_checkpoint(cfg, model)
     class_names = cfg_class_names(cfg, "test")
@@ -197,17 +186,11 @@ def test(cfg: CfgNode) -> TestResult:
         class_names = checkpoint_class_names(found[1], cfg.MODEL.NUM_CLASSES)
     del found  # the weights are in the model; do not hold a second copy through the test
     model = compile_model(for_inference(model, cfg.TEST.FOLD_BN), cfg.MODEL.COMPILE)
-    dtype = autocast_dtype(cfg, device)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
     aggregator = ViewAggregator(dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     started = time.perf_counter()
-    for frames, labels, index, meta in progress(loader, len(loader), "test"):
-        with autocast(device, dtype):
-            probs = model(to_input(frames, device, cfg.MODEL.CHANNELS_LAST)).float()
-        ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long()], dim=1).to(device)
-        probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids).cpu()
-        aggregator.update(probs, ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3].bool())
+    score_views(model, loader, aggregator, execution)
     result = aggregator.result()
     _report_views(result, dataset.num_views, getattr(dataset, "paths", None))
     stats = {
@@ -224,19 +207,28 @@ def test(cfg: CfgNode) -> TestResult:
         "time_diff": time.perf_counter() - started,
         "mem": memory_mib(device),
     }
+    StatsLog(cfg.OUTPUT_DIR).write(stats)
     if is_main_process():
-        log_json_stats(stats, cfg.OUTPUT_DIR)
         _write_outputs(cfg, result, getattr(dataset, "paths", None), class_names)
     return result
+
+
+def score_views(model: nn.Module, loader: DataLoader, aggregator: ViewAggregator, execution: Execution) -> None:
+    """Score every test view of ``loader`` and add it to ``aggregator``; the views of all
+    processes are gathered every batch, so each process holds only the per-video scores."""
+    for frames, labels, index, meta in progress(loader, len(loader), "test"):
+        with execution.autocast():
+            probs = model(execution.to_input(frames)).float()
+        ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long()], dim=1).to(execution.device)
+        probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids).cpu()
+        aggregator.update(probs, ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3].bool())
 
 
 def _report_views(result: TestResult, num_views: int, paths: Optional[list[str]]) -> None:
     """Warn about videos whose views did not all arrive, and about views lost to broken files."""
 
     def named(mask: torch.Tensor) -> str:
-        videos = mask.nonzero().flatten().tolist()
-        names = [paths[v] if paths else f"video {v}" for v in videos[:_MAX_LISTED]]
-        return ", ".join(names) + (f" and {len(videos) - _MAX_LISTED} more" if len(videos) > _MAX_LISTED else "")
+        return first_of([paths[v] if paths else f"video {v}" for v in mask.nonzero().flatten().tolist()], _MAX_LISTED)
 
     missing = result.views + result.lost_views < num_views
     if missing.any():

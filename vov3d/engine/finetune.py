@@ -58,10 +58,6 @@ def check_finetune_cfg(cfg: CfgNode) -> None:
         )
 
 
-def backbone_frozen(cfg: CfgNode, epoch: int) -> bool:
-    return epoch < cfg.TRAIN.FREEZE_BACKBONE_EPOCHS
-
-
 def set_train_mode(model: nn.Module, freeze_backbone_bn: bool) -> None:
     """``model.train()``, with the backbone's BatchNorm layers in eval mode when
     ``freeze_backbone_bn``, so their running statistics stay as loaded."""

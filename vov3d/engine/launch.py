@@ -28,6 +28,7 @@ import torch
 
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, cfg_error, save_config
+from vov3d.config.validation import check_batch_sizes, planned_processes
 from vov3d.utils import distributed as du
 from vov3d.utils.logging import setup_logging
 
@@ -68,10 +69,10 @@ def plan_processes(
             "launcher", 1, env.world_size, env.rank, env.local_rank, backend, method, env.source, env.local_world_size
         )
     method = init_method or _local_rendezvous(cfg)
+    world = planned_processes(cfg)
     if cfg.NUM_GPUS > 1:
-        world = cfg.NUM_GPUS * cfg.NUM_SHARDS
         return ProcessPlan("spawn", cfg.NUM_GPUS, world, cfg.SHARD_ID * cfg.NUM_GPUS, 0, backend, method)
-    return ProcessPlan("single", 1, cfg.NUM_SHARDS, cfg.SHARD_ID, 0, backend, method)
+    return ProcessPlan("single", 1, world, cfg.SHARD_ID, 0, backend, method)
 
 
 def _launcher_rendezvous(env: du.LauncherEnv, environ: Mapping[str, str]) -> str:
@@ -115,10 +116,11 @@ def check_plan(cfg: CfgNode, plan: ProcessPlan, visible_gpus: int) -> Optional[s
     """What makes ``plan`` unable to run as the cfg asks (None when it can), checked once
     before any process starts: batch sizes over the processes, and NUM_GPUS against the
     processes the launcher started and the GPUs this machine shows."""
-    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
-        if cfg[key.split(".")[0]].BATCH_SIZE % plan.world_size:
-            need = f"the global batch size must be a multiple of the {plan.world_size} processes of this run"
-            return str(cfg_error(cfg, key, need))
+    counted = f"the processes {plan.source} started" if plan.mode == "launcher" else "NUM_GPUS * NUM_SHARDS"
+    try:
+        check_batch_sizes(cfg, plan.world_size, counted)
+    except ConfigError as e:
+        return str(e)
     if cfg.NUM_GPUS == 0:
         return None
     local = plan.local_world_size

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Optional, TypeVar
 
 import torch
@@ -62,6 +63,29 @@ def to_input(frames: torch.Tensor, device: torch.device, channels_last: bool) ->
     if channels_last:
         frames = frames.contiguous(memory_format=torch.channels_last_3d)
     return frames
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how the model runs: its device, the autocast dtype (None: full precision) and
+    whether clips go in as channels_last_3d. Resolved from the cfg once; the loops take it."""
+
+    device: torch.device
+    amp_dtype: Optional[torch.dtype] = None
+    channels_last: bool = False
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode, device: Optional[torch.device] = None) -> Execution:
+        """On ``device`` (by default this process's, ``current_device``): TRAIN.MIXED_PRECISION's
+        dtype for it and MODEL.CHANNELS_LAST."""
+        device = current_device(cfg) if device is None else device
+        return cls(device, autocast_dtype(cfg, device), cfg.MODEL.CHANNELS_LAST)
+
+    def autocast(self) -> torch.autocast:
+        return autocast(self.device, self.amp_dtype)
+
+    def to_input(self, frames: torch.Tensor) -> torch.Tensor:
+        return to_input(frames, self.device, self.channels_last)
 
 
 def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import simplejson
 
-from .distributed import get_rank
+from .distributed import get_rank, is_main_process
 
 _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 _HANDLER_FLAG = "_vov3d_handler"
@@ -67,3 +69,30 @@ def log_json_stats(stats: dict[str, Any], output_dir: Optional[str] = None) -> N
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "json_stats.log"), "a") as f:
             f.write(line + "\n")
+
+
+@dataclass(frozen=True)
+class StatsLog:
+    """Where the loops send their statistics: json_stats lines (appended to
+    ``output_dir/json_stats.log``) and, with a ``writer``, TensorBoard scalars. ``period`` is how
+    many training iterations one ``train_iter`` line covers (LOG_PERIOD). Only the main process
+    writes."""
+
+    output_dir: Optional[str] = None
+    period: int = 10
+    writer: Optional[Any] = None
+
+    def due(self, iteration: int) -> bool:
+        """Whether iteration ``iteration`` (from 0) ends a period and gets a line."""
+        return (iteration + 1) % self.period == 0
+
+    def write(self, stats: dict[str, Any], scalars: Sequence[str] = (), step: int = 0) -> None:
+        """One json_stats line of ``stats``; the keys ``scalars`` of it to TensorBoard at ``step``,
+        tagged ``<first word of _type>/<key>`` (``train/loss``, ``val/top1_err``)."""
+        if not is_main_process():
+            return
+        log_json_stats(stats, self.output_dir)
+        if self.writer is not None:
+            prefix = stats["_type"].split("_")[0]
+            for key in scalars:
+                self.writer.add_scalar(f"{prefix}/{key}", stats[key], step)

@@ -1,0 +1,103 @@
+"""The one place a training run is assembled from the cfg (as detectron2's ``build_*``): model,
+optimizer, schedule, loss, scaler, mixup, loaders, TensorBoard writer, and the resumed state.
+``train`` and ``benchmark train`` use it; the loops take its parts and never see the cfg."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from vov3d.config import CfgNode
+from vov3d.datasets import build_dataset, build_loader, check_splits
+from vov3d.datasets.class_names import cfg_class_names
+from vov3d.datasets.mixup import MixUp
+from vov3d.utils.logging import StatsLog
+from vov3d.utils.tensorboard import make_writer
+
+from .finetune import check_finetune_cfg
+from .run_folder import restore_rng_states, resume_or_initialise
+from .runtime import Execution, compile_model, distribute, grad_scaler, prepare_model
+from .solver import LRSchedule, build_loss, build_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Run:
+    """A training run's parts, each built once from the cfg."""
+
+    execution: Execution  # device, autocast dtype, memory format
+    model: nn.Module  # the network as built: checkpoints save and load its weights
+    net: nn.Module  # what trains: ``model`` compiled (MODEL.COMPILE) and, with several processes, in DDP
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    loss_fn: LossFn
+    scaler: Optional[torch.amp.GradScaler]  # fp16 only
+    mixup: Optional[MixUp]  # MIXUP.ENABLE
+    train_loader: DataLoader
+    val_loader: Optional[DataLoader]
+    log: StatsLog  # json_stats lines in OUTPUT_DIR every LOG_PERIOD iterations, TensorBoard
+    class_names: Optional[list[str]]
+    max_epoch: int
+    start_epoch: int  # the first epoch to train: 0, or where the resumed run stopped
+    resumed: Optional[dict[str, Any]]  # the checkpoint the run resumed from
+    freeze_backbone_epochs: int  # TRAIN.FREEZE_BACKBONE_EPOCHS: epochs that train only the classifier
+    freeze_backbone_bn: bool  # TRAIN.FREEZE_BACKBONE_BN
+    max_bad_video_fraction: float  # DATA.MAX_BAD_VIDEO_FRACTION
+
+    def backbone_frozen(self, epoch: int) -> bool:
+        return epoch < self.freeze_backbone_epochs
+
+
+def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run:
+    """Assemble the training run the cfg describes, in this order: the model first (a model the
+    config cannot build stops before any I/O), then the loaders and a check that the videos of
+    every split the run reads exist (test too with TEST.ENABLE), then optimizer, schedule, loss
+    and scaler. With ``resume`` the run continues from OUTPUT_DIR or starts from
+    TRAIN.CHECKPOINT_FILE_PATH (``resume_or_initialise``), and a resumed run's random generators are
+    restored last, so it draws what an uninterrupted run would. Without ``validation`` (benchmarks)
+    only the train split is read."""
+    check_finetune_cfg(cfg)
+    execution = Execution.from_cfg(cfg)
+    model = prepare_model(cfg, execution.device, train=True)
+    train_loader = build_loader(cfg, "train")
+    val_loader = build_loader(cfg, "val") if validation else None
+    splits = {"train": train_loader.dataset}
+    if val_loader is not None:
+        splits["val"] = val_loader.dataset
+        if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
+            splits["test"] = build_dataset(cfg, "test")
+    check_splits(cfg, splits)
+    class_names, mixup = cfg_class_names(cfg, "train"), MixUp.from_cfg(cfg)
+    optimizer = build_optimizer(model, cfg)
+    schedule = LRSchedule.from_cfg(cfg)
+    loss_fn = build_loss(cfg)
+    scaler = grad_scaler(execution.device, execution.amp_dtype)
+    start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler) if resume else (0, None)
+    net = distribute(compile_model(model, cfg.MODEL.COMPILE), execution.device)
+    if resumed is not None:
+        restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
+    return Run(
+        execution=execution,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        schedule=schedule,
+        loss_fn=loss_fn,
+        scaler=scaler,
+        mixup=mixup,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        log=StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, make_writer(cfg, cfg.TRAIN.DATASET)),
+        class_names=class_names,
+        max_epoch=cfg.SOLVER.MAX_EPOCH,
+        start_epoch=start_epoch,
+        resumed=resumed,
+        freeze_backbone_epochs=cfg.TRAIN.FREEZE_BACKBONE_EPOCHS,
+        freeze_backbone_bn=cfg.TRAIN.FREEZE_BACKBONE_BN,
+        max_bad_video_fraction=cfg.DATA.MAX_BAD_VIDEO_FRACTION,
+    )
