@@ -13,6 +13,7 @@ import torch
 from tests.engine.conftest import LAUNCHER_VARS
 from tests.helpers import default_cfg
 from vov3d.config import ConfigError
+from vov3d.config.validation import planned_processes
 from vov3d.engine import launch as launch_module
 from vov3d.engine.launch import LaunchError, ProcessPlan, check_plan, device_index, launch, plan_processes, run_jobs
 from vov3d.utils.distributed import launcher_env
@@ -105,6 +106,18 @@ def test_batch_size_must_divide_over_the_actual_processes(tmp_path: Path, capsys
     plan = ProcessPlan("launcher", 1, 3, 0, 0, "gloo", "env://", "torchrun")
     assert launch(cfg, plan) == 2
     assert "TRAIN.BATCH_SIZE = 64" in capsys.readouterr().err
+
+
+def test_one_count_of_processes_before_they_start() -> None:
+    """Without a launcher the plan has the processes the cfg's batch sizes were checked against at
+    load time; with one, the launcher's count is checked, and the error says whose it is."""
+    for keys in ({"NUM_GPUS": 0}, {"NUM_GPUS": 1, "NUM_SHARDS": 2}, {"NUM_GPUS": 4, "NUM_SHARDS": 2}):
+        cfg = cfg_with(**keys)
+        assert plan_processes(cfg, "tcp://node0:9999", {}).world_size == planned_processes(cfg), keys
+    plan = ProcessPlan("launcher", 1, 6, 0, 0, "gloo", "env://", "torchrun")
+    error = check_plan(cfg_with(NUM_GPUS=0, **{"TRAIN.BATCH_SIZE": 12, "TEST.BATCH_SIZE": 8}), plan, visible_gpus=0)
+    assert "TEST.BATCH_SIZE = 8" in error and "multiple of the processes torchrun started = 6" in error
+    assert check_plan(cfg_with(NUM_GPUS=0, **{"TRAIN.BATCH_SIZE": 12, "TEST.BATCH_SIZE": 6}), plan, 0) is None
 
 
 def test_num_gpus_must_match_the_processes_the_launcher_started() -> None:
