@@ -64,12 +64,12 @@ def train_one_epoch(
     Loss and top-k counts are summed over all processes every iteration (one small all-reduce),
     so every rank sees the same global loss and all stop together on a NaN. So are the clips that
     stand in for unreadable videos (``SubstitutedClips``): all stop together past
-    ``max_bad_video_fraction`` (DATA.MAX_BAD_VIDEO_FRACTION; 1.0 never stops), and the epoch's line
-    counts them. With ``frozen_backbone`` only the
-    classifier is updated and the backbone's BN statistics stay fixed, as they do throughout with
-    ``freeze_backbone_bn``; with ``mixup`` batches are mixed and the loss takes soft targets (top-k
-    errors count the clip's own label). Only the main process logs: a ``train_iter`` line every
-    ``log.period`` iterations and the returned ``train_epoch`` statistics.
+    ``max_bad_video_fraction`` (DATA.MAX_BAD_VIDEO_FRACTION; 1.0 never stops), and the epoch's
+    line counts them. With ``frozen_backbone`` only the classifier is updated and the backbone's
+    BN statistics stay fixed, as they do throughout with ``freeze_backbone_bn``; with ``mixup``
+    batches are mixed and the loss takes soft targets (top-k errors count the clip's own label).
+    Only the main process logs: a ``train_iter`` line every ``log.period`` iterations and the
+    returned ``train_epoch`` statistics.
     """
     device, iters = execution.device, len(loader)
     meters = TrainMeters(log.period, epoch, max_epoch, iters, device)
