@@ -79,7 +79,7 @@ class StatsLog:
     writes."""
 
     output_dir: Optional[str] = None
-    period: int = 10
+    period: int = 1
     writer: Optional[Any] = None
 
     def due(self, iteration: int) -> bool:
