@@ -26,7 +26,7 @@ from .solver import LRSchedule, build_loss, build_optimizer
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
     """A training run's parts, each built once from the cfg."""
 
