@@ -12,7 +12,7 @@ from torch.utils.data import DistributedSampler, RandomSampler, SequentialSample
 from tests.datasets.helpers import make_video
 from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
-from vov3d.datasets import build_loader, shuffle_loader
+from vov3d.datasets import build, build_loader, shuffle_loader
 from vov3d.datasets.build import ContiguousShards
 
 
@@ -87,6 +87,16 @@ def test_distributed_sampler_when_a_process_group_exists(root: Path, tmp_path: P
         orders.append(list(train.sampler))
     assert orders[0] != orders[1] and sorted(orders[0]) == list(range(5))
     shuffle_loader(val, 3)  # harmless for any sampler
+
+
+def test_a_process_group_set_up_by_hand_still_needs_a_divisible_batch(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three processes that no launcher of ours counted: a batch of 2 cannot be split among them.
+    monkeypatch.setattr(build, "is_distributed", lambda: True)
+    monkeypatch.setattr(build, "get_world_size", lambda: 3)
+    with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE.*multiple of the processes of torch.distributed = 3"):
+        build_loader(small_cfg(root, root), "train")
 
 
 def test_evaluation_shards_are_contiguous_and_padded() -> None:

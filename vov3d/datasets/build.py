@@ -21,6 +21,7 @@ from torch.utils.data import (
 )
 
 from vov3d.config import CfgNode, cfg_error
+from vov3d.config.validation import check_batch_sizes
 from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
 
@@ -113,7 +114,8 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` for this process.
 
     The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
-    the world size (``check_batch_sizes`` saw that it divides before the processes started).
+    the world size (``check_batch_sizes`` saw that it divides before the processes started, and
+    looks again here for a process group that no launcher of ours set up).
     When torch.distributed is initialised the data is sharded: for train by a DistributedSampler
     (shuffled, dropping the last partial batch), for val/test in contiguous shards whose last is
     padded with repeated items, which ``index`` identifies. Call ``shuffle_loader`` every epoch.
@@ -123,6 +125,8 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     key = "TRAIN.BATCH_SIZE" if split in ("train", "val") else "TEST.BATCH_SIZE"
     global_batch = cfg.TRAIN.BATCH_SIZE if split in ("train", "val") else cfg.TEST.BATCH_SIZE
     world = get_world_size()
+    if is_distributed():
+        check_batch_sizes(cfg, world, "the processes of torch.distributed")
     batch = global_batch // world
     if is_distributed() and train:
         sampler = DistributedSampler(dataset, shuffle=True, drop_last=True, seed=cfg.RNG_SEED)
