@@ -23,6 +23,7 @@ from vov3d.datasets.class_names import cfg_class_names
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import memory_mib, topk_correct
+from vov3d.utils.run_layout import RunFolder
 from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 from vov3d.utils.text import first_of
 
@@ -252,17 +253,13 @@ def _write_outputs(
     """The per-class table (log and per_class.csv), the confusion matrix as CSV and PNG (and in
     TensorBoard, labelled), and the per-video results."""
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    run = RunFolder(cfg.OUTPUT_DIR)
     classes = per_class_results(result.confusion, class_names)
     logger.info("per-class results of the test:\n%s", per_class_table(classes))
-    write_per_class_csv(classes, os.path.join(cfg.OUTPUT_DIR, "per_class.csv"))
-    np.savetxt(
-        os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.csv"),
-        result.confusion.numpy(),
-        fmt="%d",
-        delimiter=",",
-    )
+    write_per_class_csv(classes, run.per_class_path)
+    np.savetxt(run.confusion_matrix_path("csv"), result.confusion.numpy(), fmt="%d", delimiter=",")
     image = labelled_heat_map(result.confusion, [c.name for c in classes])
-    write_png(os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"), image)
+    write_png(run.confusion_matrix_path("png"), image)
     writer = make_writer(cfg, cfg.TEST.DATASET)
     if writer is not None:
         writer.add_image("test/confusion_matrix", image, dataformats="HWC")

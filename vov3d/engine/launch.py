@@ -31,6 +31,7 @@ from vov3d.config import CfgNode, ConfigError, cfg_error, save_config
 from vov3d.config.validation import check_batch_sizes, planned_processes
 from vov3d.utils import distributed as du
 from vov3d.utils.logging import setup_logging
+from vov3d.utils.run_layout import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
         if rank == 0:
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-            save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+            save_config(cfg, RunFolder(cfg.OUTPUT_DIR).config_path)
         logger.info(
             "%d process(es) (%s%s, %s); this is rank %d",
             plan.world_size,

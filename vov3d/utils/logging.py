@@ -13,6 +13,7 @@ from typing import Any, Optional
 import simplejson
 
 from .distributed import get_rank, is_main_process
+from .run_layout import STATS_MARKER, RunFolder
 
 _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 _HANDLER_FLAG = "_vov3d_handler"
@@ -38,8 +39,7 @@ def setup_logging(output_dir: Optional[str] = None, rank: Optional[int] = None, 
         handlers.append(logging.StreamHandler(sys.stdout))
     if output_dir and (rank == 0 or all_ranks):
         os.makedirs(output_dir, exist_ok=True)
-        name = "stdout.log" if rank == 0 else f"stdout_rank{rank}.log"
-        handlers.append(logging.FileHandler(os.path.join(output_dir, name)))
+        handlers.append(logging.FileHandler(RunFolder(output_dir).log_path(rank)))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S"))
         setattr(handler, _HANDLER_FLAG, True)
@@ -57,7 +57,7 @@ def _silent() -> logging.Handler:
 def json_stats_line(stats: dict[str, Any]) -> str:
     """``json_stats: {...}`` with sorted keys and floats rounded for reading."""
     rounded = {k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()}
-    return "json_stats: " + simplejson.dumps(rounded, sort_keys=True)
+    return STATS_MARKER + simplejson.dumps(rounded, sort_keys=True)
 
 
 def log_json_stats(stats: dict[str, Any], output_dir: Optional[str] = None) -> None:
@@ -67,7 +67,7 @@ def log_json_stats(stats: dict[str, Any], output_dir: Optional[str] = None) -> N
     logging.getLogger("vov3d.stats").info(line)
     if output_dir and get_rank() == 0:
         os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, "json_stats.log"), "a") as f:
+        with open(RunFolder(output_dir).stats_path, "a") as f:
             f.write(line + "\n")
 
 
