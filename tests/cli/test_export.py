@@ -3,6 +3,7 @@ and a failed check writing nothing."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vov3d.checkpoint import save_checkpoint
 from vov3d.cli.export import main
 from vov3d.config import load_config
 from vov3d.models import build_model
+from vov3d.utils.run_layout import RunFolder
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 TINY = {name: str(CONFIGS / "quick" / f"{name}_tiny.yaml") for name in ("x3d", "vov3d")}
@@ -90,11 +92,11 @@ def test_missing_onnxruntime_says_what_to_install(trained: dict, tmp_path: Path,
 
 
 def test_a_run_folder_exports_its_newest_checkpoint(trained: dict, tmp_path: Path) -> None:
-    checkpoints = tmp_path / "run" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    (checkpoints / "checkpoint_epoch_00004.pyth").write_bytes(trained["x3d"][0].read_bytes())
+    run = RunFolder(str(tmp_path / "run"))
+    os.makedirs(run.checkpoints_dir)
+    Path(run.checkpoint_path(4)).write_bytes(trained["x3d"][0].read_bytes())
     output = tmp_path / "x3d.pt"
-    args = ["--cfg", TINY["x3d"], "--checkpoint", str(tmp_path / "run"), "--format", "torchscript"]
+    args = ["--cfg", TINY["x3d"], "--checkpoint", run.root, "--format", "torchscript"]
     assert main([*args, "--output", str(output)]) == 0
     clips = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():

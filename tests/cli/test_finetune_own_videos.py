@@ -22,6 +22,7 @@ from vov3d.checkpoint import save_checkpoint
 from vov3d.config import load_config
 from vov3d.datasets.encode import write_video
 from vov3d.engine.runtime import prepare_model
+from vov3d.utils.run_layout import RunFolder
 
 QUICK = str(CONFIGS / "quick" / "vov3d_tiny.yaml")
 COLOURS = {"blue sky": (30, 40, 220), "green leaf": (30, 200, 40), "red ball": (220, 30, 30)}
@@ -74,13 +75,13 @@ def test_the_readme_fine_tunes_and_predicts_with_names(clips: Path, tmp_path: Pa
     result = subprocess.run([sys.executable, *train[1:]], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True,
                             text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    names = sorted(COLOURS)
-    assert (run_dir / "classes.txt").read_text().splitlines() == names
-    best = torch.load(run_dir / "checkpoints" / "best.pyth", weights_only=True)
+    names, run = sorted(COLOURS), RunFolder(str(run_dir))
+    assert Path(run.class_names_path).read_text().splitlines() == names
+    best = torch.load(run.best_path, weights_only=True)
     assert best["class_names"] == names and "val_top1_err" in best
-    with open(run_dir / "per_class.csv", newline="") as f:
+    with open(run.per_class_path, newline="") as f:
         assert [row["name"] for row in csv.DictReader(f)] == names
-    assert "testing the weights of " + str(run_dir / "checkpoints" / "best.pyth") in result.stdout + result.stderr
+    assert "testing the weights of " + run.best_path in result.stdout + result.stderr
 
     new_clips = str(clips / "test")
     command = [token.replace("output/my_clips", str(run_dir)) for token in predict]

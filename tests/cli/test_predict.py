@@ -21,6 +21,7 @@ from vov3d.datasets import AnnotationError
 from vov3d.datasets.class_names import read_class_names
 from vov3d.datasets.encode import write_video
 from vov3d.models import build_model
+from vov3d.utils.run_layout import RunFolder
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 30), "blue": (20, 30, 220)}
@@ -151,13 +152,12 @@ def test_class_count_mismatch_is_an_error(setup: dict[str, Path], capsys: pytest
 
 
 def test_a_run_folder_gives_its_newest_checkpoint(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
-    run = setup["root"] / "run"
-    (run / "checkpoints").mkdir(parents=True)
+    run = RunFolder(str(setup["root"] / "run"))
     torch.manual_seed(3)
-    save_checkpoint(str(run / "checkpoints" / "checkpoint_epoch_00001.pyth"), build_model(load_config([X3D_TINY])))
-    (run / "checkpoints" / "checkpoint_epoch_00002.pyth").write_bytes(setup["ckpt"].read_bytes())
+    save_checkpoint(run.checkpoint_path(1), build_model(load_config([X3D_TINY])))  # makes the folder
+    Path(run.checkpoint_path(2)).write_bytes(setup["ckpt"].read_bytes())
     red = str(setup["videos"] / "a_red.mp4")
-    code = main(["--cfg", X3D_TINY, "--checkpoint", str(run), "--json", "--views", "1", "1", red])
+    code = main(["--cfg", X3D_TINY, "--checkpoint", run.root, "--json", "--views", "1", "1", red])
     assert code == 0 and json.loads(capsys.readouterr().out)[0]["top"][0]["index"] == CLASS_OF["red"]
 
 

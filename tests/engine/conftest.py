@@ -19,6 +19,7 @@ from tests.conftest import CONFIGS, REPO
 from tests.helpers import write_kinetics_csvs
 from vov3d.config import CfgNode, load_config
 from vov3d.datasets.encode import write_video
+from vov3d.utils.run_layout import RunFolder
 
 QUICK_VOV3D = str(CONFIGS / "quick" / "vov3d_tiny.yaml")
 # One colour per class: a flat video looks the same after any crop, flip or resize.
@@ -91,16 +92,8 @@ def free_port() -> int:
 
 
 def final_weights(output_dir: Path, epochs: int) -> dict[str, torch.Tensor]:
-    path = output_dir / "checkpoints" / f"checkpoint_epoch_{epochs:05d}.pyth"
+    path = RunFolder(str(output_dir)).checkpoint_path(epochs)
     return torch.load(path, map_location="cpu", weights_only=True)["model_state"]
-
-
-def json_stats(output_dir: Path, kind: str) -> list[dict[str, Any]]:
-    import json
-
-    lines = (output_dir / "json_stats.log").read_text().splitlines()
-    stats = [json.loads(line.split("json_stats: ", 1)[1]) for line in lines]
-    return [s for s in stats if s["_type"] == kind]
 
 
 def tensorboard_events(folder: Path) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:

@@ -24,12 +24,12 @@ from tests.engine.conftest import (
     SUBPROCESS_ENV,
     final_weights,
     free_port,
-    json_stats,
     quick_cfg,
     run_net_command,
     write_dataset,
 )
 from vov3d.engine.launch import ProcessPlan, launch
+from vov3d.utils.run_layout import RunFolder
 
 GREY = (128, 128, 128)
 OPTS = [
@@ -86,11 +86,11 @@ def runs(same_image_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 @pytest.mark.parametrize("two", ["torchrun_two", "spawned_two"])
 def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
-    one, other = runs["one"], runs[two]
-    assert "2 process(es)" in (other / "stdout.log").read_text()
+    one, other = RunFolder(str(runs["one"])), RunFolder(str(runs[two]))
+    assert "2 process(es)" in Path(other.log_path()).read_text()
     if two == "torchrun_two":  # LOG_ALL_RANKS: rank 1 writes its own log
-        assert "this is rank 1" in (other / "stdout_rank1.log").read_text()
-    expected, actual = final_weights(one, 2), final_weights(other, 2)
+        assert "this is rank 1" in Path(other.log_path(rank=1)).read_text()
+    expected, actual = final_weights(runs["one"], 2), final_weights(runs[two], 2)
     assert expected.keys() == actual.keys()
     for key, tensor in expected.items():
         if key.endswith(("running_mean", "running_var")):
@@ -102,15 +102,15 @@ def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
             torch.testing.assert_close(actual[key], tensor, rtol=1e-4, atol=1e-5, msg=key)
 
     for kind in ("train_iter", "train_epoch", "val_epoch"):
-        ones, others = json_stats(one, kind), json_stats(other, kind)
+        ones, others = one.read_stats(kind), other.read_stats(kind)
         assert len(ones) == len(others), kind  # zip(strict=True) needs Python 3.10
         for a, b in zip(ones, others):
             for key in ("loss", "lr", "top1_err", "top5_err"):
                 if key in a:
                     assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (kind, key)
-    assert [s["num_clips"] for s in json_stats(other, "val_epoch")] == [3, 3]  # the padding repeat counts once
+    assert [s["num_clips"] for s in other.read_stats("val_epoch")] == [3, 3]  # the padding repeat counts once
 
-    results = [torch.load(run / "results.pyth", weights_only=True) for run in (one, other)]
+    results = [torch.load(runs[name] / "results.pyth", weights_only=True) for name in ("one", two)]
     assert results[1]["views"].tolist() == [1, 1, 1]
     torch.testing.assert_close(results[1]["scores"], results[0]["scores"], rtol=1e-4, atol=1e-5)
     assert results[1]["labels"].tolist() == [2, 1, 0]
@@ -156,8 +156,9 @@ def test_two_shards_started_by_hand_train_validate_and_test(colour_data: Path, t
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-4000:]
-    log = (tmp_path / "stdout.log").read_text()
+    run = RunFolder(str(tmp_path))
+    log = Path(run.log_path()).read_text()
     assert "2 process(es) (single, CPU); this is rank 0" in log
-    assert len(json_stats(tmp_path, "val_epoch")) == 2  # EVAL_PERIOD 1 over 2 epochs
-    final = json_stats(tmp_path, "test_final")
+    assert len(run.read_stats("val_epoch")) == 2  # EVAL_PERIOD 1 over 2 epochs
+    final = run.read_stats("test_final")
     assert len(final) == 1 and final[0]["num_videos"] == 4, final  # rank 0's report over both shards

@@ -17,6 +17,7 @@ from vov3d.engine.evaluate import ViewAggregator, first_occurrences, validate
 from vov3d.engine.runtime import Execution
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import topk_correct
+from vov3d.utils.run_layout import RunFolder
 
 CPU = torch.device("cpu")
 
@@ -170,8 +171,9 @@ def test_broken_test_video_is_skipped_and_reported(
     assert "6 views of 1 videos could not be decoded" in vov3d_log.text and "002.mp4" in vov3d_log.text
     saved = torch.load(tmp_path / "results.pyth", weights_only=True)
     assert saved["scores"].shape == (4, 4) and saved["labels"].tolist() == [0, 1, 2, 3]
-    assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "confusion_matrix.csv").read_text().count("\n") == 4
+    run = RunFolder(str(tmp_path))
+    assert Path(run.confusion_matrix_path("png")).read_bytes()[:4] == b"\x89PNG"
+    assert Path(run.confusion_matrix_path("csv")).read_text().count("\n") == 4
 
 
 def test_testing_without_a_checkpoint_needs_an_opt_in(data_with_a_broken_video: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ TEST.SKIP_BROKEN_VIDEOS validation leaves the video out."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +22,7 @@ from vov3d.engine.evaluate import validate
 from vov3d.engine.runtime import Execution
 from vov3d.engine.train import train
 from vov3d.utils.logging import StatsLog
+from vov3d.utils.run_layout import RunFolder
 
 CPU = torch.device("cpu")
 
@@ -49,7 +51,7 @@ def test_a_missing_test_split_stops_the_run_before_training(broken_val: Path, tm
     data = copy_without(broken_val, tmp_path, "test.csv")
     with pytest.raises(ConfigError, match="test.csv not found"):
         train(quick_cfg(data, tmp_path / "out", *ONE_EPOCH))
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not os.path.exists(RunFolder(str(tmp_path / "out")).checkpoints_dir)
 
 
 def test_val_videos_in_the_wrong_place_stop_the_run_before_training(broken_val: Path, tmp_path: Path) -> None:
@@ -57,7 +59,7 @@ def test_val_videos_in_the_wrong_place_stop_the_run_before_training(broken_val: 
     (data / "val.csv").write_text("".join(f"elsewhere/{i:03d}.mp4 {i}\n" for i in range(4)))
     with pytest.raises(ConfigError, match=r"DATA.PATH_PREFIX.*none of 4 videos sampled from the val split .*elsewhere"):
         train(quick_cfg(data, tmp_path / "out", *ONE_EPOCH))
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not os.path.exists(RunFolder(str(tmp_path / "out")).checkpoints_dir)
 
 
 def test_a_broken_val_video_stops_after_the_checkpoint_with_one_clean_line(broken_val: Path, tmp_path: Path) -> None:
@@ -65,12 +67,13 @@ def test_a_broken_val_video_stops_after_the_checkpoint_with_one_clean_line(broke
     result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
-    assert (tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
+    run = RunFolder(str(tmp_path))
+    assert os.path.isfile(run.checkpoint_path(1))
     lines = [line for line in output.splitlines() if "val/002.mp4" in line]
     assert len(lines) == 1, output[-3000:]
     assert "VideoDecodeError" in lines[0] and "TEST.SKIP_BROKEN_VIDEOS" in lines[0] and "scan_dataset.py" in lines[0]
     assert "Traceback" not in output and "DataLoader worker" not in output
-    assert lines[0] in (tmp_path / "stdout.log").read_text()  # the log file keeps it too
+    assert lines[0] in Path(run.log_path()).read_text()  # the log file keeps it too
 
 
 class Uniform(nn.Module):

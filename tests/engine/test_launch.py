@@ -17,6 +17,7 @@ from vov3d.config.validation import planned_processes
 from vov3d.engine import launch as launch_module
 from vov3d.engine.launch import LaunchError, ProcessPlan, check_plan, device_index, launch, plan_processes, run_jobs
 from vov3d.utils.distributed import launcher_env
+from vov3d.utils.run_layout import RunFolder
 
 
 def cfg_with(**keys):
@@ -75,7 +76,7 @@ def test_sbatch_script_without_srun_runs_as_one_process(
         NUM_GPUS=0, OUTPUT_DIR=str(tmp_path), **{"TRAIN.BATCH_SIZE": 6, "TRAIN.ENABLE": False, "TEST.ENABLE": False}
     )
     assert run_jobs(cfg) == 0  # returns at once: no peers to wait for
-    assert "1 process(es) (single, CPU); this is rank 0" in (tmp_path / "stdout.log").read_text()
+    assert "1 process(es) (single, CPU); this is rank 0" in Path(RunFolder(str(tmp_path)).log_path()).read_text()
 
 
 def test_a_single_task_srun_step_spawns_as_if_started_by_hand() -> None:

@@ -4,17 +4,19 @@ statistics and logs have the documented form, mixed precision runs on the CPU.""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
-from tests.engine.conftest import json_stats, quick_cfg
+from tests.engine.conftest import quick_cfg
 from tests.helpers import Tiny, run_epoch, tiny_cfg
 from vov3d.engine import assembly, launch, train
 from vov3d.engine.solver import LRSchedule
 from vov3d.utils.logging import setup_logging
+from vov3d.utils.run_layout import RunFolder
 
 
 def test_nan_loss_stops_with_iteration_and_learning_rate(tmp_path: Path) -> None:
@@ -38,7 +40,7 @@ def test_epoch_statistics_and_json_lines(tmp_path: Path) -> None:
     assert set(stats) == {"_type", "epoch", "lr", "loss", "top1_err", "top5_err", "dt_data", "dt_net", "eta", "mem",
                           "substituted_clips"}  # fmt: skip
     assert stats["top5_err"] == 0.0 and 0 <= stats["top1_err"] <= 100
-    iterations = json_stats(tmp_path, "train_iter")
+    iterations = RunFolder(str(tmp_path)).read_stats("train_iter")
     assert [s["iter"] for s in iterations] == ["2/4", "4/4"]
     assert set(iterations[0]) == set(stats) | {"iter"}
     assert iterations[0]["lr"] < iterations[1]["lr"]  # inside the warm-up, rising every iteration
@@ -66,13 +68,14 @@ def test_loss_goes_down_on_a_learnable_set(colour_data: Path, tmp_path: Path) ->
         "LOG_PERIOD", 100, "TEST.ENABLE", False,
     )  # fmt: skip
     assert launch.run_jobs(cfg, "tcp://localhost:9999") == 0
-    losses = [s["loss"] for s in json_stats(tmp_path, "train_epoch")]
+    run = RunFolder(str(tmp_path))
+    losses = [s["loss"] for s in run.read_stats("train_epoch")]
     assert len(losses) == 8
     # Batches of 4 make the epoch losses noisy (seeds 0-3 end at 0.23-0.63 of the start): a quarter
     # down is learning, not luck; an untrained network stays near the start.
     assert sum(losses[-2:]) < 0.75 * sum(losses[:2]), losses
-    assert json_stats(tmp_path, "val_epoch")[-1]["top1_err"] < 75  # better than chance
-    assert (tmp_path / "checkpoints" / "checkpoint_epoch_00008.pyth").is_file()
+    assert run.read_stats("val_epoch")[-1]["top1_err"] < 75  # better than chance
+    assert os.path.isfile(run.checkpoint_path(8))
 
 
 def test_nan_loss_exits_nonzero_with_the_message(

@@ -4,7 +4,7 @@ parameters and a loss scaler, where statistics are written, and how the model ru
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from vov3d.engine.substituted import MAX_LISTED, SubstitutedClips
 from vov3d.engine.train import optimizer_step
 from vov3d.engine.train_meters import TrainMeters
 from vov3d.utils.logging import StatsLog
+from vov3d.utils.run_layout import RunFolder
 
 CPU = torch.device("cpu")
 
@@ -140,8 +141,7 @@ def test_stats_log_writes_the_line_and_the_chosen_scalars(tmp_path: Path) -> Non
     assert [it for it in range(7) if log.due(it)] == [2, 5]
     log.write({"_type": "val_epoch", "epoch": "1/2", "top1_err": 12.5, "top5_err": 0.0, "mem": 3}, ("top1_err",), 1)
     log.write({"_type": "train_epoch", "loss": 0.5})
-    lines = (tmp_path / "json_stats.log").read_text().splitlines()
-    assert [json.loads(line.split("json_stats: ", 1)[1])["_type"] for line in lines] == ["val_epoch", "train_epoch"]
+    assert [s["_type"] for s in RunFolder(str(tmp_path)).read_stats()] == ["val_epoch", "train_epoch"]
     assert writer.calls == [("val/top1_err", 12.5, 1)]
 
 
@@ -165,4 +165,4 @@ def test_logging_only_from_the_main_process(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(logging_module, "is_main_process", lambda: False)
     writer = Scalars()
     StatsLog(str(tmp_path), writer=writer).write({"_type": "train_iter", "loss": 1.0}, ("loss",), 0)
-    assert not (tmp_path / "json_stats.log").exists() and not writer.calls
+    assert not os.path.exists(RunFolder(str(tmp_path)).stats_path) and not writer.calls

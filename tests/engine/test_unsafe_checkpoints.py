@@ -18,6 +18,7 @@ from vov3d.cli import export, predict
 from vov3d.config import load_config
 from vov3d.engine.run_folder import load_test_checkpoint
 from vov3d.engine.runtime import prepare_model
+from vov3d.utils.run_layout import RunFolder
 
 X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
 
@@ -26,7 +27,7 @@ X3D_TINY = str(CONFIGS / "quick" / "x3d_tiny.yaml")
 def test_run_net_refuses_it(where: str, colour_data: Path, tmp_path: Path) -> None:
     marker, output_dir = tmp_path / "marker", tmp_path / "out"
     if where == "auto-resume":
-        evil = malicious_checkpoint(output_dir / "checkpoints" / "checkpoint_epoch_00001.pyth", marker)
+        evil = malicious_checkpoint(Path(RunFolder(str(output_dir)).checkpoint_path(1)), marker)
         opts = []
     else:
         evil = malicious_checkpoint(tmp_path / "evil.pyth", marker)
