@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from typing import Optional
 
+from vov3d.utils.atomic import atomic_path
+
 FRAME_LIST_HEADER = "original_vido_id video_id frame_id path labels"
 
 
@@ -87,10 +89,8 @@ def write_frame_list(path: str, videos: dict[str, list[str]]) -> None:
     rows = [FRAME_LIST_HEADER]
     for number, (video, frames) in enumerate(videos.items()):
         rows += [f'{video} {number} {k} {frame} ""' for k, frame in enumerate(frames)]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(rows) + "\n")
-    os.replace(tmp, path)
 
 
 def _template_key(template: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from vov3d.datasets.encode import write_video
 from vov3d.datasets.prepare import parallel
+from vov3d.utils.atomic import atomic_path
 from vov3d.utils.cpus import usable_cpus
 
 # Pairs (2k, 2k + 1) are time reversals of each other.
@@ -158,10 +159,8 @@ def make_motion_dataset(
         pass
     for split in per_class:  # written last and atomically: an existing CSV means the split is complete
         lines = [f"{_video_path(split, label, i)} {label}" for _, s, label, i, *_ in jobs if s == split]
-        tmp = os.path.join(out_dir, f".{split}.csv.tmp")
-        with open(tmp, "w") as f:
+        with atomic_path(os.path.join(out_dir, f"{split}.csv")) as tmp, open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
-        os.replace(tmp, os.path.join(out_dir, f"{split}.csv"))
 
 
 def _mkdir(*parts: str) -> str:

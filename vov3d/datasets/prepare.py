@@ -18,6 +18,8 @@ import av
 import av.logging
 from PIL import Image
 
+from vov3d.utils.atomic import atomic_path
+
 from .decoder import PyAVVideo, VideoDecodeError
 
 _TIME_BASE = Fraction(1, 90000)  # fine enough to keep every source timestamp
@@ -55,43 +57,37 @@ def resize_video(
     Encoded for a loader that reads short clips at random times: a keyframe every
     ``keyframe_seconds`` (0: x264's default, every 250 frames) to seek close to a clip, and
     ``x264_params`` (``""``: x264's defaults). BENCHMARKS.md measures both."""
-    tmp = f"{dst}.part.mp4"
     options = {"crf": str(crf), "preset": "veryfast"}
     if x264_params:
         options["x264-params"] = x264_params
-    try:
-        with PyAVVideo(src) as video, av.open(tmp, "w") as out:
-            height, width = video.size
-            scale = short_side / min(height, width) if upscale or min(height, width) > short_side else 1.0
-            out_h, out_w = (max(2, int(round(x * scale / 2)) * 2) for x in (height, width))
-            rate = Fraction(video.fps).limit_denominator(100000)
-            stream = out.add_stream("libx264", rate=rate, options=options)
-            stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
-            stream.codec_context.time_base = stream.time_base = _TIME_BASE
-            if keyframe_seconds > 0:
-                stream.codec_context.gop_size = max(1, round(video.fps * keyframe_seconds))
-            last = -1
-            for seconds, frame in video.frames():
-                # BT.601 limited range: what players assume for untagged video
-                small = video.reformatter.reformat(
-                    frame,
-                    out_w,
-                    out_h,
-                    "yuv420p",
-                    interpolation="BICUBIC",
-                    dst_colorspace="ITU601",
-                    dst_color_range="MPEG",
-                    threads=1,
-                )
-                last = small.pts = max(int(round(seconds / _TIME_BASE)), last + 1)
-                small.time_base = _TIME_BASE
-                small.pict_type = av.video.frame.PictureType.NONE  # else x264 copies the source's frame types
-                out.mux(stream.encode(small))
-            out.mux(stream.encode(None))
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(dst, suffix=".part.mp4") as tmp, PyAVVideo(src) as video, av.open(tmp, "w") as out:
+        height, width = video.size
+        scale = short_side / min(height, width) if upscale or min(height, width) > short_side else 1.0
+        out_h, out_w = (max(2, int(round(x * scale / 2)) * 2) for x in (height, width))
+        rate = Fraction(video.fps).limit_denominator(100000)
+        stream = out.add_stream("libx264", rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = _TIME_BASE
+        if keyframe_seconds > 0:
+            stream.codec_context.gop_size = max(1, round(video.fps * keyframe_seconds))
+        last = -1
+        for seconds, frame in video.frames():
+            # BT.601 limited range: what players assume for untagged video
+            small = video.reformatter.reformat(
+                frame,
+                out_w,
+                out_h,
+                "yuv420p",
+                interpolation="BICUBIC",
+                dst_colorspace="ITU601",
+                dst_color_range="MPEG",
+                threads=1,
+            )
+            last = small.pts = max(int(round(seconds / _TIME_BASE)), last + 1)
+            small.time_base = _TIME_BASE
+            small.pict_type = av.video.frame.PictureType.NONE  # else x264 copies the source's frame types
+            out.mux(stream.encode(small))
+        out.mux(stream.encode(None))
     return out_h, out_w
 
 

@@ -11,13 +11,14 @@ free (a dynamic axis in ONNX), and the check runs batches of 1 and 2 to prove it
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from vov3d.utils.atomic import atomic_path
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -114,10 +115,7 @@ def export_and_check(model: nn.Module, shape: Sequence[int], path: str, fmt: str
     renamed only when the difference is within ``tolerance``: a file at ``path`` has passed.
     Raises ExportError otherwise."""
     model = model.cpu().eval()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")  # made with the usual permissions
-    try:
+    with atomic_path(path) as tmp:
         export_model(model, torch.zeros(*shape), tmp, fmt)
         difference = max_difference(model, tmp, fmt, check_clips(shape))
         if not difference <= tolerance:  # NaN fails too
@@ -125,8 +123,4 @@ def export_and_check(model: nn.Module, shape: Sequence[int], path: str, fmt: str
                 f"the {fmt} export differs from the PyTorch model by {difference:.3g}, more than the "
                 f"tolerance {tolerance:g}; nothing was written to {path}"
             )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return difference
