@@ -21,7 +21,7 @@ from vov3d.datasets import VideoDecodeError, build_dataset
 from vov3d.datasets.clip_dataset import ClipDataset
 from vov3d.datasets.video_files import VIDEO_SUFFIXES, is_video_file
 from vov3d.engine.evaluate import ViewAggregator
-from vov3d.engine.runtime import autocast, autocast_dtype, to_input
+from vov3d.engine.runtime import Execution
 
 
 def find_videos(inputs: Sequence[str]) -> list[str]:
@@ -101,11 +101,12 @@ def predict_videos(
 ) -> Iterator[Prediction]:
     """Yield one Prediction per path, in order. The views of a video run through the model in
     batches of ``batch_size`` clips (all of them at once when None) and are combined by
-    DATA.ENSEMBLE_METHOD; ``workers`` processes decode the next videos meanwhile."""
+    DATA.ENSEMBLE_METHOD; ``workers`` processes decode the next videos meanwhile. Mixed precision
+    and the memory format are the test's (``Execution`` on ``device``)."""
     dataset = view_dataset(cfg, paths)
     count = dataset.num_views
     batch = batch_size or count
-    dtype = autocast_dtype(cfg, device)
+    execution = Execution.from_cfg(cfg, device)
     loader = DataLoader(VideoViews(dataset), batch_size=None, num_workers=workers)
     for video, clips, error in loader:
         if clips is None:
@@ -113,8 +114,8 @@ def predict_videos(
             continue
         aggregator = ViewAggregator(1, count, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
         for start in range(0, count, batch):
-            with autocast(device, dtype):
-                probs = model(to_input(clips[start : start + batch], device, cfg.MODEL.CHANNELS_LAST)).float().cpu()
+            with execution.autocast():
+                probs = model(execution.to_input(clips[start : start + batch])).float().cpu()
             items = torch.arange(start, start + len(probs))
             aggregator.update(probs, torch.zeros_like(items), torch.zeros_like(items), items)
         views = int(aggregator.views[0])
