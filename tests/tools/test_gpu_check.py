@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vov3d.cli import gpu_check
-from vov3d.utils.run_layout import RunFolder
+from vov3d.utils.run_layout import STATS_MARKER, RunFolder
 
 
 def test_the_plan_covers_each_precision_and_nccl_only_with_two_gpus(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def write_stats(folder: Path, loss: float) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [{"_type": "train_epoch", "loss": loss}, {"_type": "test_final", "top1_acc": 75.0, "num_videos": 64}]
     stats = Path(RunFolder(str(folder)).stats_path)
-    stats.write_text("".join(f"[x][INFO] json_stats: {json.dumps(s)}\n" for s in lines))
+    stats.write_text("".join(f"[x][INFO] {STATS_MARKER}{json.dumps(s)}\n" for s in lines))
     return folder
 
 
