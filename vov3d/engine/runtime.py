@@ -48,21 +48,9 @@ def autocast_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16
 
 
-def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> torch.autocast:
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
 def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> Optional[torch.amp.GradScaler]:
     """A loss scaler for fp16, whose small range would let gradients underflow; bf16 needs none."""
     return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-
-
-def to_input(frames: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """A batch of clips on ``device``, in channels_last_3d when ``channels_last`` (MODEL.CHANNELS_LAST)."""
-    frames = frames.to(device, non_blocking=True)
-    if channels_last:
-        frames = frames.contiguous(memory_format=torch.channels_last_3d)
-    return frames
 
 
 @dataclass(frozen=True)
@@ -82,10 +70,15 @@ class Execution:
         return cls(device, autocast_dtype(cfg, device), cfg.MODEL.CHANNELS_LAST)
 
     def autocast(self) -> torch.autocast:
-        return autocast(self.device, self.amp_dtype)
+        """Mixed precision in ``amp_dtype`` on the device's type; a no-op context without one."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def to_input(self, frames: torch.Tensor) -> torch.Tensor:
-        return to_input(frames, self.device, self.channels_last)
+        """A batch of clips on the device, in channels_last_3d when ``channels_last``."""
+        frames = frames.to(self.device, non_blocking=True)
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last_3d)
+        return frames
 
 
 def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
