@@ -10,7 +10,9 @@ import pytest
 from tests.datasets.helpers import clip_numbers, make_ssv1
 from tests.helpers import small_cfg
 from vov3d.cli.make_ssv1_lists import main as make_lists
+from vov3d.cli.make_ssv1_lists import video_frames
 from vov3d.datasets import build_dataset
+from vov3d.datasets.ssv import folder_frames
 
 
 def argv(root: Path, *extra: str) -> list[str]:
@@ -32,6 +34,17 @@ def test_lists_match_the_frame_folders(tmp_path: Path) -> None:
     ds = build_dataset(cfg, "test")
     assert [len(paths) for paths in ds.frame_paths] == [12, 9, 10]
     assert clip_numbers(ds[1][0], cfg) == [1, 3, 5, 7]  # the middle of 4 segments of 9 frames
+
+
+def test_the_lists_name_the_frames_a_folder_read_by_its_path_gives(tmp_path: Path) -> None:
+    """predict reads a frame folder in the order the frame lists name its files (test = predict)."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for name in ("00002.jpg", "00001.JPEG", "00003.jpeg", "notes.txt", "00010.jpg"):
+        (folder / name).write_bytes(b"")
+    listed = video_frames(str(tmp_path), "v")
+    assert listed == ["v/00001.JPEG", "v/00002.jpg", "v/00003.jpeg", "v/00010.jpg"]
+    assert folder_frames(str(folder)) == [str(tmp_path / name) for name in listed]
 
 
 def test_missing_folder_stays_listed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

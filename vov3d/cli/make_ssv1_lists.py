@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from vov3d.cli.frame_lists import check_and_read_splits, write_lists
+from vov3d.datasets.ssv import jpeg_names
 
 FIRST_FRAME = "{id}/00001.jpg"  # named in the list row of a video without frames
 REMEDY = "Unpack those folders from the SSv1 archive into --frames and run this command again."
@@ -35,7 +36,7 @@ def video_frames(frame_root: str, video_id: str) -> list[str]:
     folder = os.path.join(frame_root, video_id)
     if not os.path.isdir(folder):
         return []
-    return [f"{video_id}/{name}" for name in sorted(os.listdir(folder)) if name.lower().endswith((".jpg", ".jpeg"))]
+    return [f"{video_id}/{name}" for name in jpeg_names(folder)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -46,10 +46,17 @@ def _annotation_file(cfg: CfgNode, name: str) -> str:
     return path
 
 
+def jpeg_names(folder: str) -> list[str]:
+    """The names of the JPEG files of a frame folder in name order (the order of SSv1's
+    ``00001.jpg`` and of tools/extract_frames.py's names): the frames of one video, as
+    tools/make_ssv1_lists.py lists them and as a folder given by its path is read."""
+    return sorted(name for name in os.listdir(folder) if name.lower().endswith(JPEG_SUFFIXES))
+
+
 def folder_frames(folder: str) -> list[str]:
-    """The JPEG files of a frame folder in name order (the order of SSv1's ``00001.jpg`` and of
-    tools/extract_frames.py's names); raises VideoDecodeError when there are none."""
-    names = sorted(name for name in os.listdir(folder) if name.lower().endswith(JPEG_SUFFIXES))
+    """The JPEG files of a frame folder (``jpeg_names``) as paths; raises VideoDecodeError when
+    there are none."""
+    names = jpeg_names(folder)
     if not names:
         raise decode_error(folder, f"the folder holds no JPEG frames ({', '.join(JPEG_SUFFIXES)})")
     return [os.path.join(folder, name) for name in names]
