@@ -15,6 +15,7 @@ NCCL joins GPU processes and gloo CPU ones. Only rank 0 logs and writes files.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -216,11 +217,17 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
             train(cfg)
         if cfg.TEST.ENABLE:
             test(cfg)
+        du.barrier()  # no rank tears its connections down while another still uses them
         return 0
     except user_errors as e:
         _report(rank, e)
         return 1
     finally:
+        # What the run left (a DDP reducer holding gloo work) is freed while the group and the
+        # interpreter are alive: gloo work finalised at interpreter exit can abort the process
+        # (SIGABRT, "terminate called without an active exception"; seen once in CI after a
+        # 2-shard CPU run that had finished its work).
+        gc.collect()
         du.destroy_process_group()
 
 
