@@ -12,9 +12,10 @@ average is recorded with them). BENCHMARKS.md holds the measured tables and the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, TypeVar
 
 import torch
 
@@ -22,10 +23,16 @@ from vov3d.benchmark import data, model, train
 from vov3d.benchmark.common import environment, load_average
 from vov3d.cli.args import add_overrides, parse_with_overrides
 
+T = TypeVar("T")
+
+
+def _settings(cls: type[T], args: argparse.Namespace) -> T:
+    """A benchmark's settings dataclass filled from the parsed arguments of the same names."""
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+
 
 def run_model(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("configs", "variants", "modes", "batch_size", "frames", "crop", "warmup", "repeats", "device", "threads")
-    return model.run(model.ModelSettings(**{key: getattr(args, key) for key in keys}))
+    return model.run(_settings(model.ModelSettings, args))
 
 
 def run_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,13 +41,11 @@ def run_data(args: argparse.Namespace) -> dict[str, Any]:
         height, width = args.size
         data.make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.encoding, args.sources)
         args.inputs = args.make_inputs
-    keys = ("cfg", "ssv1_cfg", "opts", "inputs", "clips", "batch_size", "workers", "warmup", "repeats", "threads")
-    return data.run(data.DataSettings(**{key: getattr(args, key) for key in keys}))
+    return data.run(_settings(data.DataSettings, args))
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("cfg", "opts", "iters", "warmup", "device", "threads")
-    return train.run(train.TrainSettings(**{key: getattr(args, key) for key in keys}))
+    return train.run(_settings(train.TrainSettings, args))
 
 
 def add_model_parser(commands: argparse._SubParsersAction) -> None:
