@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import CONFIGS, REPO
@@ -72,6 +73,93 @@ def test_unknown_key_names_file_and_suggests(tmp_path: Path) -> None:
 def test_unknown_key_in_wrong_section_suggests_the_right_one() -> None:
     with pytest.raises(ConfigError, match="did you mean DATA.NUM_FRAMES"):
         get_cfg().merge_from_list(["TRAIN.NUM_FRAMES", "8"])
+
+
+def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) -> None:
+    """A PySlowFast-style file with several keys vov3d does not know: one error lists them all,
+    each hint taken from the key's own section only."""
+    path = tmp_path / "pyslowfast.yaml"
+    path.write_text(
+        "TRAIN:\n  CHECKPOINT_TYPE: pytorch\n  BATCH_SIZ: 8\n"
+        "DEMO:\n  ENABLE: False\n"
+        "MULTIGRID:\n  LONG_CYCLE: False\n  SHORT_CYCLE: False\n"
+        "TEST:\n  CHECKPOINT_TYPE: pytorch\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        get_cfg().merge_from_file(str(path))
+    first, *lines = str(err.value).splitlines()
+    assert first == f"{path}: 4 keys are wrong:"
+    assert [line.strip() for line in lines] == [
+        "unknown config key TRAIN.BATCH_SIZ; did you mean TRAIN.BATCH_SIZE?",
+        "unknown config key DEMO.ENABLE (there is no DEMO section)",
+        "unknown config key MULTIGRID.LONG_CYCLE (there is no MULTIGRID section)",
+        "unknown config key MULTIGRID.SHORT_CYCLE (there is no MULTIGRID section)",
+    ]
+
+
+def test_every_wrong_override_is_reported_in_one_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        get_cfg().merge_from_list(["DEMO.ENABLE", "True", "SOLVER.BASE_RL", "0.1", "NUM_GPUS", "x", "RNG_SEED", "3"])
+    first, *lines = str(err.value).splitlines()
+    assert first == "the command line: 3 keys are wrong:" and len(lines) == 3
+    assert "DEMO.ENABLE" in lines[0] and "TEST.ENABLE" not in lines[0] and "did you mean" not in lines[0]
+    assert "did you mean SOLVER.BASE_LR?" in lines[1]
+    assert "NUM_GPUS expects a int" in lines[2]
+
+
+@pytest.mark.parametrize(
+    "key, hint",
+    [
+        ("TRIAN.ENABLE", "; did you mean TRAIN.ENABLE?"),  # a misspelt section holding the key
+        ("NUM_GPU", "; did you mean NUM_GPUS?"),  # the root is a section too
+        ("TEST.NUM_FRAMES", "; did you mean DATA.NUM_FRAMES?"),  # the one section with this exact key
+        ("TEST.MAX_EPOCH", "; did you mean SOLVER.MAX_EPOCH?"),
+        ("TRAIN.ENABLE_X", "; did you mean TRAIN.ENABLE?"),
+        ("DEMO.BATCH_SIZE", " (there is no DEMO section)"),  # not TRAIN.BATCH_SIZE or TEST.BATCH_SIZE
+        ("SOLVER.BASE_LR.X", " (SOLVER.BASE_LR is a value, not a section)"),
+    ],
+)
+def test_unknown_key_hints_come_from_its_own_section(key: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        get_cfg().merge_from_list([key, "1"])
+    assert str(err.value) == f"the command line: unknown config key {key}{hint}"
+
+
+@pytest.mark.parametrize("section", ["TRAIN", "TEST"])
+def test_checkpoint_type_pytorch_is_accepted_with_a_note(section: str, vov3d_log) -> None:
+    cfg = load_config([], [f"{section}.CHECKPOINT_TYPE", "pytorch"])
+    assert cfg == load_config([])
+    notes = [r.getMessage() for r in vov3d_log.records if "CHECKPOINT_TYPE" in r.getMessage()]
+    assert notes == [
+        f"the command line: ignoring {section}.CHECKPOINT_TYPE: checkpoints are always read as PyTorch files"
+    ]
+
+
+@pytest.mark.parametrize("section", ["TRAIN", "TEST"])
+def test_caffe2_checkpoints_are_a_clear_error(section: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "c2.yaml", {section: {"CHECKPOINT_TYPE": "caffe2"}})
+    with pytest.raises(ConfigError) as err:
+        load_config([path])
+    message = str(err.value)
+    assert message.startswith(f"{path}: {section}.CHECKPOINT_TYPE = 'caffe2' is not supported: ")
+    assert "Caffe2 .pkl checkpoints are not read" in message and "PyTorch checkpoint" in message
+
+
+def test_pytorchvideo_x3d_is_refused_with_what_to_use(tmp_path: Path) -> None:
+    """PySlowFast's configs/Kinetics/pytorchvideo/X3D_*.yaml build PyTorchVideo's X3D, which lacks the
+    BatchNorm of the first res2 block's shortcut that PySlowFast's X3D (ours) has."""
+    path = write(tmp_path / "X3D_XS.yaml", {"MODEL": {"ARCH": "x3d", "MODEL_NAME": "PTVX3D"}, "X3D": {"DIM_C1": 12}})
+    with pytest.raises(ConfigError) as err:
+        load_config([path])
+    message = str(err.value)
+    assert message.startswith(f"{path}: MODEL.MODEL_NAME = 'PTVX3D' is not supported: PyTorchVideo's X3D")
+    assert "no BatchNorm on its strided shortcut" in message and "use MODEL.MODEL_NAME X3D" in message
+    # The BatchNorm it names is there in our X3D of every size (the stem and res2 both 24 channels wide).
+    for size in ("XS", "S", "M", "L"):
+        cfg = load_config([str(CONFIGS / "Kinetics" / "x3d" / f"X3D_{size}.yaml")])
+        block = build_model(cfg).s2.pathway0_res0
+        assert block.branch1.in_channels == block.branch1.out_channels == 24
+        assert isinstance(block.branch1_bn, torch.nn.BatchNorm3d)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-"""Keys that published PySlowFast / VoV3D YAML files set but that have no effect on these networks.
-MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION are real keys (defaults.py), not listed here.
+"""Keys and values that published PySlowFast / VoV3D YAML files set and that vov3d handles in its
+own way. MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION are real keys (defaults.py), not listed here.
 
-They are accepted with a one-line warning. A value other than ``ANY`` must match: another value
-would ask for behaviour these networks do not have, and is a config error (see ``node.py``).
+IGNORED_KEYS have no effect here and are accepted with a one-line warning. A value other than
+``ANY`` must match: another value would ask for behaviour vov3d does not have, and is a config
+error (see ``node.py``). REFUSED_VALUES are values of real or ignored keys that vov3d cannot
+honour, each with the reason and what to use instead.
 """
 
 from __future__ import annotations
@@ -32,6 +34,35 @@ IGNORED_KEYS = {
     "AUG.RE_MODE": ANY,
     "AUG.RE_COUNT": ANY,
     "AUG.RE_SPLIT": ANY,
+    # vov3d reads PyTorch checkpoint files only, which is what "pytorch" names.
+    "TRAIN.CHECKPOINT_TYPE": "pytorch",
+    "TEST.CHECKPOINT_TYPE": "pytorch",
+}
+# The one-line warning of an ignored key, where "no effect on X3D or VoV3D" would not be the reason.
+IGNORE_NOTES = {
+    "TRAIN.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
+    "TEST.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
+}
+
+_CAFFE2 = (
+    "Caffe2 .pkl checkpoints are not read by vov3d; convert the weights to a PyTorch checkpoint (a state dict "
+    "with PySlowFast's tensor names, saved with torch.save) or start from a PyTorch checkpoint, then set "
+    "CHECKPOINT_TYPE pytorch (or drop the key)"
+)
+# PyTorchVideo's create_x3d adds a shortcut's BatchNorm only where a block changes the width. In
+# every X3D size the stem and res2 both have round_width(12 * 2.0) = 24 channels, so the first res2
+# block's strided shortcut has no BatchNorm there, while PySlowFast's X3D (ours, the paper's) has
+# one (s2.pathway0_res0.branch1_bn): another network, which neither trains nor loads like ours.
+_PTVX3D = (
+    "PyTorchVideo's X3D is another network than the X3D of PySlowFast and the paper (the first res2 block "
+    "has no BatchNorm on its strided shortcut, as PyTorchVideo adds one only where the width changes), so it "
+    "neither trains nor loads weights as X3D does; use MODEL.MODEL_NAME X3D with MODEL.ARCH x3d (as in "
+    "configs/Kinetics/x3d/X3D_*.yaml), which also loads PySlowFast's X3D checkpoints"
+)
+REFUSED_VALUES: dict[str, dict[Any, str]] = {
+    "TRAIN.CHECKPOINT_TYPE": {"caffe2": _CAFFE2},
+    "TEST.CHECKPOINT_TYPE": {"caffe2": _CAFFE2},
+    "MODEL.MODEL_NAME": {"PTVX3D": _PTVX3D},
 }
 
 
@@ -43,3 +74,13 @@ def ignored_rule(key: str) -> Optional[tuple[str, Any]]:
         if name in IGNORED_KEYS:
             return name, IGNORED_KEYS[name]
     return None
+
+
+def ignore_note(name: str) -> str:
+    """Why the ignored key (or section) ``name`` is ignored, for its one-line warning."""
+    return IGNORE_NOTES.get(name, "it has no effect on X3D or VoV3D")
+
+
+def refusal(key: str, value: Any) -> Optional[str]:
+    """Why ``key`` (dotted) cannot take ``value``, and what to use instead; None when it can."""
+    return REFUSED_VALUES.get(key, {}).get(value) if isinstance(value, str) else None

@@ -7,13 +7,13 @@ import ast
 import difflib
 import logging
 import os
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
 from iopath.common.file_io import g_pathmgr
 from yacs.config import CfgNode as _YacsCfgNode
 
-from .compat import ANY, ignored_rule
+from .compat import ANY, ignore_note, ignored_rule, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """A config value or file is wrong; the message says which key, where, and what would fit."""
 
 
+class _KeyProblem(Exception):
+    """What is wrong with one key; the merge that collects them names the file or command line."""
+
+
 class CfgNode(_YacsCfgNode):
     """The config tree. ``merge_from_file`` follows ``_BASE_``; both merges check every key."""
 
@@ -33,8 +37,7 @@ class CfgNode(_YacsCfgNode):
 
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as typed on the command line."""
-        for key, raw in override_pairs(cfg_list):
-            merge_value(self, key, raw, "the command line")
+        _merge_all(self, override_pairs(cfg_list), "the command line")
 
 
 def override_pairs(tokens: list) -> list[tuple[str, Any]]:
@@ -89,8 +92,7 @@ def _merge_file(cfg: CfgNode, filename: str, chain: tuple) -> None:
             raise ConfigError(f"{filename}: {BASE_KEY} {base} makes a cycle: {' -> '.join(chain)}")
         _merge_file(cfg, base, chain + (os.path.normpath(filename),))
 
-    for key, value in _flatten(data):
-        merge_value(cfg, key, value, filename)
+    _merge_all(cfg, _flatten(data), filename)
 
 
 def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -104,19 +106,41 @@ def _flatten(data: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def merge_value(cfg: CfgNode, key: str, value: Any, source: str) -> None:
     """Set ``key`` (dotted) to ``value`` as read from ``source``, checked and typed as every merge is."""
+    _merge_all(cfg, [(key, value)], source)
+
+
+def _merge_all(cfg: CfgNode, items: Iterable[tuple[str, Any]], source: str) -> None:
+    """Merge every ``(key, value)`` of one source; what is wrong with any of its keys is reported
+    in one ConfigError, so that a file from elsewhere is fixed in one go, not one key per run."""
+    problems = []
+    for key, value in items:
+        try:
+            _merge_one(cfg, key, value, source)
+        except _KeyProblem as e:
+            problems.append(str(e))
+    if len(problems) == 1:
+        raise ConfigError(f"{source}: {problems[0]}")
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} keys are wrong:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _merge_one(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+    reason = refusal(key, _decode(value, None))
+    if reason is not None:
+        raise _KeyProblem(f"{key} = {_decode(value, None)!r} is not supported: {reason}")
     if _ignored(cfg, key, value, source):
         return
     parts = key.split(".")
     node: Any = cfg
     for depth, part in enumerate(parts):
         if not isinstance(node, _YacsCfgNode) or part not in node:
-            raise ConfigError(f"{source}: unknown config key {key}{_suggest(cfg, key)}")
+            raise _KeyProblem(f"unknown config key {key}{_suggest(cfg, parts, depth)}")
         if depth < len(parts) - 1:
             node = node[part]
     current = node[parts[-1]]
     if isinstance(current, _YacsCfgNode):
-        raise ConfigError(f"{source}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(current))}")
-    node[parts[-1]] = _coerce(_decode(value, current), current, key, source)
+        raise _KeyProblem(f"{key} is a section; set one of its keys, e.g. {key}.{next(iter(current))}")
+    node[parts[-1]] = _coerce(_decode(value, current), current, key)
     _record_source(cfg, key, source)
 
 
@@ -127,23 +151,44 @@ def _ignored(cfg: CfgNode, key: str, value: Any, source: str) -> bool:
     name, expected = rule
     value = _decode(value, None)
     if expected is not ANY and value != expected:  # _decode made tuples lists
-        raise ConfigError(
-            f"{source}: {key} = {value!r} is not supported; vov3d's networks always behave as {key} = {expected!r}"
-        )
+        raise _KeyProblem(f"{key} = {value!r} is not supported; vov3d always behaves as {key} = {expected!r}")
     warned = cfg.__dict__.setdefault("__warned__", set())
     if (name, source) not in warned:
         warned.add((name, source))
-        logger.warning("%s: ignoring %s, which has no effect on X3D or VoV3D", source, name)
+        logger.warning("%s: ignoring %s: %s", source, name, ignore_note(name))
     return True
 
 
-def _suggest(cfg: CfgNode, key: str) -> str:
-    known = [k for k, _ in _flatten(_as_dict(cfg))]
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    if not close:  # a wrong section with a right leaf name, e.g. TRAIN.NUM_FRAMES
-        leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in known if k.rsplit(".", 1)[-1] == leaf][:3]
-    return f"; did you mean {' or '.join(close)}?" if close else ""
+def _suggest(cfg: CfgNode, parts: list[str], depth: int) -> str:
+    """A hint for the key ``parts`` whose part ``depth`` is unknown, from its own section only:
+    a close name there (TRAIN.BATCH_SIZ), a close section holding the rest (TRIAN.BATCH_SIZE),
+    or, for a known section, the one other section that has this exact key (TRAIN.NUM_FRAMES ->
+    DATA.NUM_FRAMES). An unknown section gets no guess from elsewhere (DEMO.ENABLE is not
+    TEST.ENABLE)."""
+    section, part, rest = parts[:depth], parts[depth], parts[depth + 1 :]
+    node = _lookup(cfg, ".".join(section)) if section else cfg
+    if not isinstance(node, _YacsCfgNode):  # a key below a value, e.g. SOLVER.BASE_LR.X
+        return f" ({'.'.join(section)} is a value, not a section)"
+    names = [k for k, v in node.items() if isinstance(v, _YacsCfgNode) == bool(rest)]
+    close = [
+        ".".join(section + [name] + rest)
+        for name in difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+        if _has_key(node[name], rest)
+    ]
+    if not close and section and not rest:
+        homes = [k for k, _ in _flatten(_as_dict(cfg)) if k.rsplit(".", 1)[-1] == part]
+        close = homes if len(homes) == 1 else []
+    if close:
+        return f"; did you mean {' or '.join(close)}?"
+    return f" (there is no {'.'.join(section + [part])} section)" if rest else ""
+
+
+def _has_key(node: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if not isinstance(node, _YacsCfgNode) or part not in node:
+            return False
+        node = node[part]
+    return not isinstance(node, _YacsCfgNode)
 
 
 def _as_dict(node: _YacsCfgNode) -> dict:
@@ -164,7 +209,7 @@ def _decode(value: Any, current: Any) -> Any:
         return value
 
 
-def _coerce(value: Any, current: Any, key: str, source: str) -> Any:
+def _coerce(value: Any, current: Any, key: str) -> Any:
     expected = type(current)
     if expected is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -184,8 +229,7 @@ def _coerce(value: Any, current: Any, key: str, source: str) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise ConfigError(
-            f"{source}: {key} expects a {expected.__name__} (default {current!r}), "
-            f"got {value!r} ({type(value).__name__})"
+        raise _KeyProblem(
+            f"{key} expects a {expected.__name__} (default {current!r}), got {value!r} ({type(value).__name__})"
         )
     return value
