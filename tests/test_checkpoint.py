@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import CONFIGS
 from tests.helpers import tiny_vov3d
-from vov3d.checkpoint import CheckpointError, apply_checkpoint, read_checkpoint, save_checkpoint
-from vov3d.config import get_cfg
+from vov3d.checkpoint import CheckpointError, apply_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from vov3d.cli import export, predict
+from vov3d.config import get_cfg, load_config
+from vov3d.engine.run_folder import load_test_checkpoint, resume_or_initialise
+from vov3d.engine.solver import LRSchedule, build_optimizer
+from vov3d.models import build_model
 from vov3d.models.x3d import X3D
+
+QUICK = {name: str(CONFIGS / "quick" / f"{name}_tiny.yaml") for name in ("x3d", "vov3d")}
 
 
 def tiny_x3d(num_classes: int = 5, seed: int = 0) -> X3D:
@@ -224,3 +231,73 @@ def test_the_classifier_is_the_module_the_network_names(tmp_path: Path, vov3d_lo
     save_checkpoint(path, unnamed(400))
     with pytest.raises(CheckpointError, match=r"mis-shaped: 1\.weight \(file \(400, 4\), model \(174, 4\)\)"):
         apply_checkpoint(read_checkpoint(path), path, unnamed(174))  # no get_classifier(): every tensor must fit
+
+
+@pytest.fixture(scope="module")
+def x3d_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A checkpoint of the quick X3D, its config stored as training stores it."""
+    path = str(tmp_path_factory.mktemp("other") / "x3d.pyth")
+    cfg = load_config([QUICK["x3d"]])
+    save_checkpoint(path, build_model(cfg), cfg=cfg)
+    return path
+
+
+def _entry_messages(x3d_file: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> dict[str, str]:
+    """What each entry says when the X3D file is given to a VoV3D run: training's fine-tune
+    path, the test, predict and export (the last two without their 'predict: ' / 'export: ')."""
+    messages = {}
+    cfg = load_config([QUICK["vov3d"]], ["OUTPUT_DIR", str(tmp_path / "run"), "TRAIN.CHECKPOINT_FILE_PATH", x3d_file])
+    model = build_model(cfg)
+    with pytest.raises(CheckpointError) as err:
+        resume_or_initialise(cfg, model, build_optimizer(model, cfg), LRSchedule.from_cfg(cfg), None)
+    messages["train"] = str(err.value)
+    cfg = load_config([QUICK["vov3d"]], ["OUTPUT_DIR", str(tmp_path / "run"), "TEST.CHECKPOINT_FILE_PATH", x3d_file])
+    with pytest.raises(CheckpointError) as err:
+        load_test_checkpoint(cfg, build_model(cfg))
+    messages["test"] = str(err.value)
+    common = ["--cfg", QUICK["vov3d"], "--checkpoint", x3d_file]
+    assert predict.main([*common, str(tmp_path / "clip.mp4")]) == 2
+    messages["predict"] = capsys.readouterr().err.strip().removeprefix("predict: ")
+    assert export.main([*common, "--format", "torchscript", "--output", str(tmp_path / "net.pt")]) == 2
+    messages["export"] = capsys.readouterr().err.strip().removeprefix("export: ")
+    return messages
+
+
+def test_a_file_of_another_network_is_one_short_line_at_every_entry(
+    x3d_file: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    messages = _entry_messages(x3d_file, tmp_path, capsys)
+    line = messages["train"]
+    assert line.startswith(f"checkpoint {x3d_file} does not fit this model (")
+    assert "was trained with another config: MODEL.ARCH (file 'x3d', run 'vov3d'); " in line
+    assert line.endswith("; pass the config it was trained with") and "\n" not in line and len(line) < 600
+    assert "pathway0" not in line and "weight" not in line  # no tensor names
+    assert messages == dict.fromkeys(messages, line)  # the same line everywhere
+
+
+def test_a_file_that_fits_with_another_stored_config_is_a_warning_when_testing(tmp_path: Path, vov3d_log) -> None:
+    source = load_config([QUICK["x3d"]], ["DATA.NUM_FRAMES", "2"])
+    saved = build_model(source)
+    path = str(tmp_path / "x3d_2f.pyth")
+    save_checkpoint(path, saved, cfg=source)
+    cfg = load_config([QUICK["x3d"]])
+    model = build_model(cfg)
+    load_weights(path, read_checkpoint(path), model, cfg, trained_classifier=True)
+    assert vov3d_log.messages == [
+        f"checkpoint {path} was trained with another config: DATA.NUM_FRAMES (file 2, run 4); "
+        "pass the config it was trained with"
+    ]
+    assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
+    vov3d_log.clear()
+    load_weights(path, read_checkpoint(path), build_model(cfg), cfg, trained_classifier=False)  # fine-tuning
+    assert vov3d_log.messages == []
+
+
+def test_without_a_stored_network_config_the_tensors_are_named(tmp_path: Path) -> None:
+    path = str(tmp_path / "bare.pth")
+    torch.save(tiny_vov3d().state_dict(), path)  # no config to compare: the names are all there is
+    cfg = load_config([QUICK["x3d"]])
+    with pytest.raises(
+        CheckpointError, match=r"does not fit the \d+ tensors of the model: \d+ missing from the file: s"
+    ):
+        load_weights(path, read_checkpoint(path), build_model(cfg), cfg, trained_classifier=False)

@@ -55,6 +55,8 @@ COMPARED_KEYS = (
     "X3D.WIDTH_FACTOR", "X3D.DEPTH_FACTOR", "X3D.BOTTLENECK_FACTOR", "X3D.DIM_C5",
     "VOV3D.DEPTH", "VOV3D.INNER_CH", "VOV3D.TRANS_FUNC",
 )  # fmt: skip
+# Those of COMPARED_KEYS that shape the network's tensors (a ``config_differences`` entry starts with its key).
+NETWORK_KEYS = ("MODEL.ARCH ", "MODEL.MODEL_NAME ", "X3D.", "VOV3D.")
 TRUST_HINT = (
     "only if you trust where the file came from, load it anyway with TRUST_CHECKPOINT True (run_net) "
     "or --trust-checkpoint (predict, export)"
@@ -255,16 +257,59 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def warn_if_config_differs(path: str, checkpoint: dict[str, Any], cfg: CfgNode) -> None:
-    """One warning listing where the given config differs from the one the file was trained with,
-    before any mismatch of tensors is reported."""
+def load_weights(
+    path: str,
+    checkpoint: dict[str, Any],
+    model: nn.Module,
+    cfg: CfgNode,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    *,
+    trained_classifier: bool,
+) -> None:
+    """Load the checkpoint read from ``path`` into the model of the run ``cfg``: the one loader of
+    every entry (resuming, fine-tuning, testing, predict, export), so that a file of another
+    network is the same short error everywhere, naming where the config stored in the file differs
+    from ``cfg`` (``MODEL.ARCH (file 'x3d', run 'vov3d')``) instead of listing tensor names.
+
+    ``trained_classifier`` (testing, inference): the file's classifier is required, and a stored
+    config that differs but whose weights fit is named in a warning. Without it (training) the
+    classifier may be re-initialised for another class count, and differences are expected.
+    """
     differences = config_differences(checkpoint, cfg)
-    if differences:
-        logger.warning(
-            "checkpoint %s was trained with another config: %s; pass the config it was trained with",
-            path,
-            "; ".join(differences),
+    if any(d.startswith(NETWORK_KEYS) for d in differences):
+        mismatch = _network_mismatch(checkpoint, model)
+        if mismatch:
+            raise CheckpointError(f"checkpoint {path} does not fit this model ({mismatch}): {_another(differences)}")
+    if differences and trained_classifier:
+        logger.warning("checkpoint %s %s", path, _another(differences))
+    apply_checkpoint(checkpoint, path, model, optimizer, reinit_classifier=not trained_classifier)
+
+
+def _another(differences: list[str]) -> str:
+    return f"was trained with another config: {'; '.join(differences)}; pass the config it was trained with"
+
+
+def _network_mismatch(checkpoint: dict[str, Any], model: nn.Module) -> str:
+    """How many tensors of the file do not fit the model, the classifier's class count aside
+    (``"856 of the model's 944 tensors missing from the file, 300 not in the model"``); empty
+    when they all fit."""
+    state = {_strip_wrappers(k): v for k, v in checkpoint["model_state"].items()}
+    expected = unwrap_model(model).state_dict()
+    found = find_classifier(model)
+    skipped = () if found is None else (f"{found[0]}.weight", f"{found[0]}.bias")
+    missing, unexpected, misshaped = _tensor_problems(
+        {k: v for k, v in state.items() if k not in skipped}, {k: v for k, v in expected.items() if k not in skipped}
+    )
+    counts = [
+        f"{len(names)} {what}"
+        for what, names in (
+            (f"of the model's {len(expected)} tensors missing from the file", missing),
+            ("not in the model", unexpected),
+            ("mis-shaped", misshaped),
         )
+        if names
+    ]
+    return ", ".join(counts)
 
 
 def _is_state_dict(data: Any) -> bool:
@@ -310,22 +355,30 @@ def _check_tensors(path: str, state: dict, expected: dict, kept_prefix: Optional
     """Raise one CheckpointError listing every missing, unexpected and mis-shaped tensor; the
     model's tensors under ``kept_prefix`` (its re-initialised classifier) need none in the file."""
     kept = {k for k in expected if kept_prefix is not None and k.startswith(kept_prefix)}
-    missing = [k for k in expected if k not in state and k not in kept]
+    missing, unexpected, misshaped = _tensor_problems(state, {k: v for k, v in expected.items() if k not in kept})
+    problems = [
+        f"{len(names)} {what}: {first_of(names, _MAX_LISTED)}"
+        for what, names in (
+            ("missing from the file", missing),
+            ("not in the model", unexpected),
+            ("mis-shaped", misshaped),
+        )
+        if names
+    ]
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the {len(expected)} tensors of the model: " + "; ".join(problems)
+        )
+
+
+def _tensor_problems(state: dict, expected: dict) -> tuple[list[str], list[str], list[str]]:
+    """The tensors missing from ``state``, those not in ``expected``, and the mis-shaped ones
+    (``name (file shape, model shape)``)."""
+    missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     misshaped = [
         f"{k} (file {tuple(v.shape)}, model {tuple(expected[k].shape)})"
         for k, v in state.items()
         if k in expected and v.shape != expected[k].shape
     ]
-    problems = []
-    for what, names in (
-        ("missing from the file", missing),
-        ("not in the model", unexpected),
-        ("mis-shaped", misshaped),
-    ):
-        if names:
-            problems.append(f"{len(names)} {what}: {first_of(names, _MAX_LISTED)}")
-    if problems:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit the {len(expected)} tensors of the model: " + "; ".join(problems)
-        )
+    return missing, unexpected, misshaped

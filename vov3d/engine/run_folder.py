@@ -22,11 +22,10 @@ import torch.nn as nn
 from vov3d.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
-    apply_checkpoint,
     config_differences,
+    load_weights,
     read_checkpoint,
     save_checkpoint,
-    warn_if_config_differs,
 )
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import (
@@ -117,7 +116,7 @@ def resume_or_initialise(
     if found is not None:
         path, checkpoint = found
         _refuse_another_run(cfg, path, checkpoint)
-        apply_checkpoint(checkpoint, path, model, optimizer)
+        load_weights(path, checkpoint, model, cfg, optimizer, trained_classifier=False)
         start = checkpoint["epoch"] + 1
         logger.info("resumed from %s (epoch %d done); continuing at epoch %d", path, start, start + 1)
         if scaler is not None and checkpoint.get("scaler_state"):
@@ -133,7 +132,7 @@ def resume_or_initialise(
         return 0, None
     reset = cfg.TRAIN.CHECKPOINT_EPOCH_RESET
     path, checkpoint = chosen_by_rank0(lambda: read_file_or_run(path, trust), trust)
-    apply_checkpoint(checkpoint, path, model, None if reset else optimizer)
+    load_weights(path, checkpoint, model, cfg, None if reset else optimizer, trained_classifier=False)
     start = 0 if reset else checkpoint.get("epoch", -1) + 1
     logger.info(
         "initialised from %s; %s",
@@ -197,8 +196,7 @@ def load_test_checkpoint(cfg: CfgNode, model: nn.Module) -> Optional[Found]:
         logger.warning("testing a randomly initialised model (TEST.ALLOW_RANDOM_WEIGHTS): the scores mean nothing")
         return None
     path, checkpoint = found
-    warn_if_config_differs(path, checkpoint, cfg)
-    apply_checkpoint(checkpoint, path, model, reinit_classifier=False)
+    load_weights(path, checkpoint, model, cfg, trained_classifier=True)
     logger.info("testing the weights of %s", path)
     return found
 

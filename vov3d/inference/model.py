@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn as nn
 
-from vov3d.checkpoint import apply_checkpoint, warn_if_config_differs
+from vov3d.checkpoint import load_weights
 from vov3d.config import CfgNode
 from vov3d.engine.run_folder import checkpoint_class_names, read_file_or_run
 from vov3d.engine.runtime import for_inference, prepare_model
@@ -31,10 +31,10 @@ def load_trained(cfg: CfgNode, checkpoint: str, device: torch.device, trust: boo
 
     Unlike fine-tuning, inference needs the trained classifier: a checkpoint with another class
     count is an error here instead of a re-initialised classifier giving random answers. A config
-    that differs from the one stored in the file is named in a warning first.
+    that differs from the one stored in the file is named in a warning, or in the error when the
+    weights do not fit.
     """
     path, state = read_file_or_run(checkpoint, trust)
-    warn_if_config_differs(path, state, cfg)
     model = prepare_model(cfg, device, train=False)
-    apply_checkpoint(state, path, model, reinit_classifier=False)
+    load_weights(path, state, model, cfg, trained_classifier=True)
     return TrainedModel(for_inference(model, cfg.TEST.FOLD_BN), checkpoint_class_names(state, cfg.MODEL.NUM_CLASSES))
