@@ -11,6 +11,9 @@ come from the file. The one exception is the classifier (the module the network'
 (fine-tuning K400 weights on SSv1, say): the model keeps its freshly initialised classifier and
 one log line says so. Inference and testing need the trained classifier, so
 they load with ``reinit_classifier=False`` and another class count is an error.
+Every entry (training, testing, predict, export) loads through ``load_weights``: a file whose
+stored config names another network and whose tensors do not fit is one short line naming the
+differences (``MODEL.ARCH (file 'x3d', run 'vov3d')``), not a list of tensor names.
 
 Files are read with ``torch.load(weights_only=True)``: a pickle can run any code, and published
 weights are passed around between people. The only extra types allowed are the NumPy scalars and
@@ -55,8 +58,8 @@ COMPARED_KEYS = (
     "X3D.WIDTH_FACTOR", "X3D.DEPTH_FACTOR", "X3D.BOTTLENECK_FACTOR", "X3D.DIM_C5",
     "VOV3D.DEPTH", "VOV3D.INNER_CH", "VOV3D.TRANS_FUNC",
 )  # fmt: skip
-# Those of COMPARED_KEYS that shape the network's tensors (a ``config_differences`` entry starts with its key).
-NETWORK_KEYS = ("MODEL.ARCH ", "MODEL.MODEL_NAME ", "X3D.", "VOV3D.")
+# Those of COMPARED_KEYS that decide the network's tensors: where one differs, the file is of another network.
+NETWORK_KEYS = tuple(k for k in COMPARED_KEYS if k.startswith(("MODEL.ARCH", "MODEL.MODEL_NAME", "X3D.", "VOV3D.")))
 TRUST_HINT = (
     "only if you trust where the file came from, load it anyway with TRUST_CHECKPOINT True (run_net) "
     "or --trust-checkpoint (predict, export)"
@@ -230,9 +233,9 @@ def _load_trusted(path: str) -> Any:
         raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from e
 
 
-def config_differences(checkpoint: dict[str, Any], cfg: CfgNode) -> list[str]:
-    """``KEY (file X, run Y)`` for each of COMPARED_KEYS where the config stored in the file (its
-    YAML dump) differs from ``cfg``; empty when the file stores no config or agrees."""
+def config_differences(checkpoint: dict[str, Any], cfg: CfgNode, keys: tuple[str, ...] = COMPARED_KEYS) -> list[str]:
+    """``KEY (file X, run Y)`` for each of ``keys`` where the config stored in the file (its YAML
+    dump) differs from ``cfg``; empty when the file stores no config or agrees."""
     try:
         stored = yaml.safe_load(checkpoint.get("cfg") or "")
     except yaml.YAMLError:
@@ -240,7 +243,7 @@ def config_differences(checkpoint: dict[str, Any], cfg: CfgNode) -> list[str]:
     if not isinstance(stored, dict):
         return []
     differences = []
-    for key in COMPARED_KEYS:
+    for key in keys:
         theirs, ours = _lookup(stored, key), _lookup(cfg, key)
         if theirs is not None and ours is not None and _plain(theirs) != _plain(ours):
             differences.append(f"{key} (file {theirs!r}, run {_plain(ours)!r})")
@@ -276,10 +279,9 @@ def load_weights(
     classifier may be re-initialised for another class count, and differences are expected.
     """
     differences = config_differences(checkpoint, cfg)
-    if any(d.startswith(NETWORK_KEYS) for d in differences):
-        mismatch = _network_mismatch(checkpoint, model)
-        if mismatch:
-            raise CheckpointError(f"checkpoint {path} does not fit this model ({mismatch}): {_another(differences)}")
+    mismatch = _network_mismatch(checkpoint, model) if config_differences(checkpoint, cfg, NETWORK_KEYS) else ""
+    if mismatch:
+        raise CheckpointError(f"checkpoint {path} does not fit this model ({mismatch}): {_another(differences)}")
     if differences and trained_classifier:
         logger.warning("checkpoint %s %s", path, _another(differences))
     apply_checkpoint(checkpoint, path, model, optimizer, reinit_classifier=not trained_classifier)

@@ -126,8 +126,8 @@ def _merge_all(cfg: CfgNode, items: Iterable[tuple[str, Any]], source: str) -> N
 
 def _merge_one(cfg: CfgNode, key: str, value: Any, source: str) -> None:
     reason = refusal(key, _decode(value, None))
-    if reason is not None:
-        raise _KeyProblem(f"{key} = {_decode(value, None)!r} is not supported: {reason}")
+    if reason is not None:  # a value vov3d cannot honour, e.g. TRAIN.CHECKPOINT_TYPE caffe2
+        raise _KeyProblem(f"{key} = {value!r} is not supported: {reason}")
     if _ignored(cfg, key, value, source):
         return
     parts = key.split(".")
