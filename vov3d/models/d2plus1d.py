@@ -9,8 +9,8 @@ patched PyTorch), so the pair can run in several ways from the same two weights 
   of 12 multiply-adds per output, one pass over memory instead of two.
 - ``frames2d``: both as depthwise 2-D convs over free views of the tensor (the spatial conv over
   the frames, the temporal conv over each channel's (T, H*W) map), whose backward is well tuned.
-- ``auto`` (the default): ``frames2d`` while autograd records (training), else ``separate``;
-  ``separate`` also under CPU bf16 autocast (see ``_auto``).
+- ``auto`` (the default): ``frames2d`` while autograd records (training), else ``separate``,
+  on every device and in every precision (see ``_auto``).
 
 All give the same outputs within float rounding and the same state dict; BENCHMARKS.md has the
 measurements behind ``auto``.
@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import SE, NormFactory, Swish
+from .layers import SE, DepthSafeConv3d, NormFactory, Swish, depth_safe_conv3d, pad_explicitly
 
 
 def _separate(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
@@ -34,16 +34,17 @@ def _separate(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
 def _fused(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     # (C, 1, 3, 1, 1) * (C, 1, 1, 3, 3) -> (C, 1, 3, 3, 3): zero padding commutes with the product.
     kernel = b2.weight * b1.weight
-    return F.conv3d(x, kernel, b2.bias, stride=b1.stride, padding=1, groups=kernel.shape[0])
+    return depth_safe_conv3d(x, kernel, b2.bias, b1.stride, (1, 1, 1), groups=kernel.shape[0])
 
 
 def _depthwise3x3(images: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
     """Depthwise 3x3 conv with zero padding 1. An image smaller than the kernel (the last stage
     of a small crop) takes a slow oneDNN backward path; padded first, the conv is a "valid" one
     and about 10x faster there, with the same result."""
+    padding: tuple[int, ...] = (1, 1)
     if min(images.shape[-2:]) < 3:
-        return F.conv2d(F.pad(images, (1, 1, 1, 1)), weight, stride=stride, groups=weight.shape[0])
-    return F.conv2d(images, weight, stride=stride, padding=1, groups=weight.shape[0])
+        images, padding = pad_explicitly(images, padding, dims=(0, 1))
+    return F.conv2d(images, weight, stride=stride, padding=padding, groups=weight.shape[0])
 
 
 def _frames2d(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
@@ -65,17 +66,21 @@ def _frames2d(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     return z.reshape(n, c, t, h, w)
 
 
-def _cpu_bf16_autocast(x: torch.Tensor) -> bool:
-    on_cpu = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-    return on_cpu and torch.get_autocast_dtype("cpu") == torch.bfloat16
-
-
 def _auto(b1: nn.Conv3d, b2: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    # Tracing (export) records the plain convs: the 2-D views bake the traced shape in. CPU bf16
-    # autocast also takes them: bf16 training there was reported to reach NaN with the 2-D
-    # kernels in channels_last and to train with the 3-D ones (issue 15; not reproduced on
-    # AVX2 CPUs, where bf16 convs do not use oneDNN).
-    if torch.is_grad_enabled() and not torch.jit.is_tracing() and not _cpu_bf16_autocast(x):
+    """The 2-D kernels while autograd records (their backward is the fast one), the 3-D convs
+    otherwise; tracing (export) records the 3-D convs: the 2-D views bake the traced shape in.
+
+    CPU bf16 training takes the 2-D kernels too. It used to take the 3-D ones, after NaN losses
+    in bf16 CPU training with the 2-D ones (issue 15). Issue 23 found the cause elsewhere: on
+    CPUs whose bf16 convs run in oneDNN, the weight gradient of a channels_last_3d 3-D conv is
+    wrong when its kernel is deeper than the clip (the stem's 5x1x1 conv at 4 frames or fewer;
+    X3D has no 2-D kernels and reached NaN as well), while the 2-D kernels gave right gradients
+    in every check. The 3-D convs never avoided that conv (the stem's gradient stayed wrong, NaN
+    only rarer) and their own 3x1x1 conv met the bug at 2 frames. With every temporal conv padded
+    (``layers.depth_safe_conv3d``; with the stem padded, 0 of 12 such runs reached NaN), the
+    detour has no reason left.
+    """
+    if torch.is_grad_enabled() and not torch.jit.is_tracing():
         return _frames2d(b1, b2, x)
     return _separate(b1, b2, x)
 
@@ -108,9 +113,7 @@ class D2Plus1DUnit(nn.Module):
         super().__init__()
         dim_out = dim_inner // 2
         self.residual = dim_in == dim_out and stride == 1
-        self.a = nn.Sequential(
-            nn.Conv3d(dim_in, dim_inner, 1, bias=False), norm(dim_inner), nn.ReLU(inplace=True)
-        )
+        self.a = nn.Sequential(nn.Conv3d(dim_in, dim_inner, 1, bias=False), norm(dim_inner), nn.ReLU(inplace=True))
         self.b1 = nn.Conv3d(
             dim_inner,
             dim_inner,
@@ -120,7 +123,7 @@ class D2Plus1DUnit(nn.Module):
             groups=dim_inner,
             bias=False,
         )
-        self.b2 = nn.Conv3d(dim_inner, dim_inner, (3, 1, 1), padding=(1, 0, 0), groups=dim_inner, bias=False)
+        self.b2 = DepthSafeConv3d(dim_inner, dim_inner, (3, 1, 1), padding=(1, 0, 0), groups=dim_inner, bias=False)
         self.b_bn = norm(dim_inner)
         self.se = SE(dim_inner) if use_se else nn.Identity()
         self.b_swish = Swish()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import NormFactory
+from .layers import DepthSafeConv3d, NormFactory
 
 
 class Stem(nn.Module):
@@ -14,7 +14,7 @@ class Stem(nn.Module):
     def __init__(self, dim_in: int, dim_out: int, norm: NormFactory = nn.BatchNorm3d) -> None:
         super().__init__()
         self.conv_xy = nn.Conv3d(dim_in, dim_out, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False)
-        self.conv = nn.Conv3d(dim_out, dim_out, (5, 1, 1), padding=(2, 0, 0), groups=dim_out, bias=False)
+        self.conv = DepthSafeConv3d(dim_out, dim_out, (5, 1, 1), padding=(2, 0, 0), groups=dim_out, bias=False)
         self.bn = norm(dim_out)
         self.relu = nn.ReLU(inplace=True)
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 from vov3d.config import CfgNode, cfg_error
 
 from .build import MODEL_REGISTRY
-from .layers import SE, NormFactory, Swish, round_width
+from .layers import SE, DepthSafeConv3d, NormFactory, Swish, round_width
 from .network import VideoNet, common_kwargs
 from .stage import TransformFactory
 
@@ -40,7 +40,7 @@ class X3DBottleneck(nn.Module):
         self.a = nn.Conv3d(dim_in, dim_inner, 1, bias=False)
         self.a_bn = norm(dim_inner)
         self.a_relu = nn.ReLU(inplace=True)
-        self.b = nn.Conv3d(
+        self.b = DepthSafeConv3d(
             dim_inner,
             dim_inner,
             3,
