@@ -160,7 +160,8 @@ _C.VOV3D.OUT_MULTIPLIER = [0.5, 1, 2, 4]
 # Block transform; only the published t_osa_2plus1_transform exists.
 _C.VOV3D.TRANS_FUNC = "t_osa_2plus1_transform"
 # How the D(2+1)D depthwise convs run, all with the same weights and outputs: auto (2-D kernels
-# while training, 3-D ones otherwise), separate, fused or frames2d. See BENCHMARKS.md.
+# while training, 3-D ones otherwise, in every precision and on every device), separate, fused or
+# frames2d. See BENCHMARKS.md.
 _C.VOV3D.DEPTHWISE_IMPL = "auto"
 
 # ---------------------------------------------------------------------------- #
