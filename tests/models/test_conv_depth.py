@@ -4,8 +4,9 @@ oneDNN's bf16 weight gradient is wrong there), and the explicit padding that avo
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -42,7 +43,7 @@ def conv3d_depths() -> Iterator[list[tuple[int, int]]]:
     calls: list[tuple[int, int]] = []
     real = torch.conv3d
 
-    def spy(input: torch.Tensor, weight: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def spy(input: torch.Tensor, weight: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         dilation = kwargs.get("dilation", args[3] if len(args) > 3 else 1)
         dilation = dilation if isinstance(dilation, int) else dilation[0]
         calls.append((input.shape[2], dilation * (weight.shape[2] - 1) + 1))
@@ -52,7 +53,9 @@ def conv3d_depths() -> Iterator[list[tuple[int, int]]]:
         yield calls
 
 
-def conv_and_grads(conv, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, **kwargs) -> list[torch.Tensor]:
+def conv_and_grads(
+    conv: Callable[..., torch.Tensor], x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, **kwargs: Any
+) -> list[torch.Tensor]:
     """The output and the gradients of input, weight and bias of a fixed loss."""
     x, weight, bias = (t.detach().requires_grad_() for t in (x, weight, bias))
     out = conv(x, weight, bias, **kwargs)
