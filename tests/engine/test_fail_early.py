@@ -1,7 +1,9 @@
 """A run fails early, once, with the way forward: every split it reads is checked before training,
-an unreadable val video stops it only after the epoch's checkpoint (one line naming the file,
-TEST.SKIP_BROKEN_VIDEOS and tools/scan_dataset.py, even from loader workers), and with
-TEST.SKIP_BROKEN_VIDEOS validation leaves the video out."""
+and every val and test video is opened then: the unopenable ones stop the run before the first
+epoch, all listed (on every process alike), or are left out with TEST.SKIP_BROKEN_VIDEOS. A val
+video that opens but is damaged further in stops the run only after the epoch's checkpoint (one
+line naming the file, TEST.SKIP_BROKEN_VIDEOS and tools/scan_dataset.py, even from loader
+workers), and with TEST.SKIP_BROKEN_VIDEOS validation leaves the video out."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import REPO
-from tests.engine.conftest import COLOURS, SUBPROCESS_ENV, quick_cfg, run_net_command, write_dataset
+from tests.datasets.helpers import make_video
+from tests.engine.conftest import COLOURS, SUBPROCESS_ENV, free_port, quick_cfg, run_net_command, write_dataset
 from vov3d.config import ConfigError
-from vov3d.datasets import build_loader
+from vov3d.datasets import VideoDecodeError, build_dataset, build_loader
+from vov3d.datasets.readable import check_readable
 from vov3d.engine.evaluate import validate
 from vov3d.engine.runtime import Execution
 from vov3d.engine.train import train
@@ -62,12 +66,78 @@ def test_val_videos_in_the_wrong_place_stop_the_run_before_training(broken_val: 
     assert not os.path.exists(RunFolder(str(tmp_path / "out")).checkpoints_dir)
 
 
-def test_a_broken_val_video_stops_after_the_checkpoint_with_one_clean_line(broken_val: Path, tmp_path: Path) -> None:
-    command = run_net_command(broken_val, tmp_path, *ONE_EPOCH, "DATA_LOADER.NUM_WORKERS", 2, "TRAIN.EVAL_PERIOD", 1)
+def run_to_the_end(data: Path, output_dir: Path, *opts: object) -> tuple[int, str]:
+    command = run_net_command(data, output_dir, *ONE_EPOCH, "DATA_LOADER.NUM_WORKERS", 2, "TRAIN.EVAL_PERIOD", 1, *opts)
     result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output[-3000:]
-    run = RunFolder(str(tmp_path))
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_unopenable_val_and_test_videos_stop_the_run_before_training_all_listed(
+    broken_val: Path, tmp_path: Path
+) -> None:
+    data = copy_without(broken_val, tmp_path, "test/001.mp4")
+    (data / "test" / "003.mp4").write_bytes(b"")
+    code, output = run_to_the_end(data, tmp_path / "out")
+    assert code == 1, output[-3000:]
+    assert not os.path.exists(RunFolder(str(tmp_path / "out")).checkpoints_dir)  # no epoch was trained
+    (first,) = [line for line in output.splitlines() if "VideoDecodeError" in line]
+    assert "3 videos cannot be opened (val 1 of 4, test 2 of 4)" in first and "TEST.SKIP_BROKEN_VIDEOS True" in first
+    assert "remove their lines from the annotation files" in first
+    listed = output.split(first, 1)[1].splitlines()[1:4]
+    assert listed[0].strip().startswith(f"{data / 'val' / '002.mp4'}: cannot be opened as a video")
+    assert listed[1].strip() == f"{data / 'test' / '001.mp4'}: file not found"
+    assert listed[2].strip() == f"{data / 'test' / '003.mp4'}: file is empty (0 bytes)"
+    assert "Traceback" not in output
+
+
+def test_the_folder_dataset_says_to_delete_the_file(tmp_path: Path) -> None:
+    for split in ("train", "val", "test"):
+        make_video(tmp_path / split / "red" / "a.mp4", 16)
+    (tmp_path / "val" / "red" / "b.mp4").write_text("not a video")
+    cfg = quick_cfg(tmp_path, tmp_path / "out", "TRAIN.DATASET", "folder", "TEST.DATASET", "folder", "MODEL.NUM_CLASSES", 1)
+    splits = {split: build_dataset(cfg, split) for split in ("val", "test")}
+    with pytest.raises(VideoDecodeError, match=r"1 video cannot be opened \(val 1 of 2\).*delete them from their class"):
+        check_readable(splits, skip_broken=False)
+
+
+def test_with_skip_broken_videos_the_list_is_a_warning(broken_val: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
+    cfg = quick_cfg(broken_val, broken_val / "out")
+    check_readable({split: build_dataset(cfg, split) for split in ("val", "test")}, skip_broken=True)
+    (warning,) = [r.getMessage() for r in vov3d_log.records if r.levelname == "WARNING"]
+    assert "1 video cannot be opened (val 1 of 4)" in warning and str(broken_val / "val" / "002.mp4") in warning
+
+
+def check_worker(rank: int, port: int, data: Path, results: Path) -> None:
+    from vov3d.utils import distributed as du
+
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    try:
+        cfg = quick_cfg(data, data / "out")
+        try:
+            check_readable({split: build_dataset(cfg, split) for split in ("val", "test")}, skip_broken=False)
+            outcome = "went on"
+        except VideoDecodeError as e:
+            outcome = str(e)
+        (results / f"{rank}.txt").write_text(outcome)
+    finally:
+        du.destroy_process_group()
+
+
+def test_two_processes_share_the_opening_and_decide_alike(broken_val: Path, tmp_path: Path) -> None:
+    """Each process opens half of the files: rank 1, which does not open val/002.mp4, stops on it too."""
+    torch.multiprocessing.spawn(check_worker, args=(free_port(), broken_val, tmp_path), nprocs=2)
+    outcomes = [(tmp_path / f"{rank}.txt").read_text() for rank in range(2)]
+    assert outcomes[0] == outcomes[1] and "1 video cannot be opened (val 1 of 4)" in outcomes[0]
+
+
+def test_a_damaged_val_video_stops_after_the_checkpoint_with_one_clean_line(broken_val: Path, tmp_path: Path) -> None:
+    """A video that opens, and fails in the frames of the val clip, is found only by reading them."""
+    data = copy_without(broken_val, tmp_path, "val/002.mp4")
+    whole = Path(make_video(tmp_path / "whole.webm", 60, gop_size=10)).read_bytes()
+    (data / "val" / "002.mp4").write_bytes(whole[: len(whole) // 3])  # opens; the middle clip is cut off
+    code, output = run_to_the_end(data, tmp_path / "out")
+    assert code == 1, output[-3000:]
+    run = RunFolder(str(tmp_path / "out"))
     assert os.path.isfile(run.checkpoint_path(1))
     lines = [line for line in output.splitlines() if "val/002.mp4" in line]
     assert len(lines) == 1, output[-3000:]

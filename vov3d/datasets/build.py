@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from collections.abc import Iterator
@@ -27,10 +26,8 @@ from vov3d.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
 # Videos per split whose existence check_splits looks up: enough to catch a wrong folder at once,
-# few enough to be instant on network storage (tools/scan_dataset.py checks every file).
+# few enough to be instant on network storage.
 _SAMPLED_VIDEOS = 20
-
-logger = logging.getLogger(__name__)
 
 
 def build_dataset(cfg: CfgNode, split: str, **overrides: Any) -> Dataset:
@@ -54,8 +51,9 @@ def build_dataset(cfg: CfgNode, split: str, **overrides: Any) -> Dataset:
 
 def check_splits(cfg: CfgNode, datasets: dict[str, Dataset]) -> None:
     """Look for a sample of the videos of each split a run will read (``datasets`` by split, built,
-    so their annotations were read), so that a wrong DATA.PATH_PREFIX stops the run before
-    training, not after it."""
+    so their annotations were read): when none of them exists, DATA.PATH_PREFIX is wrong, and the
+    run stops before training, not after it. Single missing files are for ``check_readable`` (val,
+    test) and for training's substitution."""
     for split, dataset in datasets.items():
         paths = list(getattr(dataset, "paths", []))
         sample = paths[:: max(1, len(paths) // _SAMPLED_VIDEOS)]
@@ -66,15 +64,6 @@ def check_splits(cfg: CfgNode, datasets: dict[str, Dataset]) -> None:
                 "DATA.PATH_PREFIX",
                 f"none of {len(sample)} videos sampled from the {split} split exists, e.g. {missing[0]}: "
                 "check DATA.PATH_PREFIX and DATA.PATH_TO_DATA_DIR",
-            )
-        if missing:
-            logger.warning(
-                "%d of %d videos sampled from the %s split are missing, e.g. %s; list every unreadable file "
-                "with tools/scan_dataset.py",
-                len(missing),
-                len(sample),
-                split,
-                missing[0],
             )
 
 

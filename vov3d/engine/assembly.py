@@ -15,6 +15,7 @@ from vov3d.config import CfgNode
 from vov3d.datasets import build_dataset, build_loader, check_splits
 from vov3d.datasets.class_names import cfg_class_names
 from vov3d.datasets.mixup import MixUp
+from vov3d.datasets.readable import check_readable
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
@@ -55,9 +56,9 @@ class Run:
 
 def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run:
     """Assemble the training run the cfg describes, in this order: the model first (a model the
-    config cannot build stops before any I/O), then the loaders and a check that the videos of
-    every split the run reads exist (test too with TEST.ENABLE), then optimizer, schedule, loss
-    and scaler. With ``resume`` the run continues from OUTPUT_DIR or starts from
+    config cannot build stops before any I/O), then the loaders, a check that the videos of
+    every split the run reads exist (test too with TEST.ENABLE) and that every val and test video
+    opens (``check_readable``), then optimizer, schedule, loss and scaler. With ``resume`` the run continues from OUTPUT_DIR or starts from
     TRAIN.CHECKPOINT_FILE_PATH (``resume_or_initialise``), and a resumed run's random generators are
     restored last, so it draws what an uninterrupted run would. Without ``validation`` (benchmarks)
     only the train split is read."""
@@ -72,6 +73,8 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         if cfg.TEST.ENABLE:  # a missing test.csv is found now, not after the last epoch
             splits["test"] = build_dataset(cfg, "test")
     check_splits(cfg, splits)
+    evaluated = {split: dataset for split, dataset in splits.items() if split != "train"}
+    check_readable(evaluated, cfg.TEST.SKIP_BROKEN_VIDEOS)  # else the run would stop on them after training
     class_names, mixup = cfg_class_names(cfg, "train"), MixUp.from_cfg(cfg)
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule.from_cfg(cfg)

@@ -29,9 +29,10 @@ class SubstitutedClips:
     gathers them from every process: ``error`` and ``warn`` are collective calls.
     """
 
-    def __init__(self, max_fraction: float, paths: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, max_fraction: float, paths: Optional[Sequence[str]], advice: str) -> None:
         self.max_fraction = max_fraction
         self.paths = paths
+        self.advice = advice  # what to do about the files (``fix_advice``)
         self.clips = 0
         self.count = 0  # clips that stood in
         self._replaced: list[torch.Tensor] = []  # videos of this process's batches another clip stood in for
@@ -66,7 +67,7 @@ class SubstitutedClips:
         return TooManyBrokenVideosError(
             f"{self.count} of {self.clips} training clips stood in for unreadable videos ({len(files)} files: "
             f"{first_of(files, MAX_LISTED)}), more than DATA.MAX_BAD_VIDEO_FRACTION = {self.max_fraction}; "
-            "list every unreadable file with tools/scan_dataset.py, then fix or remove them from the annotations"
+            f"list every unreadable file with tools/scan_dataset.py, then {self.advice}"
         )
 
     def warn(self, epoch: int, max_epoch: int) -> None:

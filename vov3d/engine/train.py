@@ -18,6 +18,7 @@ from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
 from vov3d.datasets import shuffle_loader
 from vov3d.datasets.mixup import MixUp
+from vov3d.datasets.readable import fix_advice
 from vov3d.utils.distributed import all_reduce_sum, get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import Timer, topk_correct
@@ -73,7 +74,9 @@ def train_one_epoch(
     """
     device, iters = execution.device, len(loader)
     meters = TrainMeters(log.period, epoch, max_epoch, iters, device)
-    substituted = SubstitutedClips(max_bad_video_fraction, getattr(loader.dataset, "paths", None))
+    substituted = SubstitutedClips(
+        max_bad_video_fraction, getattr(loader.dataset, "paths", None), fix_advice(loader.dataset)
+    )
     data_timer, net_timer = Timer(), Timer(synchronize=device.type == "cuda")
     lr = schedule(epoch)
     frozen_params = backbone_parameters(model) if frozen_backbone else []
