@@ -8,12 +8,14 @@ half-batch equal those of the whole batch, and what is compared is the engine it
 splitting, the sampler's order, gradient averaging, all-reduced metrics, precise BN, and the test
 aggregation across ranks (3 test videos over 2 ranks: the sampler repeats one, which must count
 once). The one-process run also uses a (world size 1) process group, so that it draws batches
-from the same DistributedSampler permutation.
+from the same DistributedSampler permutation. The torchrun-style run also shows that no process
+warns about DDP's gradient layout and that the per-class table names the classes.
 """
 
 from __future__ import annotations
 
 import subprocess
+import csv
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ from vov3d.engine.launch import ProcessPlan, launch
 from vov3d.utils.run_layout import RunFolder
 
 GREY = (128, 128, 128)
+CLASSES = ["north", "east", "south", "west"]
 OPTS = [
     "SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 4, "TEST.BATCH_SIZE", 2, "LOG_PERIOD", 1,
     "TEST.NUM_ENSEMBLE_VIEWS", 1, "TEST.NUM_SPATIAL_CROPS", 1, "TEST.SAVE_RESULTS_PATH", "results.pyth",
@@ -41,13 +44,16 @@ OPTS = [
 @pytest.fixture(scope="module")
 def same_image_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     labels = {"train": [0, 1, 2, 3, 1, 0, 3, 2], "val": [0, 1, 2], "test": [2, 1, 0]}
-    return write_dataset(
+    root = write_dataset(
         tmp_path_factory.mktemp("same_image"), {split: [(GREY, k) for k in ks] for split, ks in labels.items()}
     )
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    return root
 
 
 def torchrun_style(data: Path, output_dir: Path, world_size: int, *opts: object) -> None:
-    """``world_size`` CPU processes of run_net.py with the variables torchrun would set."""
+    """``world_size`` CPU processes of run_net.py with the variables torchrun would set; each
+    one's console output goes to ``output_dir/console_{rank}.txt``."""
     port = str(free_port())
     processes = [
         subprocess.Popen(
@@ -67,7 +73,8 @@ def torchrun_style(data: Path, output_dir: Path, world_size: int, *opts: object)
         for rank in range(world_size)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for rank, (process, output) in enumerate(zip(processes, outputs)):
+        (output_dir / f"console_{rank}.txt").write_text(output)
         assert process.returncode == 0, output[-4000:]
 
 
@@ -75,7 +82,8 @@ def torchrun_style(data: Path, output_dir: Path, world_size: int, *opts: object)
 def runs(same_image_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: tmp_path_factory.mktemp(name) for name in ("one", "torchrun_two", "spawned_two")}
     torchrun_style(same_image_data, out["one"], 1)
-    torchrun_style(same_image_data, out["torchrun_two"], 2, "LOG_ALL_RANKS", True)
+    names = same_image_data / "classes.txt"
+    torchrun_style(same_image_data, out["torchrun_two"], 2, "LOG_ALL_RANKS", True, "DATA.CLASS_NAMES", names)
     cfg = quick_cfg(same_image_data, out["spawned_two"], *OPTS)
     plan = ProcessPlan("spawn", 2, 2, 0, 0, "gloo", f"tcp://127.0.0.1:{free_port()}")
     with pytest.MonkeyPatch.context() as patch:
@@ -109,6 +117,12 @@ def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
                 if key in a:
                     assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (kind, key)
     assert [s["num_clips"] for s in other.read_stats("val_epoch")] == [3, 3]  # the padding repeat counts once
+
+    if two == "torchrun_two":  # DDP took every gradient as laid out; rank 0 wrote the names
+        for rank in range(2):
+            assert "Grad strides do not match" not in (runs[two] / f"console_{rank}.txt").read_text()
+        with open(other.per_class_path, newline="") as f:
+            assert [row["name"] for row in csv.DictReader(f)] == CLASSES
 
     results = [torch.load(runs[name] / "results.pyth", weights_only=True) for name in ("one", two)]
     assert results[1]["views"].tolist() == [1, 1, 1]
@@ -154,7 +168,8 @@ def test_two_shards_started_by_hand_train_validate_and_test(colour_data: Path, t
         for shard in (0, 1)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for rank, (process, output) in enumerate(zip(processes, outputs)):
+        (output_dir / f"console_{rank}.txt").write_text(output)
         assert process.returncode == 0, output[-4000:]
     run = RunFolder(str(tmp_path))
     log = Path(run.log_path()).read_text()

@@ -1,5 +1,7 @@
 """Per-process choices of the runtime: the mixed-precision dtype on simulated GPUs, the model's
-size logged once on the main process, and no CUDA work (pinned memory) in CPU runs."""
+size logged once on the main process, no CUDA work (pinned memory) in CPU runs, and gradients laid
+out as their parameters, as DDP's buckets are (tests/engine/test_distributed.py sees DDP's warning
+gone)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from tests.engine.conftest import quick_cfg
 from vov3d.config import ConfigError
 from vov3d.datasets import build_loader
 from vov3d.engine import runtime
-from vov3d.engine.runtime import autocast_dtype, prepare_model
+from vov3d.engine.runtime import autocast_dtype, keep_grad_strides, prepare_model
 
 CUDA = torch.device("cuda", 0)
 
@@ -72,3 +74,27 @@ def test_cpu_runs_pin_no_memory_on_a_gpu_machine(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cfg = quick_cfg(colour_data, tmp_path, "NUM_GPUS", 0, "DATA_LOADER.PIN_MEMORY", True)
     assert build_loader(cfg, "val").pin_memory is False
+
+
+def grads_of_a_step(cfg, keep: bool) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = prepare_model(cfg, torch.device("cpu"), train=True)  # channels_last_3d (MODEL.CHANNELS_LAST)
+    if keep:
+        keep_grad_strides(model)
+    clip = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    model(clip).square().sum().backward()
+    return {name: (param.grad, param.stride()) for name, param in model.named_parameters()}
+
+
+def test_gradients_keep_the_strides_of_their_parameters(tmp_path: Path) -> None:
+    """DDP lays a bucket view out as its parameter and warns about any gradient whose strides differ.
+    On one thread (the tests', torchrun's default) the CPU conv returns the gradients of 1x1x1 and
+    (k,1,1) weights in the plain layout; with keep_grad_strides every stride is the parameter's,
+    and the values are the same."""
+    assert torch.get_num_threads() == 1
+    cfg = quick_cfg(tmp_path, tmp_path / "out")
+    plain, kept = grads_of_a_step(cfg, keep=False), grads_of_a_step(cfg, keep=True)
+    assert any(grad.stride() != strides for grad, strides in plain.values())  # what DDP warned about
+    for name, (grad, strides) in kept.items():
+        assert grad.stride() == strides, name
+        torch.testing.assert_close(grad, plain[name][0], rtol=0, atol=0, msg=name)

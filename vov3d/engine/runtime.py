@@ -3,6 +3,7 @@ torch.compile and DistributedDataParallel. Training and testing share these."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Iterable
@@ -125,11 +126,31 @@ def compile_model(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def distribute(model: nn.Module, device: torch.device) -> nn.Module:
-    """DistributedDataParallel when there is more than one process."""
+    """DistributedDataParallel when there is more than one process (``model`` already in its
+    final memory format: DDP lays its gradient buckets out as the parameters are then)."""
     if not is_distributed() or get_world_size() == 1:
         return model
+    keep_grad_strides(model)
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def keep_grad_strides(model: nn.Module) -> None:
+    """Give each gradient its parameter's strides where they differ only in dimensions of size 1.
+
+    A 1x1x1 or (k,1,1) conv weight in channels_last_3d has strides in its size-1 dimensions that
+    the plain layout would not have; the same bytes in the same order. The CPU's single-thread conv
+    (torchrun's default of one OpenMP thread) returns such weights' gradients in the plain layout,
+    which autograd accepts, while DDP compares every stride with its bucket's and warns "Grad
+    strides do not match bucket view strides" on every process. The view taken here moves nothing."""
+    for param in model.parameters():
+        if param.requires_grad and 1 in param.shape:
+            param.register_hook(functools.partial(_with_strides, param.stride()))
+
+
+def _with_strides(strides: tuple[int, ...], grad: torch.Tensor) -> torch.Tensor:
+    same_order = all(a == b for size, a, b in zip(grad.shape, grad.stride(), strides) if size != 1)
+    return grad.as_strided(grad.shape, strides) if same_order and grad.stride() != strides else grad
 
 
 def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
