@@ -37,6 +37,15 @@ logger = logging.getLogger(__name__)
 SSV1_LABELS = "something-something-v1-labels.csv"
 SSV2_LABELS = "something-something-v2-labels.json"
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+# The mode lines logged so far: a run builds a split more than once (the test split before
+# training, to find a missing file early, and again to test), and says its mode once.
+_logged_modes: set[str] = set()
+
+
+def _log_mode(line: str) -> None:
+    if line not in _logged_modes:
+        _logged_modes.add(line)
+        logger.info(line)
 
 
 def _annotation_file(cfg: CfgNode, name: str) -> str:
@@ -101,7 +110,7 @@ class SomethingSomething(ClipDataset):
     @classmethod
     def sources(cls, cfg: CfgNode, split: str, ids: list[str], split_file: str, videos: bool) -> dict[str, Any]:
         """``paths`` and ``frame_paths`` of the videos ``ids``: from the frame list when it exists,
-        else (when ``videos``) the files ``{PATH_PREFIX}/{id}.webm``."""
+        else (when ``videos``) the files ``{PATH_PREFIX}/{id}.webm``. The log names the mode."""
         frame_list = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, "train.csv" if split == "train" else "val.csv")
         if os.path.isfile(frame_list):
             frames = read_frame_list(frame_list, cfg.DATA.PATH_PREFIX)
@@ -111,6 +120,7 @@ class SomethingSomething(ClipDataset):
                     f"{frame_list}: no frames for {len(missing)} videos of {split_file}, e.g. {missing[:3]}"
                 )
             frame_paths = [frames[video] for video in ids]
+            _log_mode(f"{split} split: frames mode, the JPEG frames of the frame list {frame_list}")
             return dict(paths=[frame_folder(f) for f in frame_paths], frame_paths=frame_paths)
         if not videos:
             raise cfg_error(cfg, "DATA.PATH_TO_DATA_DIR", f"{frame_list} (the frame list) not found")
@@ -122,12 +132,7 @@ class SomethingSomething(ClipDataset):
                 f"neither the frame list {frame_list} nor the video {paths[0]} exists: extract frames "
                 "with tools/extract_frames.py, or point DATA.PATH_PREFIX at the folder of .webm videos",
             )
-        logger.info(
-            "%s split: no frame list %s, reading the .webm videos in %s",
-            split,
-            frame_list,
-            cfg.DATA.PATH_PREFIX,
-        )
+        _log_mode(f"{split} split: video mode (no frame list {frame_list}), the .webm videos in {cfg.DATA.PATH_PREFIX}")
         return dict(paths=paths, frame_paths=None)
 
     def open_video(self, video_index: int) -> Source:
