@@ -61,6 +61,22 @@ def missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def shared_absent(path: Path) -> NoReturn:
+    """``missing`` for ``path`` under ../shared, in a reader's terms: what ../shared is, where it
+    belongs, what of it this test needs, and that the tests that do not need it still run."""
+    where, needed = os.path.relpath(SHARED, REPO), os.path.relpath(path, REPO)
+    if not SHARED.is_dir():
+        part = "" if path == SHARED else f"; this test needs {needed}"
+        missing(
+            f"the project's reference material and sample videos are not here (expected beside the checkout, "
+            f"as {where}){part}; the tests that do not need them run as usual"
+        )
+    missing(
+        f"{needed} is not in {where} (the project's reference material and sample videos); this test needs it, "
+        "the tests that do not need it run as usual"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_shared(path): needs ../shared/<path>; skipped, or failed under CI")
 
@@ -69,14 +85,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs_shared"):
         path = SHARED / mark.args[0]
         if not path.exists():
-            missing(f"{path} is absent")
+            shared_absent(path)
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared beside the checkout (reference files and real videos); skipped where absent."""
     if not SHARED.is_dir():
-        missing(f"{SHARED} is absent: reference material and real videos are not available")
+        shared_absent(SHARED)
     return SHARED
 
 
@@ -85,7 +101,7 @@ def real_videos(shared_dir: Path) -> Path:
     """../shared/data/real-videos (see its SOURCES.md); skipped with a reason when absent."""
     folder = shared_dir / "data" / "real-videos"
     if not folder.is_dir():
-        missing(f"{folder} is absent: the real-video tests need it")
+        shared_absent(folder)
     return folder
 
 

@@ -94,9 +94,9 @@ def test_the_folder_dataset_says_to_delete_the_file(tmp_path: Path) -> None:
     for split in ("train", "val", "test"):
         make_video(tmp_path / split / "red" / "a.mp4", 16)
     (tmp_path / "val" / "red" / "b.mp4").write_text("not a video")
-    cfg = quick_cfg(tmp_path, tmp_path / "out", "TRAIN.DATASET", "folder", "TEST.DATASET", "folder", "MODEL.NUM_CLASSES", 1)
-    splits = {split: build_dataset(cfg, split) for split in ("val", "test")}
-    with pytest.raises(VideoDecodeError, match=r"1 video cannot be opened \(val 1 of 2\).*delete them from their class"):
+    folder = ["TRAIN.DATASET", "folder", "TEST.DATASET", "folder", "MODEL.NUM_CLASSES", 1]
+    splits = {split: build_dataset(quick_cfg(tmp_path, tmp_path / "out", *folder), split) for split in ("val", "test")}
+    with pytest.raises(VideoDecodeError, match=r"1 video cannot be opened \(val 1 of 2\).*delete them from their"):
         check_readable(splits, skip_broken=False)
 
 

@@ -62,9 +62,7 @@ def unopenable_videos(datasets: Mapping[str, Dataset]) -> dict[str, list[str]]:
     failed: dict[str, str] = {}
     for found in all_gather_objects({path: reason for (path, _), reason in zip(mine, reasons) if reason}):
         failed.update(found)
-    return {
-        split: [failed[path] for path in dict.fromkeys(ds.paths) if path in failed] for split, ds in clip_datasets.items()
-    }
+    return {split: [failed[p] for p in dict.fromkeys(ds.paths) if p in failed] for split, ds in clip_datasets.items()}
 
 
 def check_readable(datasets: Mapping[str, Dataset], skip_broken: bool) -> None:
@@ -75,7 +73,7 @@ def check_readable(datasets: Mapping[str, Dataset], skip_broken: bool) -> None:
     files = [line for lines in broken.values() for line in lines]
     if not files:
         return
-    counts = ", ".join(f"{split} {len(lines)} of {datasets[split].num_videos}" for split, lines in broken.items() if lines)
+    counts = ", ".join(f"{split} {len(bad)} of {datasets[split].num_videos}" for split, bad in broken.items() if bad)
     listing = "".join(f"\n  {line}" for line in files)
     videos = f"{len(files)} video{'' if len(files) == 1 else 's'}"
     advice = fix_advice(next(iter(datasets.values())))

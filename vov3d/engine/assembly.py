@@ -58,9 +58,10 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     """Assemble the training run the cfg describes, in this order: the model first (a model the
     config cannot build stops before any I/O), then the loaders, a check that the videos of
     every split the run reads exist (test too with TEST.ENABLE) and that every val and test video
-    opens (``check_readable``), then optimizer, schedule, loss and scaler. With ``resume`` the run continues from OUTPUT_DIR or starts from
-    TRAIN.CHECKPOINT_FILE_PATH (``resume_or_initialise``), and a resumed run's random generators are
-    restored last, so it draws what an uninterrupted run would. Without ``validation`` (benchmarks)
+    opens (``check_readable``), then optimizer, schedule, loss and scaler. With ``resume`` the run
+    continues from OUTPUT_DIR or starts from TRAIN.CHECKPOINT_FILE_PATH (``resume_or_initialise``),
+    and a resumed run's random generators are restored last, so it draws what an uninterrupted run
+    would. Without ``validation`` (benchmarks)
     only the train split is read."""
     check_finetune_cfg(cfg)
     execution = Execution.from_cfg(cfg)
