@@ -14,6 +14,7 @@ lines are checked against setup.py and the installed versions; lines that CI run
 from __future__ import annotations
 
 import contextlib
+import csv
 import importlib
 import io
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import torch
 
 from tests.conftest import REPO, checkout_environ
 from tests.datasets.helpers import make_ssv1, make_ssv2
@@ -36,6 +38,7 @@ from vov3d.cli.args import looks_like_key
 from vov3d.cli.make_demo_dataset import main as make_demo
 from vov3d.config import load_config
 from vov3d.datasets import build_dataset
+from vov3d.utils.run_layout import RunFolder
 
 DOCS = ("README.md", "INSTALL.md", "DATA.md")
 FENCE = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -47,6 +50,7 @@ SHORTENED = {
 }
 NOT_ON_A_CPU = {"tools/gpu_check.py"}  # its checks start with NUM_GPUS 1
 DEMO_SIZES = ["--train-per-class", "4", "--val-per-class", "1", "--test-per-class", "1"]  # one 32-clip batch
+FINE_TUNE_CLASSES = 5  # README's "Fine-tune on your own videos" example
 
 
 @dataclass(frozen=True)
@@ -275,9 +279,9 @@ def chdir(folder: Path) -> Iterator[None]:
 
 @dataclass
 class Sandbox:
-    """A folder as a user's checkout is after a (tiny) quick start, with DATA.md's /data and
-    ``my_clips`` (a folder per class). Blocks run in the order of their document, as a reader
-    follows it: running one first runs the blocks above it that have not run yet."""
+    """A folder as a user's checkout is after a (tiny) quick start, with DATA.md's /data,
+    ``my_clips`` (a folder per class) and ``new_clips``. Blocks run in the order of their document,
+    as a reader follows it: running one first runs the blocks above it that have not run yet."""
 
     root: Path
     done: set[Block]
@@ -300,19 +304,25 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     with chdir(root):
         run_command(["python", "tools/make_demo_dataset.py", *DEMO_SIZES], root, "sandbox")
         run_command(["python", "tools/quickstart.py"], root, "sandbox")
-    write_class_folders(root / "demo_data" / "motion", root / "my_clips")
+    write_class_folders(root / "demo_data" / "motion", root / "my_clips", root / "new_clips")
     return Sandbox(root, set())
 
 
-def write_class_folders(demo: Path, out: Path) -> None:
-    """DATA.md's ``my_clips``: the demo's videos as {train,val,test}/<class name>/<video> links."""
-    names = (demo / "classes.txt").read_text().splitlines()
+def write_class_folders(demo: Path, out: Path, new_clips: Path) -> None:
+    """DATA.md's and README's ``my_clips``: the demo's videos of README's 5 classes as
+    {train,val,test}/<class name>/<video> links, and README's ``new_clips/``: the test videos again."""
+    names = (demo / "classes.txt").read_text().splitlines()[:FINE_TUNE_CLASSES]
+    new_clips.mkdir()
     for split in ("train", "val", "test"):
         for line in (demo / f"{split}.csv").read_text().splitlines():
             video, label = line.rsplit(" ", 1)
+            if int(label) >= len(names):
+                continue
             target = out / split / names[int(label)] / Path(video).name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(demo / video)
+            if split == "test":
+                (new_clips / Path(video).name).symlink_to(demo / video)
 
 
 def run_command(tokens: list[str], root: Path, where: str) -> None:
@@ -349,6 +359,43 @@ def test_shortened_quick_start_says_its_warmup_is_cut(vov3d_log: pytest.LogCaptu
 
 def readme_block(text: str) -> Block:
     return next(b for b in BLOCKS if b.doc == "README.md" and text in b.text)
+
+
+def value_of(tokens: list[str], key: str) -> str:
+    return tokens[tokens.index(key) + 1]
+
+
+def per_class_names(output_dir: Path) -> list[str]:
+    with open(RunFolder(str(output_dir)).per_class_path, newline="") as f:
+        return [row["name"] for row in csv.DictReader(f)]
+
+
+def test_readme_cpu_fine_tune_starts_from_the_quick_start_run(sandbox: Sandbox) -> None:
+    """README's CPU block, as written: the quick start's run folder stands in for the zoo weights,
+    offline, and the folder names travel into the checkpoint and the test's per-class table."""
+    block = readme_block("output/my_clips_cpu")
+    sandbox.run(block)
+    train = block.commands()[0]
+    run = RunFolder(str(sandbox.root / value_of(train, "OUTPUT_DIR")))
+    names = sorted(
+        folder.name for folder in (sandbox.root / value_of(train, "DATA.PATH_TO_DATA_DIR") / "train").iterdir()
+    )
+    assert len(names) == int(value_of(train, "MODEL.NUM_CLASSES"))
+    start = value_of(train, "TRAIN.CHECKPOINT_FILE_PATH")
+    assert re.search(
+        rf"initialised from {start}/checkpoints/checkpoint_epoch_\d+\.pyth", Path(run.log_path()).read_text()
+    )
+    assert torch.load(run.best_path, weights_only=True)["class_names"] == names
+    assert per_class_names(Path(run.root)) == names
+
+
+def test_install_torchrun_example_names_the_classes(sandbox: Sandbox) -> None:
+    """INSTALL's two CPU processes, as written: rank 0's per-class table names the demo's classes."""
+    block = next(b for b in RUNNABLE if b.doc == "INSTALL.md" and "torchrun" in b.text)
+    sandbox.run(block)
+    command = next(tokens for tokens in block.commands() if tokens[0] == "torchrun")
+    names = (sandbox.root / value_of(command, "DATA.PATH_TO_DATA_DIR") / "classes.txt").read_text().splitlines()
+    assert per_class_names(sandbox.root / value_of(command, "OUTPUT_DIR")) == names
 
 
 @pytest.mark.parametrize("dataset", ["ssv1", "ssv2"])
