@@ -29,12 +29,15 @@ logger = logging.getLogger(__name__)
 _THREADS = 8
 
 
+# What to do about unreadable files: the folder dataset lists its videos by the files themselves,
+# the others by the lines of their annotation files.
+ANNOTATED_ADVICE = "fix them, or remove their lines from the annotation files"
+FOLDER_ADVICE = "fix them, or delete them from their class folders"
+
+
 def fix_advice(dataset: Dataset) -> str:
-    """What to do about the unreadable files of ``dataset``: the folder dataset lists its videos
-    by the files themselves, the others by the lines of their annotation files."""
-    if isinstance(dataset, VideoFolder):
-        return "fix them, or delete them from their class folders"
-    return "fix them, or remove their lines from the annotation files"
+    """FOLDER_ADVICE for the folder dataset, else ANNOTATED_ADVICE."""
+    return FOLDER_ADVICE if isinstance(dataset, VideoFolder) else ANNOTATED_ADVICE
 
 
 def _open_error(dataset: ClipDataset, index: int) -> Optional[str]:

@@ -11,6 +11,7 @@ import torch
 
 from vov3d.datasets import TooManyBrokenVideosError
 from vov3d.datasets.clip_dataset import check_substituted
+from vov3d.datasets.readable import ANNOTATED_ADVICE
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
 from vov3d.utils.text import first_of
 
@@ -29,7 +30,9 @@ class SubstitutedClips:
     gathers them from every process: ``error`` and ``warn`` are collective calls.
     """
 
-    def __init__(self, max_fraction: float, paths: Optional[Sequence[str]], advice: str) -> None:
+    def __init__(
+        self, max_fraction: float, paths: Optional[Sequence[str]] = None, advice: str = ANNOTATED_ADVICE
+    ) -> None:
         self.max_fraction = max_fraction
         self.paths = paths
         self.advice = advice  # what to do about the files (``fix_advice``)
