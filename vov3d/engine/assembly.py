@@ -61,8 +61,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     opens (``check_readable``), then optimizer, schedule, loss and scaler. With ``resume`` the run
     continues from OUTPUT_DIR or starts from TRAIN.CHECKPOINT_FILE_PATH (``resume_or_initialise``),
     and a resumed run's random generators are restored last, so it draws what an uninterrupted run
-    would. Without ``validation`` (benchmarks)
-    only the train split is read."""
+    would. Without ``validation`` (benchmarks) only the train split is read."""
     check_finetune_cfg(cfg)
     execution = Execution.from_cfg(cfg)
     model = prepare_model(cfg, execution.device, train=True)
