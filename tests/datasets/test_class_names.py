@@ -57,3 +57,14 @@ def test_class_names_file_wins(tmp_path: Path) -> None:
         cfg_class_names(cfg)
     cfg.MODEL.NUM_CLASSES, cfg.DATA.CLASS_NAMES = 400, "kinetics400"
     assert len(cfg_class_names(cfg)) == 400
+
+
+def test_kinetics_folder_names_its_classes(tmp_path: Path) -> None:
+    """A Kinetics-format folder's classes.txt (folder_to_csv, make_demo_dataset) names the classes
+    without DATA.CLASS_NAMES, before the Kinetics-400 list; a wrong count is an error, not ignored."""
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    assert known_class_names("kinetics", str(tmp_path), 2) == ["cat", "dog"]
+    (tmp_path / "other.txt").write_text("ant\nbee\n")
+    assert known_class_names("kinetics", str(tmp_path), 2, str(tmp_path / "other.txt")) == ["ant", "bee"]
+    with pytest.raises(AnnotationError, match="classes.txt"):
+        known_class_names("kinetics", str(tmp_path), 400)

@@ -15,9 +15,8 @@ import sys
 from typing import Optional, Sequence
 
 from vov3d.datasets.annotations import AnnotationError
+from vov3d.datasets.class_names import KINETICS_CLASSES_FILE
 from vov3d.datasets.folder import LAYOUT, SPLIT_FOLDERS, folder_class_names, scan_split
-
-CLASSES_FILE = "classes.txt"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except AnnotationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    files[os.path.join(output, CLASSES_FILE)] = [f"{name}\n" for name in names]
+    files[os.path.join(output, KINETICS_CLASSES_FILE)] = [f"{name}\n" for name in names]
     existing = [path for path in files if os.path.exists(path)]
     if existing and not args.force:
         print(f"error: {', '.join(existing)} exist; pass --force to overwrite", file=sys.stderr)
@@ -71,6 +70,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         f"read them with: TRAIN.DATASET kinetics TEST.DATASET kinetics DATA.PATH_TO_DATA_DIR {output} "
         f"DATA.PATH_PREFIX {args.root} MODEL.NUM_CLASSES {len(names)} "
-        f"DATA.CLASS_NAMES {os.path.join(output, CLASSES_FILE)}"
+        f"DATA.CLASS_NAMES {os.path.join(output, KINETICS_CLASSES_FILE)}"
     )
     return 0

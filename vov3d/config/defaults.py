@@ -237,7 +237,8 @@ _C.DATA.PATH_PREFIX = ""
 # Separator between path and label in Kinetics CSV files.
 _C.DATA.PATH_LABEL_SEPARATOR = " "
 # Class names, one per line (line i names class i), a JSON {name: id} file, or kinetics400 for
-# the shipped list; "" takes them from the dataset (folder, SSv1, SSv2; Kinetics with 400 classes).
+# the shipped list; "" takes them from the dataset (folder, SSv1, SSv2; Kinetics: classes.txt beside
+# the CSVs, else the shipped list for 400 classes).
 _C.DATA.CLASS_NAMES = ""
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8

@@ -24,6 +24,9 @@ from .folder import folder_class_names
 from .ssv import SSV1_LABELS, SSV2_LABELS
 
 KINETICS400 = "kinetics400"
+# Beside a Kinetics-format folder's CSVs, the class names in label order (as folder_to_csv and
+# make_demo_dataset write them): read without DATA.CLASS_NAMES.
+KINETICS_CLASSES_FILE = "classes.txt"
 KINETICS400_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "kinetics400_classes.txt")
 
 
@@ -55,14 +58,16 @@ def read_class_names(spec: str, num_classes: Optional[int] = None) -> list[str]:
         raise AnnotationError(f"{path}: lists {len(names)} classes but the model has {num_classes} (MODEL.NUM_CLASSES)")
     return [names[index] for index in range(len(names))]
 
+
 DATASET_LABEL_FILES = {"ssv1": SSV1_LABELS, "ssv2": SSV2_LABELS}
 KINETICS400_CLASSES = 400
 
 
 def known_class_names(dataset: str, data_dir: str, num_classes: int, names_file: str = "") -> Optional[list[str]]:
     """Class names in class-index order, or None. ``names_file`` (DATA.CLASS_NAMES) wins over
-    the dataset's own names; a dataset's label file that is not there (say, predicting on
-    another machine) gives None. Raises AnnotationError when a list has another length than
+    the dataset's own names (for Kinetics: ``classes.txt`` beside the CSVs, else the Kinetics-400
+    list for 400 classes); a dataset's label file that is not there (say, predicting on another
+    machine) gives None. Raises AnnotationError when a list has another length than
     ``num_classes`` or is malformed."""
     if names_file:
         return read_class_names(names_file, num_classes)
@@ -80,6 +85,8 @@ def known_class_names(dataset: str, data_dir: str, num_classes: int, names_file:
     if dataset in DATASET_LABEL_FILES:
         path = os.path.join(data_dir, DATASET_LABEL_FILES[dataset])
         return read_class_names(path, num_classes) if os.path.isfile(path) else None
+    if dataset == "kinetics" and os.path.isfile(os.path.join(data_dir, KINETICS_CLASSES_FILE)):
+        return read_class_names(os.path.join(data_dir, KINETICS_CLASSES_FILE), num_classes)
     if dataset == "kinetics" and num_classes == KINETICS400_CLASSES:
         return read_class_names(KINETICS400, num_classes)
     return None
