@@ -3,9 +3,11 @@ video decoded front to back (the configs and CSV writer shared with other packag
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Optional
 
 import av
 import numpy as np
@@ -170,5 +172,53 @@ def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         origin, base = stream.start_time or 0, float(stream.time_base)
-        timed = [((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in iter_frames(container, stream)]
+        frames = iter_frames(container.demux(stream), stream)
+        timed = [((ts - origin) * base, f.to_ndarray(format="rgb24")) for ts, f in frames]
     return np.array([t for t, _ in timed]), [a for _, a in timed]
+
+
+@functools.lru_cache(maxsize=4)
+def _every_frame(path: str) -> tuple[float, int, Optional[int], list[int], list[np.ndarray]]:
+    """fps, header frame count (our estimate where it is 0), duration, and every frame's raw pts
+    and RGB pixels, decoded front to back."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        fps, count, duration = float(stream.average_rate), stream.frames, stream.duration
+        if count == 0 and duration:  # WebM: no count in the header (the original divides by zero)
+            count = round(duration * stream.time_base * fps)
+        decoded = [(frame.pts, frame.to_ndarray(format="rgb24")) for frame in container.decode(stream)]
+    return fps, count, duration, [pts for pts, _ in decoded], [array for _, array in decoded]
+
+
+def original_kinetics_clip(
+    path: str,
+    num_frames: int,
+    sampling_rate: int,
+    view: Optional[int] = None,
+    num_views: int = 1,
+    rng: Optional[np.random.Generator] = None,
+    target_fps: float = 30,
+) -> np.ndarray:
+    """The frames (T x H x W x 3) the original Kinetics loader takes, its rule written out plainly.
+
+    ``clip_size = sampling_rate * num_frames / target_fps * fps``; ``delta = max(n - clip_size, 0)``
+    (n: the header's frame count); start ``s = delta * k / K`` for view k of K, ``uniform(0, delta)``
+    from ``rng`` for training; ``e = s + clip_size - 1``. The frames whose raw pts lie in
+    ``[int(s * d / n), int(e * d / n)]`` (d: the stream's duration), sorted by pts, at positions
+    ``linspace(0, clip_size - 1, num_frames)`` (float32, truncated) clamped to that list. Without a
+    duration: every frame, at ``linspace(s, e, num_frames)`` with n the number of frames decoded.
+    """
+    fps, count, duration, pts, arrays = _every_frame(str(path))
+    clip_size = sampling_rate * num_frames / target_fps * fps
+    if duration is None:
+        count = len(arrays)
+    delta = max(count - clip_size, 0)
+    start = rng.uniform(0, delta) if view is None else delta * view / num_views
+    end = start + clip_size - 1
+    if duration is None:
+        listed, positions = arrays, torch.linspace(start, end, num_frames)
+    else:
+        low, high = int(start * (duration / count)), int(end * (duration / count))
+        shown = {p: a for p, a in zip(pts, arrays) if low <= p <= high}
+        listed, positions = [shown[p] for p in sorted(shown)], torch.linspace(0, clip_size - 1, num_frames)
+    return np.stack([listed[i] for i in torch.clamp(positions, 0, len(listed) - 1).long().tolist()])

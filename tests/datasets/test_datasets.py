@@ -3,14 +3,22 @@ every test view, distinct and reproducible SS views, and the webm mode of SSv2."
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
 import torch
 
-from tests.datasets.helpers import clip_numbers, make_ssv1, make_ssv2, make_video, write_frame_list
+from tests.datasets.helpers import (
+    clip_numbers,
+    frame_numbers,
+    make_ssv1,
+    make_ssv2,
+    make_video,
+    original_kinetics_clip,
+    write_frame_list,
+)
 from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
 from vov3d.datasets import AnnotationError, build_dataset
@@ -27,15 +35,12 @@ KINETICS = {
 SS = {"1001": 24, "1002": 40, "1003": 9}
 
 
-def original_clip(count: int, fps: float, start: float, frames: int = 4, rate: int = 2) -> list[int]:
-    """The original's Kinetics clip, by plain arithmetic: ``frames`` positions spread over
-    ``clip_size = rate * frames / 30 * fps`` frames from ``start``, truncated and clamped."""
-    clip_size = rate * frames / 30 * fps
-    return [min(max(math.floor(start + i * (clip_size - 1) / (frames - 1)), 0), count - 1) for i in range(frames)]
-
-
-def free_range(count: int, fps: float, frames: int = 4, rate: int = 2) -> float:
-    return max(count - rate * frames / 30 * fps, 0)
+def original_clip(
+    path: str, view: Optional[int], num_views: int, rng=None, frames: int = 4, rate: int = 2
+) -> list[int]:
+    """The frame numbers of the original's Kinetics clip (helpers.original_kinetics_clip: the
+    frames shown in the clip's time window, at positions in that list)."""
+    return frame_numbers(torch.from_numpy(original_kinetics_clip(path, frames, rate, view, num_views, rng)))
 
 
 def original_spans(count: int, frames: int = 4) -> list[tuple[int, int]]:
@@ -74,13 +79,13 @@ def test_kinetics_train_clips(kinetics_root: Path) -> None:
     ds = build_dataset(cfg, "train")
     assert (len(ds), ds.num_videos, ds.num_views, ds.labels) == (4, 4, 1, [0, 1, 2, 3])
     assert ds.paths[1] == str(kinetics_root / "videos" / "b.webm")
-    for i, (count, fps, _) in enumerate(KINETICS.values()):
+    for i in range(len(KINETICS)):
         ds.reseed(i)
         frames, label, _, meta = ds[i]
         check_item((frames, label, i, meta), i, (3, 4, 32, 32))
         assert (label, meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (i, i, -1, -1)
-        start = np.random.default_rng(i).uniform(0, free_range(count, fps))  # the first draw of the item
-        assert clip_numbers(frames, cfg) == original_clip(count, fps, start)
+        # the clip's start is the first draw of the item
+        assert clip_numbers(frames, cfg) == original_clip(ds.paths[i], None, 1, np.random.default_rng(i))
         ds.reseed(i)
         assert torch.equal(ds[i][0], frames)  # same seed, same clip and crop
 
@@ -91,7 +96,6 @@ def test_kinetics_every_test_view(kinetics_root: Path) -> None:
     assert (len(ds), ds.num_views) == (24, 6)
     for i in range(len(ds)):
         video, view = divmod(i, 6)
-        count, fps, _ = list(KINETICS.values())[video]
         frames, label, index, meta = ds[i]
         check_item((frames, label, index, meta), i, (3, 4, 40, 40))
         assert (meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (
@@ -99,7 +103,7 @@ def test_kinetics_every_test_view(kinetics_root: Path) -> None:
             view // 3,
             view % 3,
         )
-        assert clip_numbers(frames, cfg) == original_clip(count, fps, free_range(count, fps) * (view // 3) / 2)
+        assert clip_numbers(frames, cfg) == original_clip(ds.paths[video], view // 3, 2)
 
 
 def test_kinetics_offset_sampling_views(kinetics_root: Path) -> None:
@@ -132,7 +136,7 @@ def test_kinetics_val_is_the_middle_clip(kinetics_root: Path) -> None:
     frames, _, _, meta = ds[0]
     check_item(ds[0], 0, (3, 4, 40, 40))
     assert (meta["temporal_index"], meta["spatial_index"]) == (0, 0)
-    assert clip_numbers(frames, cfg) == original_clip(90, 30, free_range(90, 30) / 2)
+    assert clip_numbers(frames, cfg) == original_clip(ds.paths[0], 1, 2)  # view 1 of 2: delta / 2
 
 
 @pytest.mark.parametrize("mode", ["frames", "webm"])
@@ -270,10 +274,8 @@ def test_kinetics_28fps_views_by_pixels(tmp_path: Path, count: int, views: int) 
     cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 8, 5
     cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = views, 1
     ds = build_dataset(cfg, "test")
-    delta = free_range(count, 28, frames=8, rate=5)
     for k in range(views):
-        expected = original_clip(count, 28, delta * k / views, frames=8, rate=5)
-        assert clip_numbers(ds[k][0], cfg) == expected
+        assert clip_numbers(ds[k][0], cfg) == original_clip(ds.paths[0], k, views, frames=8, rate=5)
     if count < 37:
         assert clip_numbers(ds[views - 1][0], cfg) == clip_numbers(ds[0][0], cfg)  # delta 0: one clip
 

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import get_rank
 
-from .decoder import VIDEO_BACKENDS, PyAVVideo, VideoDecodeError, open_video_file, worker_message
+from .decoder import VIDEO_BACKENDS, PtsWindow, PyAVVideo, VideoDecodeError, open_video_file, worker_message
 from .frames import JpegFrames
 from .rand_augment import ClipRandAugment
 from .transforms import ClipTransform
@@ -35,6 +35,8 @@ SPLITS = ("train", "val", "test")
 MIN_CLIPS_CHECKED = 100
 
 Source = Union[PyAVVideo, JpegFrames]
+# What a dataset asks a source for: frame indices, or (Kinetics, as the original) a pts window.
+Selection = Union[np.ndarray, PtsWindow]
 Item = tuple[torch.Tensor, int, int, dict[str, Any]]
 _backend_alias_logged = False
 
@@ -50,6 +52,11 @@ def check_substituted(substituted: int, clips: int, max_fraction: float, epoch_d
     """Whether ``substituted`` of ``clips`` training clips (all processes) is more than
     ``max_fraction``, judged once MIN_CLIPS_CHECKED clips were loaded or the epoch is done."""
     return (clips >= MIN_CLIPS_CHECKED or epoch_done) and substituted > max_fraction * clips
+
+
+def read_frames(source: Source, selection: Selection) -> torch.Tensor:
+    """The frames ``selection`` names in ``source`` as uint8 T x H x W x 3 RGB."""
+    return source.get_window(selection) if isinstance(selection, PtsWindow) else source.get_frames(selection)
 
 
 def decoding_backend(cfg: CfgNode) -> str:
@@ -71,8 +78,9 @@ def decoding_backend(cfg: CfgNode) -> str:
 class ClipDataset(Dataset):
     """Subclasses read their annotations in ``split_videos``, add their arguments in
     ``view_arguments`` and define ``open_video`` (a file or a frame folder) and ``sample_frames``
-    (which frame indices make a clip). Video files are read with ``video_backend``
-    (DATA.DECODING_BACKEND), multi-threaded with ``multi_thread_decode``."""
+    (which frame indices make a clip) or ``select_frames`` (which frames, by index or pts window).
+    Video files are read with ``video_backend`` (DATA.DECODING_BACKEND), multi-threaded with
+    ``multi_thread_decode``."""
 
     reads_frame_folders = False  # whether a folder in ``paths`` is one video's frames
 
@@ -194,6 +202,11 @@ class ClipDataset(Dataset):
         """Frame indices of a clip: random for ``view=None``, else temporal view ``view``."""
         raise NotImplementedError
 
+    def select_frames(self, source: Source, view: Optional[int], rng: np.random.Generator) -> Selection:
+        """The frames of a clip of ``source`` (see ``sample_frames``); datasets that pick frames by
+        timestamp return a PtsWindow instead of indices."""
+        return self.sample_frames(source.num_frames, source.fps, view, rng)
+
     @property
     def num_videos(self) -> int:
         return len(self.paths)
@@ -217,8 +230,7 @@ class ClipDataset(Dataset):
             frames = self._last_clip[1]
         else:
             with self.open_video(video_index) as video:
-                indices = self.sample_frames(video.num_frames, video.fps, temporal_index, self.rng)
-                frames = video.get_frames(indices)
+                frames = read_frames(video, self.select_frames(video, temporal_index, self.rng))
             if temporal_index is not None and self.num_spatial_crops > 1:
                 self._last_clip = (key, frames)
         return self.transform(frames, spatial_index, self.rng)

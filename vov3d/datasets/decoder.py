@@ -1,10 +1,12 @@
 """Read the frames a clip needs from a video file with PyAV.
 
-A clip asks for frame indices; index ``i`` means "the frame on screen at time ``i / fps``" from the
-start of the stream, so variable-frame-rate videos are sampled in time rather than by counting
-frames. The reader seeks to the keyframe before the first needed frame, decodes up to the last
-one, and converts only the frames that are used to RGB. Frames that are neither needed nor
-referenced by other frames (most B-frames) are not decoded at all: decoding is most of the cost.
+A clip asks either for frame indices (``get_frames``: index ``i`` means "the frame on screen at time
+``i / fps``" from the start of the stream, so variable-frame-rate videos are sampled in time rather
+than by counting frames), or, as the original Kinetics loader, for a pts window and positions in
+the list of the frames shown in it (``get_window``). The reader seeks to the keyframe before the
+first needed frame, decodes up to the last one, and converts only the frames that are used to
+RGB. Frames that are neither needed nor referenced by other frames (most B-frames) are not
+decoded at all: decoding is most of the cost.
 
 A seek may land on an inter frame (WebM cues that point at inter frames): packets up to the next
 keyframe are dropped, since VP8 / VP9 decoders refuse an inter frame first, and when that keyframe
@@ -16,13 +18,27 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
-from typing import Callable, Optional
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Callable, Optional, TypeVar
 
 import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
+
+from .pts_window import DroppedNeededFrame, PtsWindow, PtsWindowReader
+from .video_errors import VideoDecodeError, decode_error, worker_message
+
+__all__ = [
+    "VIDEO_BACKENDS",
+    "PtsWindow",
+    "PyAVVideo",
+    "VideoDecodeError",
+    "decode_error",
+    "iter_frames",
+    "open_video_file",
+    "worker_message",
+]
 
 # Seek a few frames before the first needed one: containers index keyframes by decode time,
 # which may precede the presentation time by the B-frame delay.
@@ -36,33 +52,7 @@ _KEEP_BEFORE_FRAMES = 0.75
 # Codecs whose FFmpeg decoders apply ``skip_frame`` to the very packet sent after it is set; others
 # (dav1d, frame-threaded or packed-B-frame decoders) may apply it to a later frame.
 _SKIP_CODECS = frozenset({"h264", "hevc"})
-
-
-class _DroppedNeededFrame(Exception):
-    """A frame the decoder was allowed to drop would have been picked (a gap in the timestamps)."""
-
-
-def worker_message(error_type: type, message: str) -> str:
-    """The original message of an error that a loader worker raised.
-
-    torch re-creates such an error in the main process from the worker's whole traceback text
-    ("Caught X in DataLoader worker process 0. Original Traceback ..."), which buries the one line
-    a user needs; the errors meant for users keep only that line."""
-    if not message.startswith(f"Caught {error_type.__name__} in DataLoader worker"):
-        return message
-    marker = f"{error_type.__module__}.{error_type.__qualname__}: "
-    return message.rsplit(marker, 1)[-1].strip() if marker in message else message
-
-
-class VideoDecodeError(RuntimeError):
-    """A video or frame folder cannot be read. The message starts with the file, then the reason."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(worker_message(type(self), message))
-
-
-def decode_error(path: str, reason: str) -> VideoDecodeError:
-    return VideoDecodeError(f"{path}: {reason}")
+_T = TypeVar("_T")
 
 
 def _check_file(path: str) -> None:
@@ -75,19 +65,21 @@ def _check_file(path: str) -> None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _decoded_frame_count(path: str, size: int, mtime_ns: int) -> int:
-    """The frames of a whole decode of ``path`` (as it is at ``size`` and ``mtime_ns``)."""
+def _decoded_timestamps(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    """The sorted distinct pts of a whole decode of ``path`` (as it is at ``size`` and ``mtime_ns``)."""
     with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
         try:
-            count = sum(1 for _ in container.decode(video=0))
+            timestamps = np.unique([ts for ts, _ in iter_frames(container.demux(stream), stream)])
         except av.FFmpegError as e:
             raise decode_error(path, f"decoding failed while counting its frames: {e}") from None
-    if count < 1:
+    if len(timestamps) < 1:
         raise decode_error(path, "has no decodable frames (and no frame count or duration in its header)")
-    return count
+    return timestamps
 
 
-class PyAVVideo:
+class PyAVVideo(PtsWindowReader):
     """An open video file: its first video stream, frame rate, frame count, and ``get_frames``.
 
     Use as a context manager (or call ``close``) so the file is released promptly in workers.
@@ -123,6 +115,7 @@ class PyAVVideo:
             self.reformatter = VideoReformatter()
             self.fps = self._frame_rate()
             self.num_frames = self._frame_count()
+            self.pts_per_frame = self._pts_per_frame()
         except Exception:
             self.close()
             raise
@@ -151,9 +144,33 @@ class PyAVVideo:
             raise decode_error(self.path, f"has no frames (duration {seconds:.3f} s)")
         return count
 
-    def _decoded_count(self) -> int:
+    def _pts_per_frame(self) -> Optional[float]:
+        """The original's ``timebase = duration / frames`` (raw stream units), None without a duration.
+        WebM headers hold no frame count, where the original divides by zero: ours (duration x fps)."""
+        duration = self._stream.duration
+        if not duration:
+            return None
+        return duration / (self._stream.frames or self.num_frames)
+
+    def decoded_timestamps(self) -> np.ndarray:
+        """The sorted distinct pts of every frame, from a whole decode (once per file and process).
+        Raises VideoDecodeError when the video ends well before its header says (a truncated file)."""
+        timestamps = self._whole_decode()
+        last = self._seconds(int(timestamps[-1]))
+        if (self.num_frames - 1 - _END_TOLERANCE_FRAMES) / self.fps > last:
+            raise decode_error(
+                self.path,
+                f"the video ends at {last:.2f} s (frame {len(timestamps) - 1}) but the header promises "
+                f"{self.num_frames} frames at {self.fps:.2f} fps: the file is truncated or damaged",
+            )
+        return timestamps
+
+    def _whole_decode(self) -> np.ndarray:
         stat = os.stat(self.path)
-        return _decoded_frame_count(self.path, stat.st_size, stat.st_mtime_ns)
+        return _decoded_timestamps(self.path, stat.st_size, stat.st_mtime_ns)
+
+    def _decoded_count(self) -> int:
+        return len(self._whole_decode())
 
     @property
     def size(self) -> tuple[int, int]:
@@ -178,7 +195,7 @@ class PyAVVideo:
         try:
             try:
                 arrays = self._decode(wanted / self.fps, skip=self._can_skip)
-            except _DroppedNeededFrame:
+            except DroppedNeededFrame:
                 arrays = self._decode(wanted / self.fps, skip=False)
         except av.FFmpegError as e:
             reason = getattr(e, "strerror", None) or str(e)
@@ -187,25 +204,34 @@ class PyAVVideo:
         return torch.from_numpy(np.stack([by_index[i] for i in indices.tolist()]))
 
     def _decode(self, times: np.ndarray, skip: bool) -> list[np.ndarray]:
+        return self._from_keyframe_before(times[0], lambda from_start: self._scan(times, from_start, skip))
+
+    def _from_keyframe_before(self, seconds: float, scan: Callable[[bool], Optional[_T]]) -> _T:
+        """``scan(from_start=False)`` after a seek to the keyframe a few frames before ``seconds``
+        (from the stream's start), seeking further back while it returns None (the keyframe it
+        found is past ``seconds``); ``scan(from_start=True)`` from the start when no seek serves."""
         back = _SEEK_MARGIN_FRAMES / self.fps
-        while times[0] - back > 0:
-            self._seek(times[0] - back)
+        while seconds - back > 0:
+            self._seek(seconds - back)
             try:
-                arrays = self._scan(times, from_start=False, skip=skip)
+                result = scan(False)
             except av.FFmpegError:  # packets flagged as keyframes that are not: only the start is safe
                 break
-            if arrays is not None:
-                return arrays
-            back *= 2  # the first keyframe after the seek is past the first needed frame: seek earlier
+            if result is not None:
+                return result
+            back *= 2
         if not self._at_start:  # a second read, or the seek landed after the first needed frame
             self._seek(0.0)
-        arrays = self._scan(times, from_start=True, skip=skip)
-        assert arrays is not None
-        return arrays
+        result = scan(True)
+        assert result is not None
+        return result
 
     def _seek(self, seconds: float) -> None:
         offset = self._origin + int(seconds / self._time_base)
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+
+    def _seconds(self, pts: int) -> float:
+        return (pts - self._origin) * self._time_base
 
     def rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """H x W x 3 uint8 RGB, honouring the frame's colour range, matrix and bit depth."""
@@ -224,10 +250,21 @@ class PyAVVideo:
     def _timed(
         self, skippable: Optional[Callable[[int], bool]] = None, from_keyframe: bool = False
     ) -> Iterator[tuple[float, av.VideoFrame]]:
+        packets = self._container.demux(self._stream)
+        for ts, frame in self._decoded(packets, skippable, from_keyframe):
+            yield self._seconds(ts), frame
+
+    def _decoded(
+        self,
+        packets: Iterable[av.Packet],
+        skippable: Optional[Callable[[int], bool]] = None,
+        from_keyframe: bool = False,
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """``iter_frames`` of ``packets`` (raw timestamps), counted in ``decoded_frames``."""
         self._at_start = False
-        for ts, frame in iter_frames(self._container, self._stream, skippable, from_keyframe):
+        for ts, frame in iter_frames(packets, self._stream, skippable, from_keyframe):
             self.decoded_frames += 1
-            yield (ts - self._origin) * self._time_base, frame
+            yield ts, frame
 
     def _skippable(self, times: np.ndarray, dropped: list[float]) -> Callable[[int], bool]:
         """Whether the packet with a pts may be dropped: its frame is shown outside every window
@@ -251,7 +288,7 @@ class PyAVVideo:
         Returns None when, after a seek, the first decoded frame is already past ``times[0]`` or
         no keyframe follows. From the start, a time before the first frame gets the first frame.
         With ``skip``, the decoder may drop unreferenced frames away from the needed times; should
-        one of them have been the pick (timestamps with gaps), raises _DroppedNeededFrame so the
+        one of them have been the pick (timestamps with gaps), raises DroppedNeededFrame so the
         caller decodes them all.
         """
         half = 0.5 / self.fps
@@ -294,7 +331,7 @@ class PyAVVideo:
 
 
 def _check_picks(times: np.ndarray, picked: Sequence[float], dropped: Sequence[float], half: float) -> None:
-    """Raise _DroppedNeededFrame when a dropped frame was shown after the frame picked for a time
+    """Raise DroppedNeededFrame when a dropped frame was shown after the frame picked for a time
     and still at or before it: decoded, it would have been the pick."""
     if not dropped:
         return
@@ -302,7 +339,7 @@ def _check_picks(times: np.ndarray, picked: Sequence[float], dropped: Sequence[f
     up_to_time = np.searchsorted(shown, np.asarray(times) + half, side="right")
     up_to_pick = np.searchsorted(shown, np.asarray(picked), side="right")
     if np.any(up_to_time > up_to_pick):
-        raise _DroppedNeededFrame
+        raise DroppedNeededFrame
 
 
 VIDEO_BACKENDS = {"pyav": PyAVVideo}
@@ -316,12 +353,13 @@ def open_video_file(path: str, backend: str = "pyav", multi_thread: bool = False
 
 
 def iter_frames(
-    container: av.container.InputContainer,
+    packets: Iterable[av.Packet],
     stream: av.video.stream.VideoStream,
     skippable: Optional[Callable[[int], bool]] = None,
     from_keyframe: bool = False,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Decoded frames in display order with a timestamp in ``stream.time_base`` units.
+    """Decoded frames of ``packets`` (of ``stream``; ``container.demux(stream)`` for all) in display
+    order with a timestamp in ``stream.time_base`` units.
 
     ``skippable(pts)`` says which packets the decoder may drop when no other frame refers to them
     (FFmpeg's ``skip_frame`` NONREF, set per packet); packets without a trusted pts are decoded.
@@ -337,7 +375,7 @@ def iter_frames(
     last_pts: Optional[int] = None
     last_dts: Optional[int] = None
     context = stream.codec_context
-    for packet in container.demux(stream):
+    for packet in packets:
         if from_keyframe:
             if not packet.is_keyframe:
                 continue

@@ -11,8 +11,9 @@ from vov3d.config import CfgNode, cfg_error
 
 from .annotations import read_kinetics_csv
 from .build import DATASET_REGISTRY
-from .clip_dataset import ClipDataset
-from .sampling import kinetics_indices
+from .clip_dataset import ClipDataset, Selection, Source
+from .decoder import PtsWindow
+from .sampling import kinetics_indices, kinetics_window
 
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 
@@ -20,9 +21,10 @@ SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 @DATASET_REGISTRY.register("kinetics")
 class Kinetics(ClipDataset):
     """``{PATH_TO_DATA_DIR}/{train,val,test}.csv``: one ``path label`` line per video; paths are
-    joined to ``PATH_PREFIX``. Clips cover ``num_frames * sampling_rate`` frames at ``target_fps``
-    (see ``kinetics_indices``, and ``offset_sampling`` there); test views are evenly spaced clips,
-    the val split takes the middle clip."""
+    joined to ``PATH_PREFIX``. Clips cover ``num_frames * sampling_rate`` frames at ``target_fps``,
+    picked by timestamp as the original (see ``kinetics_window``), or by index with
+    ``offset_sampling`` (see ``kinetics_indices``); test views are evenly spaced clips, the val
+    split takes the middle clip."""
 
     def __init__(
         self,
@@ -60,20 +62,18 @@ class Kinetics(ClipDataset):
         )
         return dict(paths=paths, labels=labels)
 
-    def sample_frames(
-        self, video_frames: int, video_fps: Optional[float], view: Optional[int], rng: np.random.Generator
-    ) -> np.ndarray:
+    def select_frames(self, source: Source, view: Optional[int], rng: np.random.Generator) -> Selection:
         num_views = self.num_temporal_views
         if self.split == "val":  # the middle clip, reproducibly, where the original's val draws one at random:
             view, num_views = (0, 1) if self.offset_sampling else (1, 2)  # the start delta / 2 of either rule
-        return kinetics_indices(
-            video_frames,
-            video_fps,
-            self.num_frames,
-            self.sampling_rate,
-            self.target_fps,
-            view=view,
-            num_views=num_views,
-            rng=rng,
-            offset_sampling=self.offset_sampling,
-        )
+        clip = (self.num_frames, self.sampling_rate, self.target_fps)
+        if self.offset_sampling:
+            return kinetics_indices(
+                source.num_frames, source.fps, *clip, view=view, num_views=num_views, rng=rng, offset_sampling=True
+            )
+        ticks = source.pts_per_frame
+        if ticks is None:  # no duration in the header: as the original, the rule over every decoded frame
+            count = len(source.decoded_timestamps())
+            return PtsWindow(None, None, kinetics_indices(count, source.fps, *clip, view, num_views, rng))
+        window = kinetics_window(source.num_frames, source.fps, *clip, view, num_views, rng)
+        return PtsWindow(int(window.start * ticks), int(window.end * ticks), window.positions)

@@ -1,13 +1,17 @@
-"""Which frames of a video make a clip: pure index arithmetic, no decoding.
+"""Which frames of a video make a clip: pure arithmetic, no decoding.
 
 Both rules are those of the original VoV3D code (PySlowFast, December 2020), so published
 checkpoints are tested on the clips they were scored on:
 
 - Kinetics (X3D): a clip spans ``clip_size = sampling_rate * num_frames / target_fps * fps``
-  frames of the video, and ``num_frames`` indices are spread evenly over that span
-  (``torch.linspace``, truncated), so the stride is ``(clip_size - 1) / (num_frames - 1)``.
-  With ``offset_sampling`` (PySlowFast's later DATA.USE_OFFSET_SAMPLING) the stride is exactly
-  ``sampling_rate * fps / target_fps`` and test views spread from the start to the end.
+  frames of the video, from ``start`` to ``end = start + clip_size - 1``. The original picks by
+  timestamp: the frames shown in that window (``kinetics_window``), then ``num_frames`` positions
+  spread evenly over the list (``torch.linspace``, truncated), so the stride is about
+  ``(clip_size - 1) / (num_frames - 1)``. A video without a duration in its header is decoded
+  whole and the positions are spread from ``start`` to ``end`` over all its frames
+  (``kinetics_indices``). With ``offset_sampling`` (PySlowFast's later DATA.USE_OFFSET_SAMPLING)
+  the stride is exactly ``sampling_rate * fps / target_fps`` and test views spread from the
+  start to the end.
 - Something-Something (TSN-style segments): ``(L - 1) / num_frames`` segments, one frame of each.
 
 ``view=None`` draws a random clip from ``rng`` (training); ``view=k`` of ``num_views`` gives the
@@ -16,7 +20,7 @@ k-th deterministic clip (testing). Indices are clamped to ``[0, video_frames - 1
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -35,6 +39,48 @@ def _check(video_frames: int, num_views: int, view: Optional[int], rng: Optional
         raise ValueError(f"view must be in [0, {num_views}), got {view}")
 
 
+class FrameWindow(NamedTuple):
+    """A Kinetics clip by timestamp: the frames shown from frame time ``start`` to ``end`` (frame
+    units, not yet rounded: the decoder turns them into pts), sorted by time, at list
+    ``positions`` (clamped to the last frame of the window by whoever reads them)."""
+
+    start: float
+    end: float
+    positions: np.ndarray
+
+
+def _clip_start(delta: float, view: Optional[int], num_views: int, rng: Optional[np.random.Generator]) -> float:
+    """The original's start: uniform in ``[0, delta]`` for training, ``delta * k / K`` for view k of K."""
+    return rng.uniform(0.0, delta) if view is None else delta * view / num_views
+
+
+def kinetics_window(
+    video_frames: int,
+    video_fps: float,
+    num_frames: int,
+    sampling_rate: int,
+    target_fps: float,
+    view: Optional[int] = None,
+    num_views: int = 1,
+    rng: Optional[np.random.Generator] = None,
+) -> FrameWindow:
+    """The original's clip of a video with a duration in its header (``video_frames`` from the header).
+
+    With ``delta = max(video_frames - clip_size, 0)``, training starts at ``uniform(0, delta)`` and
+    test view k of K at ``delta * k / K`` (so K = 1 starts at 0 and the last of 10 views at 0.9
+    delta); the window ends ``clip_size - 1`` frames later. Positions are
+    ``linspace(0, clip_size - 1, num_frames)`` in float32, truncated: a window that holds fewer
+    frames (the end of a video) repeats its last frame.
+    """
+    _check(video_frames, num_views, view, rng)
+    clip_size = sampling_rate * num_frames / target_fps * video_fps
+    start = _clip_start(max(video_frames - clip_size, 0.0), view, num_views, rng)
+    # The original spreads the positions with its second formula for the clip size (same value,
+    # other rounding order); torch.linspace in float32, as there.
+    positions = torch.linspace(0, num_frames * sampling_rate * video_fps / target_fps - 1, num_frames)
+    return FrameWindow(start, start + clip_size - 1, torch.clamp(positions, min=0).long().numpy())
+
+
 def kinetics_indices(
     video_frames: int,
     video_fps: float,
@@ -46,18 +92,18 @@ def kinetics_indices(
     rng: Optional[np.random.Generator] = None,
     offset_sampling: bool = False,
 ) -> np.ndarray:
-    """A clip of ``num_frames`` frames covering ``sampling_rate * num_frames`` frames at ``target_fps``.
+    """Frame indices of a clip of ``num_frames`` frames covering ``sampling_rate * num_frames``
+    frames at ``target_fps``, the start drawn as in ``kinetics_window``.
 
-    The original rule: with ``delta = max(video_frames - clip_size, 0)``, training starts at
-    ``uniform(0, delta)`` and test view k of K at ``delta * k / K`` (so K = 1 starts at 0 and the
-    last of 10 views at 0.9 delta). Short videos repeat their last frame.
+    The original's rule for a video without a duration, decoded whole (``video_frames`` decoded
+    frames): ``linspace(start, start + clip_size - 1, num_frames)``, truncated and clamped to the
+    last frame. With ``offset_sampling``, DATA.USE_OFFSET_SAMPLING's rule (``_offset_indices``).
     """
     _check(video_frames, num_views, view, rng)
     if offset_sampling:
         return _offset_indices(video_frames, video_fps, num_frames, sampling_rate, target_fps, view, num_views, rng)
-    clip_size = sampling_rate * num_frames / target_fps * video_fps
-    delta = max(video_frames - clip_size, 0.0)
-    start = rng.uniform(0.0, delta) if view is None else delta * view / num_views
+    clip_size = num_frames * sampling_rate * video_fps / target_fps  # the original's order for this rule
+    start = _clip_start(max(video_frames - clip_size, 0.0), view, num_views, rng)
     # torch.linspace in float32, as the original, so indices agree even where a position is an integer.
     positions = torch.linspace(start, start + clip_size - 1, num_frames)
     return torch.clamp(positions, 0, video_frames - 1).long().numpy()

@@ -1,0 +1,175 @@
+"""Read a clip as the original Kinetics loader picks it: by a window of presentation timestamps.
+
+The original decodes the frames whose pts lie in ``[first, last]``, sorts them by pts and takes
+list positions, clamped to the list (see ``sampling.kinetics_window``). Here the list is made from
+the demuxer's packets before decoding (a frame's position depends only on the pts of the frames,
+which the packets carry), so the decoder may drop unreferenced frames that are not picked and
+only the picked frames are converted to RGB. The decoded frames are checked against that list.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import NamedTuple, Optional
+
+import av
+import numpy as np
+import torch
+
+from .video_errors import decode_error
+
+
+class DroppedNeededFrame(Exception):
+    """A frame the decoder was allowed to drop would have been picked (a gap in the timestamps)."""
+
+
+class _PacketsMisled(Exception):
+    """The packets' pts did not list the frames the decoder gave (see ``PyAVVideo._window_pass``)."""
+
+
+class PtsWindow(NamedTuple):
+    """The original Kinetics loader's clip: the frames whose raw pts lie in ``[first, last]``
+    (every frame when ``first`` is None), sorted by pts, at list ``positions`` clamped to that list."""
+
+    first: Optional[int]
+    last: Optional[int]
+    positions: np.ndarray
+
+
+class PtsWindowReader:
+    """``get_window`` for a video reader (PyAVVideo) that offers the decoding steps used here:
+    ``_from_keyframe_before``, ``_decoded``, ``_seconds``, ``rgb``, ``decoded_timestamps`` and
+    its ``_container``, ``_stream``, ``_can_skip``, ``path``, ``num_frames`` and ``fps``."""
+
+    def get_window(self, window: PtsWindow) -> torch.Tensor:
+        """The frames of ``window`` as uint8 T x H x W x 3 RGB, as the original decoded them.
+
+        The window's frames are listed from the packets' pts before decoding, so the decoder may
+        drop the unreferenced frames that are not picked; where the decoded frames contradict that
+        list (frames without pts, re-timed packed B-frames), the window is decoded to list them.
+        """
+        positions = np.asarray(window.positions, dtype=np.int64)
+        if len(positions) == 0 or positions.min() < 0:
+            raise ValueError(f"window positions must be a non-empty list of positions >= 0, got {positions.tolist()}")
+        try:
+            listed = self.decoded_timestamps() if window.first is None else None
+            try:
+                try:
+                    listed, arrays = self._read_window(window, positions, listed, skip=self._can_skip)
+                except DroppedNeededFrame:
+                    listed, arrays = self._read_window(window, positions, listed, skip=False)
+            except _PacketsMisled:
+                listed, arrays = self._read_window(window, positions, self._window_timestamps(window), skip=False)
+        except av.FFmpegError as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
+        picks = listed[np.minimum(positions, len(listed) - 1)]
+        return torch.from_numpy(np.stack([arrays[ts] for ts in picks.tolist()]))
+
+    def _read_window(
+        self, window: PtsWindow, positions: np.ndarray, listed: Optional[np.ndarray], skip: bool
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The window's frame list (``listed``, or the packets' pts in the window when None) and
+        the RGB frames picked from it, by pts."""
+        start = window.first if listed is None else int(listed[min(positions.min(), len(listed) - 1)])
+
+        def scan(from_start: bool) -> Optional[tuple[np.ndarray, dict[int, np.ndarray]]]:
+            return self._window_pass(window, positions, listed, skip, start, from_start)
+
+        return self._from_keyframe_before(self._seconds(start), scan)
+
+    def _packets_from(self, pts: int, from_start: bool) -> Optional[Iterator[av.Packet]]:
+        """The packets from here on; after a seek (not ``from_start``) from the first keyframe, or
+        None when that keyframe is shown after ``pts`` (the seek landed too late)."""
+        self._at_start = False
+        packets = self._container.demux(self._stream)
+        if from_start:
+            return packets
+        for packet in packets:  # VP8 / VP9 decoders refuse an inter frame first
+            if packet.is_keyframe:
+                return None if packet.pts is None or packet.pts > pts else itertools.chain([packet], packets)
+        return None
+
+    def _window_pass(
+        self,
+        window: PtsWindow,
+        positions: np.ndarray,
+        listed: Optional[np.ndarray],
+        skip: bool,
+        start: int,
+        from_start: bool,
+    ) -> Optional[tuple[np.ndarray, dict[int, np.ndarray]]]:
+        """One decode from here (see ``_read_window``); None when the seek landed too late.
+
+        Listed from packets, the window's packets are read ahead up to one decoded after the
+        window's end (pts >= dts, so no later packet lies in it). Raises _PacketsMisled when a
+        decoded frame in the window is not listed or, decoding every frame, a listed one before
+        the last pick did not come; DroppedNeededFrame when a pick was dropped with ``skip``.
+        """
+        packets = self._packets_from(start, from_start)
+        if packets is None:
+            return None
+        from_packets = listed is None
+        if from_packets:
+            ahead = []
+            for packet in packets:
+                ahead.append(packet)
+                decode_ts = packet.dts if packet.dts is not None else packet.pts
+                if decode_ts is not None and decode_ts > window.last:
+                    break
+            listed = np.unique([p.pts for p in ahead if p.pts is not None and window.first <= p.pts <= window.last])
+            if len(listed) == 0:  # a truncated file, or packets without pts: decode to know
+                raise _PacketsMisled
+            packets = itertools.chain(ahead, packets)
+        picks = set(listed[np.minimum(positions, len(listed) - 1)].tolist())
+        listed_set = set(listed.tolist())
+        arrays: dict[int, np.ndarray] = {}
+        seen = set()
+        try:
+            for ts, frame in self._decoded(packets, (lambda pts: pts not in picks) if skip else None):
+                if from_packets and ts > window.last:
+                    break
+                if from_packets and ts >= window.first and ts not in listed_set:
+                    raise _PacketsMisled
+                seen.add(ts)
+                if ts in picks:
+                    arrays[ts] = self.rgb(frame)
+                    if len(arrays) == len(picks):
+                        break
+        finally:
+            self._stream.codec_context.skip_frame = "DEFAULT"
+        if len(arrays) < len(picks):
+            if skip:
+                raise DroppedNeededFrame
+            if from_packets:
+                raise _PacketsMisled
+            raise decode_error(self.path, "frames seen in an earlier decode did not come again (damaged file)")
+        if from_packets and not skip and not set(listed[listed <= max(picks)].tolist()) <= seen:
+            raise _PacketsMisled
+        return listed, arrays
+
+    def _window_timestamps(self, window: PtsWindow) -> np.ndarray:
+        """The sorted distinct pts of the frames shown in ``window``, by decoding it."""
+
+        def scan(from_start: bool) -> Optional[np.ndarray]:
+            packets = self._packets_from(window.first, from_start)
+            if packets is None:
+                return None
+            shown = []
+            for ts, _ in self._decoded(packets):
+                if ts > window.last:
+                    break
+                shown.append(ts)
+            return np.unique(np.asarray([ts for ts in shown if ts >= window.first], dtype=np.int64))
+
+        listed = self._from_keyframe_before(self._seconds(window.first), scan)
+        if len(listed) == 0:
+            first, last = self._seconds(window.first), self._seconds(window.last)
+            raise decode_error(
+                self.path,
+                f"no frame is shown between {first:.2f} s and {last:.2f} s (pts {window.first} to {window.last}, "
+                f"a clip's window), but the header promises {self.num_frames} frames at {self.fps:.2f} fps: the "
+                "file is truncated or damaged",
+            )
+        return listed
