@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from vov3d.benchmark import data
 from vov3d.cli.args import parse_with_overrides
 from vov3d.cli.benchmark import build_parser
 from vov3d.datasets import build_dataset
-from vov3d.datasets.decoder import PyAVVideo
+from vov3d.datasets.decoder import PtsWindow, PyAVVideo
 
 # The paper's configs shrunk to 4-frame clips of 32 pixels, as tests can afford.
 TINY = [
@@ -95,6 +96,17 @@ def test_naive_decoder_reads_the_same_frames(inputs: Path) -> None:
     assert torch.equal(data.naive_frames(path, indices), ours.float())
 
 
+def test_naive_decoder_reads_the_same_pts_window(inputs: Path) -> None:
+    """The original Kinetics rule (frames 10-25 shown in the window; the last position clamped)."""
+    path = str(inputs / "kinetics" / "videos" / "001.mp4")
+    with PyAVVideo(path) as video:
+        ticks = video.pts_per_frame
+        window = PtsWindow(int(9.5 * ticks), int(25.2 * ticks), np.array([0, 4, 4, 15, 40]))
+        ours = video.get_window(window)
+        assert torch.equal(ours, video.get_frames([10, 14, 14, 25, 25]))
+    assert torch.equal(data.naive_frames(path, window), ours.float())
+
+
 def test_naive_clip_is_the_clip_of_the_dataset(inputs: Path) -> None:
     """Same frames, same crop: only uint8 versus float resizing differs (about a level at most)."""
     folder = str(inputs / "kinetics")
@@ -102,9 +114,10 @@ def test_naive_clip_is_the_clip_of_the_dataset(inputs: Path) -> None:
     dataset = build_dataset(cfg, "train")
     clips = data.draw_clips(dataset, [0, 1], seed=5)
     dataset.reseed(5)
-    for video, indices, plan in clips:
+    for video, selection, plan in clips:
+        assert isinstance(selection, PtsWindow)  # Kinetics picks the original's way
         ours = dataset[video][0]
-        naive = data.naive_clip(dataset.paths[video], indices.tolist(), plan, dataset.transform)
+        naive = data.naive_clip(dataset.paths[video], selection, plan, dataset.transform)
         assert naive.shape == ours.shape
         assert (naive - ours).abs().max() < 1.5 / 255 / min(cfg.DATA.STD)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -24,7 +24,8 @@ from PIL import Image
 
 from vov3d.config import CfgNode, config_root, load_config
 from vov3d.datasets import build_dataset, build_loader
-from vov3d.datasets.decoder import PyAVVideo
+from vov3d.datasets.clip_dataset import Selection, read_frames
+from vov3d.datasets.decoder import PtsWindow, PyAVVideo
 from vov3d.datasets.encode import write_video
 from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
 from vov3d.datasets.prepare import RANDOM_ACCESS_X264, resize_video
@@ -142,26 +143,47 @@ def _write(path: str, lines: Sequence[str]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def naive_frames(path: str, indices: Sequence[int]) -> torch.Tensor:
-    """Frames ``indices`` as float T x H x W x 3, the way old video trainers read them: decode from
-    the start of the video (no seeking) up to the last needed frame, counting frames, and convert
-    each needed frame to RGB (a new converter per frame) and then to float."""
-    wanted, last = set(indices), max(indices)
-    frames: dict[int, torch.Tensor] = {}
+def naive_frames(path: str, selection: Selection) -> torch.Tensor:
+    """The frames ``selection`` names as float T x H x W x 3, the way old video trainers read them:
+    decode from the start of the video (no seeking) up to the last needed frame, and convert each
+    needed frame to RGB (a new converter per frame) and then to float."""
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1  # as our decoder: loader workers decode videos in parallel
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                frames[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).float()
-            if i == last:
-                break
-    return torch.stack([frames[min(i, max(frames))] for i in indices])  # past the end: the last frame
+        decoded = container.decode(stream)
+        if isinstance(selection, PtsWindow):
+            picks = _naive_window(decoded, selection)
+        else:
+            picks = _naive_indexed(decoded, np.asarray(selection).tolist())
+        return torch.stack([torch.from_numpy(frame.to_ndarray(format="rgb24")).float() for frame in picks])
 
 
-def naive_clip(path: str, indices: Sequence[int], plan: CropPlan, transform: ClipTransform) -> torch.Tensor:
+def _naive_indexed(decoded: Iterable[av.VideoFrame], indices: list[int]) -> list[av.VideoFrame]:
+    """Frames by counting; past the end, the last frame."""
+    wanted, frames = set(indices), {}
+    for i, frame in enumerate(decoded):
+        if i in wanted:
+            frames[i] = frame
+        if i == max(indices):
+            break
+    return [frames[min(i, max(frames))] for i in indices]
+
+
+def _naive_window(decoded: Iterable[av.VideoFrame], window: PtsWindow) -> list[av.VideoFrame]:
+    """The original's rule: the frames with pts in the window, sorted, at positions clamped to them."""
+    shown = {}
+    for frame in decoded:
+        if window.last is not None and frame.pts > window.last:
+            break
+        if window.first is None or frame.pts >= window.first:
+            shown[frame.pts] = frame
+    listed = [shown[pts] for pts in sorted(shown)]
+    return [listed[min(p, len(listed) - 1)] for p in np.asarray(window.positions).tolist()]
+
+
+def naive_clip(path: str, selection: Selection, plan: CropPlan, transform: ClipTransform) -> torch.Tensor:
     """The clip ``transform`` makes with ``plan`` (3 x T x crop x crop), resized and cropped in float."""
-    clip = naive_frames(path, indices).permute(0, 3, 1, 2)
+    clip = naive_frames(path, selection).permute(0, 3, 1, 2)
     clip = F.interpolate(clip, size=(plan.height, plan.width), mode="bilinear", align_corners=False)
     crop = transform.crop_size
     clip = clip[..., plan.top : plan.top + crop, plan.left : plan.left + crop]
@@ -174,16 +196,16 @@ def naive_clip(path: str, indices: Sequence[int], plan: CropPlan, transform: Cli
     return clip.transpose(0, 1).contiguous()
 
 
-def draw_clips(dataset: Any, items: Sequence[int], seed: int) -> list[tuple[int, np.ndarray, CropPlan]]:
-    """(video, frame indices, crop) of the training clips that ``dataset[i]`` for ``items`` gives
+def draw_clips(dataset: Any, items: Sequence[int], seed: int) -> list[tuple[int, Selection, CropPlan]]:
+    """(video, frames selected, crop) of the training clips that ``dataset[i]`` for ``items`` gives
     after ``dataset.reseed(seed)``: the same draws from the same generator, in the same order."""
     rng = np.random.default_rng(seed)
     clips = []
     for video in items:
         with dataset.open_video(video) as source:
-            indices = dataset.sample_frames(source.num_frames, source.fps, None, rng)
-            height, width = source.get_frames(indices[:1]).shape[1:3]
-        clips.append((video, indices, dataset.transform.plan(height, width, 0, rng)))
+            selection = dataset.select_frames(source, None, rng)
+            height, width = source.get_frames([0]).shape[1:3]
+        clips.append((video, selection, dataset.transform.plan(height, width, 0, rng)))
     return clips
 
 
@@ -250,8 +272,8 @@ def kinetics_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     drawn = draw_clips(train, items, cfg.RNG_SEED)
 
     def naive() -> None:
-        for video, indices, plan in drawn:
-            naive_clip(train.paths[video], indices.tolist(), plan, train.transform)
+        for video, selection, plan in drawn:
+            naive_clip(train.paths[video], selection, plan, train.transform)
 
     base = timed(naive, len(drawn), settings)
     report(
@@ -295,7 +317,7 @@ def ssv1_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     decoded = []
     for video, indices, plan in drawn:
         with train.open_video(video) as source:
-            decoded.append((source.get_frames(indices), plan))
+            decoded.append((read_frames(source, indices), plan))
 
     def jpeg() -> None:
         for clip in files:
