@@ -1,5 +1,6 @@
 """Real videos from ../shared/data/real-videos (see its SOURCES.md): metadata, clips that match a
-plain front-to-back decode, and correct colours for full-range and 10-bit video."""
+plain front-to-back decode (by index, and by the original Kinetics loader's pts window), and
+correct colours for full-range and 10-bit video."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from tests.datasets.helpers import reference_frames
+from tests.datasets.helpers import original_kinetics_clip, reference_frames
+from tests.helpers import small_cfg, write_kinetics_csvs
+from vov3d.datasets import build_dataset
+from vov3d.datasets.clip_dataset import read_frames
 from vov3d.datasets.decoder import PyAVVideo
 from vov3d.datasets.sampling import kinetics_indices, segment_indices
 
@@ -50,6 +54,28 @@ def test_real_video_clips_match_a_full_decode(real_videos: Path, name: str) -> N
             clip = video.get_frames(indices).numpy()
         assert clip.shape == (8, *size, 3)
         assert all(np.array_equal(clip[k], expected(i)) for k, i in enumerate(indices)), (name, indices)
+
+
+# The Kinetics clips are tested in test_original_views.py. The AVI's packed B-frames carry pts out
+# of display order; the original sorts its frames by them, we show them in display order (dts).
+WINDOWED = sorted(set(REAL) - {"ucf101_style_xvid_mp3.avi"} - set(n for n in REAL if n.startswith("kinetics")))
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_real_video_kinetics_clips_are_the_originals(real_videos: Path, tmp_path: Path, name: str) -> None:
+    """3 test views and a training clip of 8 x 4 frames: variable frame rate, HEVC, AV1 in MKV (no
+    duration: decoded whole), a second video stream, full-range H.264."""
+    write_kinetics_csvs(tmp_path, [(name, 0)])
+    cfg = small_cfg(tmp_path, real_videos)
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.TEST.NUM_ENSEMBLE_VIEWS = 8, 4, 3
+    test, train = build_dataset(cfg, "test"), build_dataset(cfg, "train")
+    path = real_videos / name
+    for ds, view, seed in [(test, 0, None), (test, 1, None), (test, 2, None), (train, None, 0)]:
+        rng = None if seed is None else np.random.default_rng(seed)
+        with ds.open_video(0) as source:
+            ours = read_frames(source, ds.select_frames(source, view, rng)).numpy()
+        rng = None if seed is None else np.random.default_rng(seed)
+        assert np.array_equal(ours, original_kinetics_clip(path, 8, 4, view, 3, rng)), (name, view)
 
 
 def _planes(frame: av.VideoFrame, dtype: str) -> list[np.ndarray]:
