@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tests.datasets.helpers import frame_numbers, make_video, make_vpx_webm, numbered_frames
-from vov3d.datasets import decoder
-from vov3d.datasets.decoder import PyAVVideo, VideoDecodeError
+from vov3d.datasets import decoder, pts_window
+from vov3d.datasets.decoder import PtsWindow, PyAVVideo, VideoDecodeError
 
 GENERATED = [
     # suffix, (height, width), fps, frames, keyframe interval
@@ -164,6 +164,97 @@ def test_a_dropped_frame_that_was_needed_makes_the_reader_decode_every_frame(
     with PyAVVideo(path) as video:
         assert frame_numbers(video.get_frames(list(range(31, 60)))) == list(range(31, 60))
     assert passes == [True, False]
+
+
+def frame_window(video: PyAVVideo, start: float, end: float, positions: list[int]) -> PtsWindow:
+    """The window from frame time ``start`` to ``end`` (frame units), as the Kinetics dataset makes it."""
+    ticks = video.pts_per_frame
+    return PtsWindow(int(start * ticks), int(end * ticks), np.array(positions))
+
+
+def test_packets_carry_the_pts_of_the_decoded_frames(tmp_path: Path) -> None:
+    """What listing a window from packets relies on: x264's B-frames come in another order than
+    they are shown, and each packet's pts is the pts of one decoded frame."""
+    path = make_video(tmp_path / "v.mp4", 90, gop_size=30)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        packets = [p.pts for p in container.demux(stream) if p.pts is not None]
+    with av.open(path) as container:
+        shown = [frame.pts for frame in container.decode(video=0)]
+    assert packets != sorted(packets) and shown == sorted(shown)  # reordered: B-frames
+    assert sorted(packets) == shown
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_window_frames_are_those_shown_in_it_at_list_positions(tmp_path: Path, suffix: str) -> None:
+    path = make_video(tmp_path / f"v{suffix}", 120, gop_size=30)
+    with PyAVVideo(path) as video:
+        if video.pts_per_frame is None:  # WebM: no duration, the window is the whole video
+            window = PtsWindow(None, None, np.array([0, 7, 7, 119, 500]))
+            expected = [0, 7, 7, 119, 119]
+        else:  # frames 41..77 lie in [40.5, 77.9]; position 100 is past the window's end
+            window = frame_window(video, 40.5, 77.9, [0, 3, 3, 36, 100])
+            expected = [41, 44, 44, 77, 77]
+        assert frame_numbers(video.get_window(window)) == expected
+
+
+def test_window_skips_unpicked_unreferenced_frames(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "v.mp4", 120, gop_size=60)
+    window = [62.2, 117.3, list(range(0, 56, 5))]
+    with PyAVVideo(path) as video, PyAVVideo(path) as every:
+        every._can_skip = False
+        ours, full = video.get_window(frame_window(video, *window)), every.get_window(frame_window(every, *window))
+        assert frame_numbers(ours) == frame_numbers(full) == list(range(63, 114, 5)) + [117]  # clamped
+        assert video.decoded_frames < every.decoded_frames
+
+
+def test_a_dropped_pick_makes_the_window_decode_every_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net: should the decoder drop a picked frame, a second pass decodes them all."""
+    decoded = PyAVVideo._decoded
+    passes: list[bool] = []
+
+    def losing_one(self, packets, skippable=None, from_keyframe=False):
+        passes.append(skippable is not None)
+        frames = decoded(self, packets, skippable, from_keyframe)
+        return (item for item in frames if skippable is None or item[0] != 70 * 512)  # frame 70
+
+    monkeypatch.setattr(PyAVVideo, "_decoded", losing_one)
+    path = make_video(tmp_path / "v.mp4", 120, gop_size=60)
+    with PyAVVideo(path) as video:
+        assert video.pts_per_frame == 512
+        assert frame_numbers(video.get_window(frame_window(video, 60, 80, [0, 10, 20]))) == [60, 70, 80]
+    assert passes[0] and not passes[-1]
+
+
+def test_a_window_listed_wrongly_by_its_packets_is_decoded_to_list_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packets whose pts do not name the decoded frames (here: one frame's pts changed on the way)
+    make the reader list the window by decoding it."""
+    decoded = PyAVVideo._decoded
+    listed: list[int] = []
+
+    def retimed(self, packets, skippable=None, from_keyframe=False):
+        return ((ts + 1 if ts == 70 * 512 else ts, frame) for ts, frame in decoded(self, packets, skippable))
+
+    timestamps = pts_window.PtsWindowReader._window_timestamps
+    monkeypatch.setattr(PyAVVideo, "_decoded", retimed)
+    monkeypatch.setattr(
+        pts_window.PtsWindowReader, "_window_timestamps", lambda self, w: listed.append(1) or timestamps(self, w)
+    )
+    path = make_video(tmp_path / "v.mp4", 120, gop_size=60)
+    with PyAVVideo(path) as video:
+        assert frame_numbers(video.get_window(frame_window(video, 60, 80, [0, 10, 20]))) == [60, 70, 80]
+    assert listed == [1]
+
+
+def test_a_truncated_video_without_duration_is_broken_for_every_window(tmp_path: Path) -> None:
+    data = Path(make_video(tmp_path / "whole.webm", 60, gop_size=10)).read_bytes()
+    (tmp_path / "cut.webm").write_bytes(data[: len(data) // 3])
+    with PyAVVideo(str(tmp_path / "cut.webm")) as video:
+        assert video.pts_per_frame is None and video.num_frames == 60  # from the container's duration
+        with pytest.raises(VideoDecodeError, match="header promises 60 frames .* truncated or damaged"):
+            video.get_window(PtsWindow(None, None, np.array([0])))
 
 
 def test_multi_thread_decoding_gives_the_same_frames(tmp_path: Path) -> None:
