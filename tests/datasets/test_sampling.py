@@ -1,6 +1,6 @@
-"""Frame-index sampling against the original VoV3D code's formulas, recomputed here by plain
-arithmetic: Kinetics clips (train and every test view, and DATA.USE_OFFSET_SAMPLING's rule) and
-Something-Something segments."""
+"""Sampling against the original VoV3D code's formulas, recomputed here by plain arithmetic:
+Kinetics windows and positions (train and every test view), its index rule for videos decoded
+whole, DATA.USE_OFFSET_SAMPLING's rule, and Something-Something segments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from vov3d.datasets.sampling import kinetics_indices, segment_indices
+from vov3d.datasets.sampling import kinetics_indices, kinetics_window, segment_indices
 
 # (video frames n, fps, NUM_FRAMES, SAMPLING_RATE): 30, 28 and 60 fps; n below, at and above the
 # clip size (80 frames for 16 x 5 at 30 fps, 74.67 at 28); single-frame videos and clips.
@@ -62,6 +62,32 @@ def test_kinetics_train_clips_follow_the_original(n: int, fps: float, frames: in
         start = rng(seed).uniform(0.0, delta)  # the dataset's rng draws the start and nothing else
         indices = kinetics_indices(n, fps, frames, rate, 30, rng=rng(seed))
         assert_original(indices, n, original_positions(n, fps, frames, rate, start))
+
+
+@pytest.mark.parametrize("n,fps,frames,rate", KINETICS_CASES[::2])
+@pytest.mark.parametrize("num_views", [1, 10])
+def test_kinetics_windows_follow_the_original(n: int, fps: float, frames: int, rate: int, num_views: int) -> None:
+    """Window [s, s + clip_size - 1] from s = delta * k / K; positions linspace(0, clip_size - 1),
+    truncated (within float32 rounding of an integer either neighbour is right)."""
+    clip_size = rate * frames / 30 * fps
+    positions = original_positions(n, fps, frames, rate, 0.0)
+    for k in range(num_views):
+        window = kinetics_window(n, fps, frames, rate, 30, view=k, num_views=num_views)
+        start = max(n - clip_size, 0) * k / num_views
+        assert window.start == pytest.approx(start) and window.end == pytest.approx(start + clip_size - 1)
+        assert window.positions.dtype == np.int64 and len(window.positions) == frames
+        for got, position in zip(window.positions.tolist(), positions):
+            assert got in {max(math.floor(position + d), 0) for d in (-1e-4, 0.0, 1e-4)}, (window, positions)
+
+
+def test_kinetics_window_train_start_is_the_index_rules_draw() -> None:
+    """One uniform draw from the dataset's rng, as for indices (and the original's random.uniform)."""
+    for seed in range(5):
+        window = kinetics_window(300, 28, 16, 5, 30, rng=rng(seed))
+        assert window.start == rng(seed).uniform(0, 300 - 16 * 5 / 30 * 28)
+    assert kinetics_window(300, 28, 16, 5, 30, view=0).positions.tolist() == [
+        math.floor(i * (16 * 5 / 30 * 28 - 1) / 15) for i in range(16)
+    ]
 
 
 def test_kinetics_worked_examples() -> None:
