@@ -21,11 +21,12 @@ from .video_errors import decode_error
 
 
 class DroppedNeededFrame(Exception):
-    """A frame the decoder was allowed to drop would have been picked (a gap in the timestamps)."""
+    """A frame the decoder was allowed to drop was needed (the index rule: a gap in the timestamps;
+    a window: the decoder dropped another frame than the one the skip was set for)."""
 
 
 class _PacketsMisled(Exception):
-    """The packets' pts did not list the frames the decoder gave (see ``PyAVVideo._window_pass``)."""
+    """The packets' pts did not list the frames the decoder gave (see ``PtsWindowReader._window_pass``)."""
 
 
 class PtsWindow(NamedTuple):
@@ -40,7 +41,8 @@ class PtsWindow(NamedTuple):
 class PtsWindowReader:
     """``get_window`` for a video reader (PyAVVideo) that offers the decoding steps used here:
     ``_from_keyframe_before``, ``_decoded``, ``_seconds``, ``rgb``, ``decoded_timestamps`` and
-    its ``_container``, ``_stream``, ``_can_skip``, ``path``, ``num_frames`` and ``fps``."""
+    its ``_container``, ``_stream``, ``_origin``, ``_can_skip``, ``_at_start``, ``path``,
+    ``num_frames`` and ``fps``."""
 
     def get_window(self, window: PtsWindow) -> torch.Tensor:
         """The frames of ``window`` as uint8 T x H x W x 3 RGB, as the original decoded them.
@@ -169,7 +171,7 @@ class PtsWindowReader:
             raise decode_error(
                 self.path,
                 f"no frame is shown between {first:.2f} s and {last:.2f} s (pts {window.first} to {window.last}, "
-                f"a clip's window), but the header promises {self.num_frames} frames at {self.fps:.2f} fps: the "
-                "file is truncated or damaged",
+                f"a clip's window), but the header promises {self.num_frames} frames at {self.fps:.2f} fps from "
+                f"pts {self._origin}: the file is truncated or damaged",
             )
         return listed
