@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from vov3d.config import CfgNode
-from vov3d.datasets.decoder import iter_frames
 from vov3d.datasets.encode import write_video
+from vov3d.datasets.timestamps import iter_frames
 
 SSV2_TEMPLATES = [
     "Pushing something from left to right",

@@ -124,3 +124,13 @@ def test_a_vp9_webm_without_duration_is_decoded_whole(tmp_path: Path, first_seco
     with av.open(str(tmp_path / "v.webm")) as container:
         assert container.streams.video[0].duration is None
     assert_views_and_training_clips(tmp_path, "v.webm")
+
+
+def test_an_mpeg_ts_without_frame_count(tmp_path: Path, first_seconds: np.ndarray) -> None:
+    """MPEG-TS headers give a duration but no frame count (the original divides by zero), and its
+    pts start late: our count (duration x fps) makes the time base."""
+    write_video(str(tmp_path / "v.ts"), first_seconds, 25, gop_size=12)
+    with av.open(str(tmp_path / "v.ts")) as container:
+        stream = container.streams.video[0]
+        assert stream.frames == 0 and stream.duration and stream.start_time > 0
+    assert_views_and_training_clips(tmp_path, "v.ts")

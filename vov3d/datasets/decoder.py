@@ -16,7 +16,6 @@ start before the file is called broken.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable, Optional, TypeVar
@@ -27,6 +26,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from .pts_window import DroppedNeededFrame, PtsWindow, PtsWindowReader
+from .timestamps import decoded_timestamps, iter_frames
 from .video_errors import VideoDecodeError, decode_error, worker_message
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "PyAVVideo",
     "VideoDecodeError",
     "decode_error",
-    "iter_frames",
     "open_video_file",
     "worker_message",
 ]
@@ -64,21 +63,6 @@ def _check_file(path: str) -> None:
         raise decode_error(path, "file is empty (0 bytes)")
 
 
-@functools.lru_cache(maxsize=1024)
-def _decoded_timestamps(path: str, size: int, mtime_ns: int) -> np.ndarray:
-    """The sorted distinct pts of a whole decode of ``path`` (as it is at ``size`` and ``mtime_ns``)."""
-    with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        stream.thread_count = 1
-        try:
-            timestamps = np.unique([ts for ts, _ in iter_frames(container.demux(stream), stream)])
-        except av.FFmpegError as e:
-            raise decode_error(path, f"decoding failed while counting its frames: {e}") from None
-    if len(timestamps) < 1:
-        raise decode_error(path, "has no decodable frames (and no frame count or duration in its header)")
-    return timestamps
-
-
 class PyAVVideo(PtsWindowReader):
     """An open video file: its first video stream, frame rate, frame count, and ``get_frames``.
 
@@ -99,11 +83,8 @@ class PyAVVideo(PtsWindowReader):
                 raise decode_error(path, "contains no streams (truncated, or not a video)")
             if not streams:
                 raise decode_error(path, "has no video stream")
-            self._stream = streams[0]
-            if multi_thread:  # frame and slice threads, as many as FFmpeg sees fit
-                self._stream.thread_type, self._stream.thread_count = "AUTO", 0
-            else:  # loader workers already decode videos in parallel
-                self._stream.thread_count = 1
+            self._stream, self._multi_thread = streams[0], multi_thread
+            self._set_threads()
             self._time_base = float(self._stream.time_base)
             self._origin = self._stream.start_time or 0
             self._at_start = True
@@ -119,6 +100,20 @@ class PyAVVideo(PtsWindowReader):
         except Exception:
             self.close()
             raise
+
+    def _set_threads(self) -> None:
+        if self._multi_thread:  # frame and slice threads, as many as FFmpeg sees fit
+            self._stream.thread_type, self._stream.thread_count = "AUTO", 0
+        else:  # loader workers already decode videos in parallel
+            self._stream.thread_count = 1
+
+    def _rewind(self) -> None:
+        """Back to the first packet, with a fresh demuxer: a seek to the start time lands on the
+        packet of that decode time in some containers (MPEG-TS), after frames that are shown first."""
+        self._container.close()
+        self._container = av.open(self.path, metadata_errors="ignore")
+        self._stream = self._container.streams.video[0]
+        self._set_threads()
 
     def _frame_rate(self) -> float:
         stream = self._stream
@@ -167,7 +162,7 @@ class PyAVVideo(PtsWindowReader):
 
     def _whole_decode(self) -> np.ndarray:
         stat = os.stat(self.path)
-        return _decoded_timestamps(self.path, stat.st_size, stat.st_mtime_ns)
+        return decoded_timestamps(self.path, stat.st_size, stat.st_mtime_ns)
 
     def _decoded_count(self) -> int:
         return len(self._whole_decode())
@@ -221,7 +216,7 @@ class PyAVVideo(PtsWindowReader):
                 return result
             back *= 2
         if not self._at_start:  # a second read, or the seek landed after the first needed frame
-            self._seek(0.0)
+            self._rewind()
         result = scan(True)
         assert result is not None
         return result
@@ -240,7 +235,7 @@ class PyAVVideo(PtsWindowReader):
     def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """Every frame from the start with its time in seconds (for the preparation tools)."""
         if not self._at_start:
-            self._seek(0.0)
+            self._rewind()
         try:
             yield from self._timed()
         except av.FFmpegError as e:
@@ -350,57 +345,3 @@ with the same interface: ``num_frames``, ``fps``, ``get_frames`` and use as a co
 def open_video_file(path: str, backend: str = "pyav", multi_thread: bool = False) -> PyAVVideo:
     """Open ``path`` with the reader named ``backend``; raises VideoDecodeError."""
     return VIDEO_BACKENDS[backend](path, multi_thread)
-
-
-def iter_frames(
-    packets: Iterable[av.Packet],
-    stream: av.video.stream.VideoStream,
-    skippable: Optional[Callable[[int], bool]] = None,
-    from_keyframe: bool = False,
-) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Decoded frames of ``packets`` (of ``stream``; ``container.demux(stream)`` for all) in display
-    order with a timestamp in ``stream.time_base`` units.
-
-    ``skippable(pts)`` says which packets the decoder may drop when no other frame refers to them
-    (FFmpeg's ``skip_frame`` NONREF, set per packet); packets without a trusted pts are decoded.
-    With ``from_keyframe`` (after a seek) packets before the first keyframe are dropped: VP8 and
-    VP9 decoders refuse an inter frame as the first packet.
-
-    The timestamp is the pts, unless pts go backwards while dts do not (packed B-frames in AVI,
-    as in FFmpeg's best-effort timestamp); then dts from there on. Frames are yielded one late so
-    that the frame whose pts revealed the fault is re-timed too.
-    """
-    pending: Optional[tuple[int, av.VideoFrame]] = None
-    use_dts = False
-    last_pts: Optional[int] = None
-    last_dts: Optional[int] = None
-    context = stream.codec_context
-    for packet in packets:
-        if from_keyframe:
-            if not packet.is_keyframe:
-                continue
-            from_keyframe = False
-        if skippable is not None:
-            trusted = packet.pts is not None and not use_dts
-            context.skip_frame = "NONREF" if trusted and skippable(packet.pts) else "DEFAULT"
-        for frame in packet.decode():
-            pts, dts = frame.pts, frame.dts
-            if (
-                not use_dts
-                and None not in (pts, last_pts, dts)
-                and pts <= last_pts
-                and (last_dts is None or dts > last_dts)
-            ):
-                use_dts = True
-                if pending is not None and pending[1].dts is not None:
-                    pending = (pending[1].dts, pending[1])
-            ts = dts if (use_dts or pts is None) else pts
-            if ts is None:  # no timestamp at all: one tick after the previous frame
-                ts = pending[0] + 1 if pending is not None else 0
-            last_pts = pts if pts is not None else last_pts
-            last_dts = dts if dts is not None else last_dts
-            if pending is not None:
-                yield pending
-            pending = (ts, frame)
-    if pending is not None:
-        yield pending
