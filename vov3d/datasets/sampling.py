@@ -41,8 +41,8 @@ def _check(video_frames: int, num_views: int, view: Optional[int], rng: Optional
 
 class FrameWindow(NamedTuple):
     """A Kinetics clip by timestamp: the frames shown from frame time ``start`` to ``end`` (frame
-    units, not yet rounded: the decoder turns them into pts), sorted by time, at list
-    ``positions`` (clamped to the last frame of the window by whoever reads them)."""
+    units; times the stream's pts per frame, truncated, they bound the pts window), sorted by
+    time, at list ``positions`` (clamped to the window's last frame by the reader)."""
 
     start: float
     end: float
