@@ -261,6 +261,8 @@ def test_multi_thread_decoding_gives_the_same_frames(tmp_path: Path) -> None:
     path = make_video(tmp_path / "v.mp4", 60, gop_size=10)
     with PyAVVideo(path) as one, PyAVVideo(path, multi_thread=True) as many:
         assert np.array_equal(one.get_frames([5, 33, 59]), many.get_frames([5, 33, 59]))
+        window = frame_window(one, 20.5, 50, [0, 9, 29, 40])
+        assert np.array_equal(one.get_window(window), many.get_window(window))
 
 
 def test_a_reader_alive_at_fork_is_freed_in_the_child(tmp_path: Path) -> None:
