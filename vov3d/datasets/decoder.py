@@ -207,10 +207,10 @@ class PyAVVideo(PtsWindowReader):
         found is past ``seconds``); ``scan(from_start=True)`` from the start when no seek serves."""
         back = _SEEK_MARGIN_FRAMES / self.fps
         while seconds - back > 0:
-            self._seek(seconds - back)
             try:
+                self._seek(seconds - back)
                 result = scan(False)
-            except av.FFmpegError:  # packets flagged as keyframes that are not: only the start is safe
+            except av.FFmpegError:  # a refused seek, or keyframe flags that are wrong: only the start is safe
                 break
             if result is not None:
                 return result
@@ -222,6 +222,7 @@ class PyAVVideo(PtsWindowReader):
         return result
 
     def _seek(self, seconds: float) -> None:
+        self._at_start = False  # even a refused seek may leave the demuxer elsewhere
         offset = self._origin + int(seconds / self._time_base)
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
 
