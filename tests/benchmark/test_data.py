@@ -97,13 +97,14 @@ def test_naive_decoder_reads_the_same_frames(inputs: Path) -> None:
 
 
 def test_naive_decoder_reads_the_same_pts_window(inputs: Path) -> None:
-    """The original Kinetics rule (frames 10-25 shown in the window; the last position clamped)."""
+    """The original Kinetics rule (frames 10-25 shown in the window and frame 26 after it; the last
+    position clamped to that one)."""
     path = str(inputs / "kinetics" / "videos" / "001.mp4")
     with PyAVVideo(path) as video:
         ticks = video.pts_per_frame
         window = PtsWindow(int(9.5 * ticks), int(25.2 * ticks), np.array([0, 4, 4, 15, 40]))
         ours = video.get_window(window)
-        assert torch.equal(ours, video.get_frames([10, 14, 14, 25, 25]))
+        assert torch.equal(ours, video.get_frames([10, 14, 14, 25, 26]))
     assert torch.equal(data.naive_frames(path, window), ours.float())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
@@ -201,24 +202,44 @@ def original_kinetics_clip(
 ) -> np.ndarray:
     """The frames (T x H x W x 3) the original Kinetics loader takes, its rule written out plainly.
 
-    ``clip_size = sampling_rate * num_frames / target_fps * fps``; ``delta = max(n - clip_size, 0)``
-    (n: the header's frame count); start ``s = delta * k / K`` for view k of K, ``uniform(0, delta)``
-    from ``rng`` for training; ``e = s + clip_size - 1``. The frames whose raw pts lie in
-    ``[int(s * d / n), int(e * d / n)]`` (d: the stream's duration), sorted by pts, at positions
-    ``linspace(0, clip_size - 1, num_frames)`` (float32, truncated) clamped to that list. Without a
-    duration: every frame, at ``linspace(s, e, num_frames)`` with n the number of frames decoded.
+    ``clip_size = sampling_rate * num_frames / target_fps * fps``; with ``delta = max(n - clip_size, 0)``
+    the start is ``s = delta * k / K`` for view k of K, ``uniform(0, delta)`` from ``rng`` for
+    training; ``e = s + clip_size - 1``. The original decodes forward, skips frames with pts below
+    ``int(s * d / n)``, keeps those up to ``int(e * d / n)`` and also keeps the first frame that
+    comes after that (its read-ahead buffer of size 0 still stores one frame before it stops), so
+    the list is the window's frames plus the next one (n: the header's frame count, d: the
+    stream's duration). It takes the list, sorted by pts, at positions
+    ``linspace(0, clip_size - 1, num_frames)`` (float32, truncated) clamped to the list. Without a
+    duration it keeps every frame with pts >= 0 and takes ``linspace(s, e, num_frames)`` of that
+    list, with n its length.
     """
     fps, count, duration, pts, arrays = _every_frame(str(path))
     clip_size = sampling_rate * num_frames / target_fps * fps
+
+    def start_end(n: int) -> tuple[float, float]:
+        delta = max(n - clip_size, 0)
+        start = rng.uniform(0, delta) if view is None else delta * view / num_views
+        return start, start + clip_size - 1
+
     if duration is None:
-        count = len(arrays)
-    delta = max(count - clip_size, 0)
-    start = rng.uniform(0, delta) if view is None else delta * view / num_views
-    end = start + clip_size - 1
-    if duration is None:
-        listed, positions = arrays, torch.linspace(start, end, num_frames)
+        listed = _kept(pts, arrays, 0, math.inf)
+        start, end = start_end(len(listed))
+        positions = torch.linspace(start, end, num_frames)
     else:
-        low, high = int(start * (duration / count)), int(end * (duration / count))
-        shown = {p: a for p, a in zip(pts, arrays) if low <= p <= high}
-        listed, positions = [shown[p] for p in sorted(shown)], torch.linspace(0, clip_size - 1, num_frames)
+        start, end = start_end(count)
+        listed = _kept(pts, arrays, int(start * (duration / count)), int(end * (duration / count)))
+        positions = torch.linspace(0, clip_size - 1, num_frames)
     return np.stack([listed[i] for i in torch.clamp(positions, 0, len(listed) - 1).long().tolist()])
+
+
+def _kept(pts: list[int], arrays: list[np.ndarray], low: float, high: float) -> list[np.ndarray]:
+    """The frames the original keeps from a decode, in the decoder's order: from pts ``low`` on,
+    up to ``high`` and the first one after it; sorted by pts."""
+    kept = {}
+    for p, array in zip(pts, arrays):
+        if p < low:
+            continue
+        kept[p] = array
+        if p > high:
+            break
+    return [kept[p] for p in sorted(kept)]

@@ -192,9 +192,9 @@ def test_window_frames_are_those_shown_in_it_at_list_positions(tmp_path: Path, s
         if video.pts_per_frame is None:  # WebM: no duration, the window is the whole video
             window = PtsWindow(None, None, np.array([0, 7, 7, 119, 500]))
             expected = [0, 7, 7, 119, 119]
-        else:  # frames 41..77 lie in [40.5, 77.9]; position 100 is past the window's end
+        else:  # frames 41..77 lie in [40.5, 77.9], then frame 78; position 100 is past the list's end
             window = frame_window(video, 40.5, 77.9, [0, 3, 3, 36, 100])
-            expected = [41, 44, 44, 77, 77]
+            expected = [41, 44, 44, 77, 78]
         assert frame_numbers(video.get_window(window)) == expected
 
 
@@ -204,8 +204,23 @@ def test_window_skips_unpicked_unreferenced_frames(tmp_path: Path) -> None:
     with PyAVVideo(path) as video, PyAVVideo(path) as every:
         every._can_skip = False
         ours, full = video.get_window(frame_window(video, *window)), every.get_window(frame_window(every, *window))
-        assert frame_numbers(ours) == frame_numbers(full) == list(range(63, 114, 5)) + [117]  # clamped
+        # position 55 takes frame 118, the one after the window
+        assert frame_numbers(ours) == frame_numbers(full) == list(range(63, 114, 5)) + [118]
         assert video.decoded_frames < every.decoded_frames
+
+
+def test_the_frame_after_a_window_is_listed_from_packets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list ends with the next frame after the window. Past the window's end, B-frames come
+    after the later frame they refer to, so packets are read until no earlier one can follow:
+    every window here is listed from packets, none needs a decode to list it."""
+    monkeypatch.setattr(pts_window.PtsWindowReader, "_window_timestamps", lambda self, w: pytest.fail("decoded"))
+    path = make_video(tmp_path / "v.mp4", 60, gop_size=30)
+    with PyAVVideo(path) as video:
+        for end in range(8, 59):  # frames end - 8 .. end, then end + 1 at position 9
+            assert frame_numbers(video.get_window(frame_window(video, end - 8, end + 0.5, [0, 9]))) == [
+                end - 8,
+                end + 1,
+            ]
 
 
 def test_a_dropped_pick_makes_the_window_decode_every_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

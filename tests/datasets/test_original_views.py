@@ -1,8 +1,8 @@
 """Kinetics clips are the original loader's at every frame rate: the frames whose timestamps lie in
-the clip's window, at positions in that list (tests/datasets/helpers.py: original_kinetics_clip,
-the rule written out plainly over a front-to-back decode). On the real clips of
-../shared/data/real-videos, on re-encodes of the 28 fps clip at 24, 25, 29.97 and 30 fps, on a
-stream whose first pts is not 0 and on a VP9 WebM (no duration: the whole video is decoded)."""
+the clip's window and the next one, at positions in that list (tests/datasets/helpers.py:
+original_kinetics_clip, the rule written out plainly over a front-to-back decode). On the real
+clips of ../shared/data/real-videos, on re-encodes of the 28 fps clip at 24, 25, 29.97 and 30 fps,
+on streams whose first pts is not 0 and on VP9 WebMs (no duration: the whole video is decoded)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.datasets.helpers import original_kinetics_clip
 from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.datasets import VideoDecodeError, build_dataset
 from vov3d.datasets.clip_dataset import read_frames
+from vov3d.datasets.decoder import PtsWindow, PyAVVideo
 from vov3d.datasets.encode import write_video
 
 KINETICS_28FPS = "kinetics400_arm_wrestling_340x256_28fps.mp4"
@@ -40,6 +41,26 @@ def test_every_test_view_is_the_originals(real_videos: Path, tmp_path: Path, nam
         expected = original_kinetics_clip(real_videos / name, 16, 5, view=k, num_views=10)[:, :, left : left + 256]
         pixels = ((ds[view][0] * std + mean) * 255).round().permute(1, 2, 3, 0).to(torch.uint8).numpy()
         assert np.array_equal(pixels, expected), (name, view)
+
+
+def test_a_28fps_view_ends_on_the_frame_after_its_window(real_videos: Path, tmp_path: Path) -> None:
+    """The original also keeps the first frame it decodes past the window (it stops reading only
+    after storing one such frame); on the 28 fps clip, view 2 of 10 (16 x 5) takes it last."""
+    (tmp_path / KINETICS_28FPS).symlink_to(real_videos / KINETICS_28FPS)
+    test = kinetics(tmp_path, [KINETICS_28FPS], "test")
+    with test.open_video(0) as source:
+        window = test.select_frames(source, 2, None)
+        frames = read_frames(source, window).numpy()
+    in_window = []
+    with av.open(str(real_videos / KINETICS_28FPS)) as container:
+        for frame in container.decode(video=0):
+            if frame.pts > window.last:
+                break
+            if frame.pts >= window.first:
+                in_window.append(frame.to_ndarray(format="rgb24"))
+    assert window.positions[-1] == len(in_window)  # one past the window's frames
+    assert np.array_equal(frames[-1], frame.to_ndarray(format="rgb24"))  # the frame with pts > window.last
+    assert not np.array_equal(frames[-1], in_window[-1])  # the window's last, which the list without it gives
 
 
 def kinetics(root: Path, names: list[str], split: str, frames: int = 16, rate: int = 5):
@@ -89,10 +110,17 @@ def test_the_28fps_clip_itself_for_training(real_videos: Path, tmp_path: Path) -
     assert_views_and_training_clips(tmp_path, KINETICS_28FPS, frames=8, rate=8)
 
 
-def write_late_start(path: Path, frames: np.ndarray, first: int) -> None:
-    """An H.264 MP4 at 30 fps whose frames have pts ``first``, ``first + 1``, ... (in 1/30 s)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast", "crf": "18"})
+CODEC_OPTIONS = {
+    "libx264": {"preset": "veryfast", "crf": "18"},
+    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"},
+}
+
+
+def write_late_start(path: Path, frames: np.ndarray, first: int, codec: str = "libx264") -> None:
+    """A video at 30 fps whose frames have pts ``first``, ``first + 1``, ... (in 1/30 s; the muxer
+    may keep other units, but keeps negative pts)."""
+    with av.open(str(path), "w", options={"avoid_negative_ts": "disabled"}) as container:
+        stream = container.add_stream(codec, rate=30, options=CODEC_OPTIONS[codec])
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.time_base = Fraction(1, 30)
         for i, array in enumerate(frames):
@@ -110,13 +138,33 @@ def test_a_stream_whose_first_pts_is_not_0(tmp_path: Path, first_seconds: np.nda
     assert_views_and_training_clips(tmp_path, "late.mp4")
 
 
-def test_a_window_without_frames_names_the_file(tmp_path: Path, first_seconds: np.ndarray) -> None:
-    """Frames that start after the clip's window (the original gets no frame and gives up)."""
+def test_frames_that_start_after_the_window(tmp_path: Path, first_seconds: np.ndarray) -> None:
+    """The window holds no frame: the original keeps the first one after it, at every position. A
+    window with no frame in it or after it (a truncated file) is an error that names the file."""
     write_late_start(tmp_path / "later.mp4", first_seconds[:40], first=300)
     test = kinetics(tmp_path, ["later.mp4"], "test")
-    with pytest.raises(VideoDecodeError, match="no frame is shown between") as error:
-        clip(test, 0, 0)
-    assert str(error.value).startswith(f"{tmp_path / 'later.mp4'}: ")
+    with test.open_video(0) as source:
+        assert source.decoded_timestamps()[0] > test.select_frames(source, 0, None).last
+    ours = clip(test, 0, 0)
+    assert np.array_equal(ours, original_kinetics_clip(tmp_path / "later.mp4", 16, 5, 0, 10))
+    with av.open(str(tmp_path / "later.mp4")) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert all(np.array_equal(frame, first) for frame in ours)
+    with PyAVVideo(str(tmp_path / "later.mp4")) as video, pytest.raises(VideoDecodeError) as error:
+        video.get_window(PtsWindow(10**6, 10**6 + 100, np.array([0])))
+    assert str(error.value).startswith(f"{tmp_path / 'later.mp4'}: no frame is shown from ")
+
+
+def test_a_webm_without_duration_keeps_no_frame_before_pts_0(tmp_path: Path, first_seconds: np.ndarray) -> None:
+    """The original decodes such a video from pts 0: frames with a negative pts are not in its list."""
+    write_late_start(tmp_path / "v.webm", first_seconds[:60], first=-9, codec="libvpx-vp9")
+    with av.open(str(tmp_path / "v.webm")) as container:
+        assert container.streams.video[0].duration is None
+        assert [frame.pts < 0 for frame in container.decode(video=0)] == [True] * 9 + [False] * 51
+    test = kinetics(tmp_path, ["v.webm"], "test", frames=8, rate=2)
+    with test.open_video(0) as source:
+        assert len(source.timestamps_from_zero()) == 51
+    assert_views_and_training_clips(tmp_path, "v.webm", frames=8, rate=2)
 
 
 def test_a_vp9_webm_without_duration_is_decoded_whole(tmp_path: Path, first_seconds: np.ndarray) -> None:

@@ -170,14 +170,16 @@ def _naive_indexed(decoded: Iterable[av.VideoFrame], indices: list[int]) -> list
 
 
 def _naive_window(decoded: Iterable[av.VideoFrame], window: PtsWindow) -> list[av.VideoFrame]:
-    """The original's rule: the frames with pts in the window, sorted, at positions clamped to them."""
-    shown = {}
+    """The original's rule: the frames from the window's first pts (0 without one) up to its last
+    and the first frame after it, sorted by pts, at positions clamped to them."""
+    kept = {}
     for frame in decoded:
+        if frame.pts < (0 if window.first is None else window.first):
+            continue
+        kept[frame.pts] = frame
         if window.last is not None and frame.pts > window.last:
             break
-        if window.first is None or frame.pts >= window.first:
-            shown[frame.pts] = frame
-    listed = [shown[pts] for pts in sorted(shown)]
+    listed = [kept[pts] for pts in sorted(kept)]
     return [listed[min(p, len(listed) - 1)] for p in np.asarray(window.positions).tolist()]
 
 

@@ -72,8 +72,8 @@ class Kinetics(ClipDataset):
                 source.num_frames, source.fps, *clip, view=view, num_views=num_views, rng=rng, offset_sampling=True
             )
         ticks = source.pts_per_frame
-        if ticks is None:  # no duration in the header: as the original, the rule over every decoded frame
-            count = len(source.decoded_timestamps())
+        if ticks is None:  # no duration in the header: as the original, the rule over every frame from pts 0 on
+            count = len(source.timestamps_from_zero())
             return PtsWindow(None, None, kinetics_indices(count, source.fps, *clip, view, num_views, rng))
         window = kinetics_window(source.num_frames, source.fps, *clip, view, num_views, rng)
         return PtsWindow(int(window.start * ticks), int(window.end * ticks), window.positions)

@@ -1,10 +1,12 @@
 """Read a clip as the original Kinetics loader picks it: by a window of presentation timestamps.
 
-The original decodes the frames whose pts lie in ``[first, last]``, sorts them by pts and takes
-list positions, clamped to the list (see ``sampling.kinetics_window``). Here the list is made from
-the demuxer's packets before decoding (a frame's position depends only on the pts of the frames,
-which the packets carry), so the decoder may drop unreferenced frames that are not picked and
-only the picked frames are converted to RGB. The decoded frames are checked against that list.
+The original decodes forward from ``first`` and keeps the frames whose pts lie in ``[first, last]``
+and the first frame it decodes after ``last`` (its read-ahead buffer of size 0 still stores one
+frame before stopping), sorts them by pts and takes list positions, clamped to the list (see
+``sampling.kinetics_window``). Here the list is made from the demuxer's packets before decoding (a
+frame's position depends only on the pts of the frames, which the packets carry), so the decoder
+may drop unreferenced frames that are not picked and only the picked frames are converted to RGB.
+The decoded frames are checked against that list.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class _PacketsMisled(Exception):
 
 
 class PtsWindow(NamedTuple):
-    """The original Kinetics loader's clip: the frames whose raw pts lie in ``[first, last]``
-    (every frame when ``first`` is None), sorted by pts, at list ``positions`` clamped to that list."""
+    """The original Kinetics loader's clip: the frames whose raw pts lie in ``[first, last]`` and
+    the next frame after ``last`` (every frame from pts 0 on when ``first`` is None, see
+    ``timestamps_from_zero``), sorted by pts, at list ``positions`` clamped to that list."""
 
     first: Optional[int]
     last: Optional[int]
@@ -55,7 +58,7 @@ class PtsWindowReader:
         if len(positions) == 0 or positions.min() < 0:
             raise ValueError(f"window positions must be a non-empty list of positions >= 0, got {positions.tolist()}")
         try:
-            listed = self.decoded_timestamps() if window.first is None else None
+            listed = self.timestamps_from_zero() if window.first is None else None
             try:
                 try:
                     listed, arrays = self._read_window(window, positions, listed, skip=self._can_skip)
@@ -68,6 +71,15 @@ class PtsWindowReader:
             raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
         picks = listed[np.minimum(positions, len(listed) - 1)]
         return torch.from_numpy(np.stack([arrays[ts] for ts in picks.tolist()]))
+
+    def timestamps_from_zero(self) -> np.ndarray:
+        """The sorted pts of every frame from pts 0 on: the list the original makes of a video without
+        a duration, which it decodes whole from pts 0 (frames shown before are not kept)."""
+        timestamps = self.decoded_timestamps()
+        timestamps = timestamps[timestamps >= 0]
+        if len(timestamps) == 0:
+            raise decode_error(self.path, "every frame has a negative pts: the original loader keeps none of them")
+        return timestamps
 
     def _read_window(
         self, window: PtsWindow, positions: np.ndarray, listed: Optional[np.ndarray], skip: bool
@@ -104,33 +116,25 @@ class PtsWindowReader:
     ) -> Optional[tuple[np.ndarray, dict[int, np.ndarray]]]:
         """One decode from here (see ``_read_window``); None when the seek landed too late.
 
-        Listed from packets, the window's packets are read ahead up to one decoded after the
-        window's end (pts >= dts, so no later packet lies in it). Raises _PacketsMisled when a
-        decoded frame in the window is not listed or, decoding every frame, a listed one before
-        the last pick did not come; DroppedNeededFrame when a pick was dropped with ``skip``.
+        Listed from packets (``_listed_from_packets``), a decoded frame after the listed frame past
+        the window ends the pass. Raises _PacketsMisled when a decoded frame from the window's start
+        on is not listed or, decoding every frame, a listed one before the last pick did not come;
+        DroppedNeededFrame when a pick was dropped with ``skip``.
         """
         packets = self._packets_from(start, from_start)
         if packets is None:
             return None
         from_packets = listed is None
         if from_packets:
-            ahead = []
-            for packet in packets:
-                ahead.append(packet)
-                decode_ts = packet.dts if packet.dts is not None else packet.pts
-                if decode_ts is not None and decode_ts > window.last:
-                    break
-            listed = np.unique([p.pts for p in ahead if p.pts is not None and window.first <= p.pts <= window.last])
-            if len(listed) == 0:  # a truncated file, or packets without pts: decode to know
-                raise _PacketsMisled
-            packets = itertools.chain(ahead, packets)
+            listed, packets = _listed_from_packets(packets, window)
+        past = int(listed[-1]) if from_packets and listed[-1] > window.last else None  # the frame after the window
         picks = set(listed[np.minimum(positions, len(listed) - 1)].tolist())
         listed_set = set(listed.tolist())
         arrays: dict[int, np.ndarray] = {}
         seen = set()
         try:
             for ts, frame in self._decoded(packets, (lambda pts: pts not in picks) if skip else None):
-                if from_packets and ts > window.last:
+                if past is not None and ts > past:
                     break
                 if from_packets and ts >= window.first and ts not in listed_set:
                     raise _PacketsMisled
@@ -152,26 +156,48 @@ class PtsWindowReader:
         return listed, arrays
 
     def _window_timestamps(self, window: PtsWindow) -> np.ndarray:
-        """The sorted distinct pts of the frames shown in ``window``, by decoding it."""
+        """The sorted distinct pts of the frames the original keeps of ``window``, by decoding as it
+        does: from ``first`` on, up to ``last`` and the first frame decoded after it."""
 
         def scan(from_start: bool) -> Optional[np.ndarray]:
             packets = self._packets_from(window.first, from_start)
             if packets is None:
                 return None
-            shown = []
+            kept = []
             for ts, _ in self._decoded(packets):
+                if ts < window.first:
+                    continue
+                kept.append(ts)
                 if ts > window.last:
                     break
-                shown.append(ts)
-            return np.unique(np.asarray([ts for ts in shown if ts >= window.first], dtype=np.int64))
+            return np.unique(np.asarray(kept, dtype=np.int64))
 
         listed = self._from_keyframe_before(self._seconds(window.first), scan)
         if len(listed) == 0:
             first, last = self._seconds(window.first), self._seconds(window.last)
             raise decode_error(
                 self.path,
-                f"no frame is shown between {first:.2f} s and {last:.2f} s (pts {window.first} to {window.last}, "
-                f"a clip's window), but the header promises {self.num_frames} frames at {self.fps:.2f} fps from "
-                f"pts {self._origin}: the file is truncated or damaged",
+                f"no frame is shown from {first:.2f} s on (a clip's window: {first:.2f} s to {last:.2f} s, pts "
+                f"{window.first} to {window.last}), but the header promises {self.num_frames} frames at "
+                f"{self.fps:.2f} fps from pts {self._origin}: the file is truncated or damaged",
             )
         return listed
+
+
+def _listed_from_packets(packets: Iterator[av.Packet], window: PtsWindow) -> tuple[np.ndarray, Iterator[av.Packet]]:
+    """The pts the original keeps of ``window`` as the packets list them (those in it and the
+    smallest after ``last``), and the packets again from the first. Packets come in decode order,
+    B-frames after the later frames they refer to, so they are read ahead until one is decoded
+    after that smallest pts (pts >= dts: no later packet is shown before it)."""
+    ahead, past = [], None
+    for packet in packets:
+        ahead.append(packet)
+        if packet.pts is not None and packet.pts > window.last and (past is None or packet.pts < past):
+            past = packet.pts
+        decode_ts = packet.dts if packet.dts is not None else packet.pts
+        if past is not None and decode_ts is not None and decode_ts > past:
+            break
+    listed = [p.pts for p in ahead if p.pts is not None and window.first <= p.pts <= window.last]
+    if not listed and past is None:  # a truncated file, or packets without pts: decode to know
+        raise _PacketsMisled
+    return np.unique(listed + ([] if past is None else [past])), itertools.chain(ahead, packets)

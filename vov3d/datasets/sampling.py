@@ -5,11 +5,11 @@ checkpoints are tested on the clips they were scored on:
 
 - Kinetics (X3D): a clip spans ``clip_size = sampling_rate * num_frames / target_fps * fps``
   frames of the video, from ``start`` to ``end = start + clip_size - 1``. The original picks by
-  timestamp: the frames shown in that window (``kinetics_window``), then ``num_frames`` positions
-  spread evenly over the list (``torch.linspace``, truncated), so the stride is about
-  ``(clip_size - 1) / (num_frames - 1)``. A video without a duration in its header is decoded
-  whole and the positions are spread from ``start`` to ``end`` over all its frames
-  (``kinetics_indices``). With ``offset_sampling`` (PySlowFast's later DATA.USE_OFFSET_SAMPLING)
+  timestamp: the frames shown in that window and the next one after it (``kinetics_window``),
+  then ``num_frames`` positions spread evenly over the list (``torch.linspace``, truncated), so
+  the stride is about ``(clip_size - 1) / (num_frames - 1)``. A video without a duration in its
+  header is decoded whole and the positions are spread from ``start`` to ``end`` over all its
+  frames from pts 0 on (``kinetics_indices``). With ``offset_sampling`` (PySlowFast's later DATA.USE_OFFSET_SAMPLING)
   the stride is exactly ``sampling_rate * fps / target_fps`` and test views spread from the
   start to the end.
 - Something-Something (TSN-style segments): ``(L - 1) / num_frames`` segments, one frame of each.
@@ -41,8 +41,8 @@ def _check(video_frames: int, num_views: int, view: Optional[int], rng: Optional
 
 class FrameWindow(NamedTuple):
     """A Kinetics clip by timestamp: the frames shown from frame time ``start`` to ``end`` (frame
-    units; times the stream's pts per frame, truncated, they bound the pts window), sorted by
-    time, at list ``positions`` (clamped to the window's last frame by the reader)."""
+    units; times the stream's pts per frame, truncated, they bound the pts window) and the next
+    frame after it, sorted by time, at list ``positions`` (clamped to the list by the reader)."""
 
     start: float
     end: float
@@ -69,8 +69,9 @@ def kinetics_window(
     With ``delta = max(video_frames - clip_size, 0)``, training starts at ``uniform(0, delta)`` and
     test view k of K at ``delta * k / K`` (so K = 1 starts at 0 and the last of 10 views at 0.9
     delta); the window ends ``clip_size - 1`` frames later. Positions are
-    ``linspace(0, clip_size - 1, num_frames)`` in float32, truncated: a window that holds fewer
-    frames (the end of a video) repeats its last frame.
+    ``linspace(0, clip_size - 1, num_frames)`` in float32, truncated, in the list of the window's
+    frames and the next one: the last position may take that next frame, and a list that holds
+    fewer frames (the end of a video) repeats its last frame.
     """
     _check(video_frames, num_views, view, rng)
     clip_size = sampling_rate * num_frames / target_fps * video_fps
@@ -95,8 +96,8 @@ def kinetics_indices(
     """Frame indices of a clip of ``num_frames`` frames covering ``sampling_rate * num_frames``
     frames at ``target_fps``, the start drawn as in ``kinetics_window``.
 
-    The original's rule for a video without a duration, decoded whole (``video_frames`` decoded
-    frames): ``linspace(start, start + clip_size - 1, num_frames)``, truncated and clamped to the
+    The original's rule for a video without a duration, decoded whole (``video_frames``: the frames
+    from pts 0 on): ``linspace(start, start + clip_size - 1, num_frames)``, truncated and clamped to the
     last frame. With ``offset_sampling``, DATA.USE_OFFSET_SAMPLING's rule (``_offset_indices``).
     """
     _check(video_frames, num_views, view, rng)
