@@ -39,7 +39,7 @@ def original_clip(
     path: str, view: Optional[int], num_views: int, rng=None, frames: int = 4, rate: int = 2
 ) -> list[int]:
     """The frame numbers of the original's Kinetics clip (helpers.original_kinetics_clip: the
-    frames shown in the clip's time window, at positions in that list)."""
+    frames shown in the clip's time window and the next one, at positions in that list)."""
     return frame_numbers(torch.from_numpy(original_kinetics_clip(path, frames, rate, view, num_views, rng)))
 
 

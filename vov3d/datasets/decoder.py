@@ -3,10 +3,10 @@
 A clip asks either for frame indices (``get_frames``: index ``i`` means "the frame on screen at time
 ``i / fps``" from the start of the stream, so variable-frame-rate videos are sampled in time rather
 than by counting frames), or, as the original Kinetics loader, for a pts window and positions in
-the list of the frames shown in it (``get_window``). The reader seeks to the keyframe before the
-first needed frame, decodes up to the last one, and converts only the frames that are used to
-RGB. Frames that are neither needed nor referenced by other frames (most B-frames) are not
-decoded at all: decoding is most of the cost.
+the list of the frames shown in it and the next one (``get_window``). The reader seeks to the
+keyframe before the first needed frame, decodes up to the last one, and converts only the frames
+that are used to RGB. Frames that are neither needed nor referenced by other frames (most
+B-frames) are not decoded at all: decoding is most of the cost.
 
 A seek may land on an inter frame (WebM cues that point at inter frames): packets up to the next
 keyframe are dropped, since VP8 / VP9 decoders refuse an inter frame first, and when that keyframe

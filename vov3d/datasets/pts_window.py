@@ -84,7 +84,7 @@ class PtsWindowReader:
     def _read_window(
         self, window: PtsWindow, positions: np.ndarray, listed: Optional[np.ndarray], skip: bool
     ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """The window's frame list (``listed``, or the packets' pts in the window when None) and
+        """The window's frame list (``listed``, or when None the packets' pts in the window and the next) and
         the RGB frames picked from it, by pts."""
         start = window.first if listed is None else int(listed[min(positions.min(), len(listed) - 1)])
 
