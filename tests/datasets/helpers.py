@@ -179,16 +179,17 @@ def reference_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _every_frame(path: str) -> tuple[float, int, Optional[int], list[int], list[np.ndarray]]:
-    """fps, header frame count (our estimate where it is 0), duration, and every frame's raw pts
-    and RGB pixels, decoded front to back."""
+def _every_frame(path: str) -> tuple[float, int, Optional[int], int, list[int], list[np.ndarray]]:
+    """fps, header frame count (our estimate where it is 0), duration, the pts windows count from,
+    and every frame's raw pts and RGB pixels, decoded front to back."""
     with av.open(path) as container:
         stream = container.streams.video[0]
-        fps, count, duration = float(stream.average_rate), stream.frames, stream.duration
-        if count == 0 and duration:  # WebM: no count in the header (the original divides by zero)
-            count = round(duration * stream.time_base * fps)
+        fps, count, duration, origin = float(stream.average_rate), stream.frames, stream.duration, 0
+        if count == 0 and duration:  # WebM, MPEG-TS: no count in the header (the original divides by
+            count = round(duration * stream.time_base * fps)  # zero): windows from the first pts
+            origin = stream.start_time or 0
         decoded = [(frame.pts, frame.to_ndarray(format="rgb24")) for frame in container.decode(stream)]
-    return fps, count, duration, [pts for pts, _ in decoded], [array for _, array in decoded]
+    return fps, count, duration, origin, [pts for pts, _ in decoded], [array for _, array in decoded]
 
 
 def original_kinetics_clip(
@@ -211,9 +212,10 @@ def original_kinetics_clip(
     stream's duration). It takes the list, sorted by pts, at positions
     ``linspace(0, clip_size - 1, num_frames)`` (float32, truncated) clamped to the list. Without a
     duration it keeps every frame with pts >= 0 and takes ``linspace(s, e, num_frames)`` of that
-    list, with n its length.
+    list, with n its length. Where the header has a duration but no frame count (WebM, MPEG-TS; the
+    original divides by zero) n is duration x fps and the window counts from the first pts.
     """
-    fps, count, duration, pts, arrays = _every_frame(str(path))
+    fps, count, duration, origin, pts, arrays = _every_frame(str(path))
     clip_size = sampling_rate * num_frames / target_fps * fps
 
     def start_end(n: int) -> tuple[float, float]:
@@ -227,7 +229,8 @@ def original_kinetics_clip(
         positions = torch.linspace(start, end, num_frames)
     else:
         start, end = start_end(count)
-        listed = _kept(pts, arrays, int(start * (duration / count)), int(end * (duration / count)))
+        low, high = origin + int(start * (duration / count)), origin + int(end * (duration / count))
+        listed = _kept(pts, arrays, low, high)
         positions = torch.linspace(0, clip_size - 1, num_frames)
     return np.stack([listed[i] for i in torch.clamp(positions, 0, len(listed) - 1).long().tolist()])
 

@@ -176,9 +176,36 @@ def test_a_vp9_webm_without_duration_is_decoded_whole(tmp_path: Path, first_seco
 
 def test_an_mpeg_ts_without_frame_count(tmp_path: Path, first_seconds: np.ndarray) -> None:
     """MPEG-TS headers give a duration but no frame count (the original divides by zero), and its
-    pts start late: our count (duration x fps) makes the time base."""
+    pts start late: our count (duration x fps) makes the time base and the windows count from the
+    first pts, so the first view starts at the first frame."""
     write_video(str(tmp_path / "v.ts"), first_seconds, 25, gop_size=12)
     with av.open(str(tmp_path / "v.ts")) as container:
         stream = container.streams.video[0]
         assert stream.frames == 0 and stream.duration and stream.start_time > 0
     assert_views_and_training_clips(tmp_path, "v.ts")
+    every = [frame.to_ndarray(format="rgb24") for frame in av.open(str(tmp_path / "v.ts")).decode(video=0)]
+    first_view = clip(kinetics(tmp_path, ["v.ts"], "test"), 0, 0)
+    spread = torch.linspace(0, 5 * 16 / 30 * 25 - 1, 16).long().tolist()  # 16 x 5 at 30 fps from 25 fps
+    assert all(np.array_equal(ours, every[i]) for ours, i in zip(first_view, spread))
+
+
+def test_a_webm_with_a_longer_audio_track_is_read_whole(tmp_path: Path, first_seconds: np.ndarray) -> None:
+    """Without a stream duration the frame count comes from the container's, which a longer audio
+    track makes longer: the video is not taken for truncated, and its clips are the original's."""
+    path = str(tmp_path / "v.webm")
+    with av.open(path, "w") as container:
+        video = container.add_stream("libvpx-vp9", rate=25)
+        video.width, video.height, video.pix_fmt = first_seconds.shape[2], first_seconds.shape[1], "yuv420p"
+        audio = container.add_stream("libopus", rate=48000)
+        for array in first_seconds[:50]:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(video.encode())
+        samples = np.zeros((1, 960 * 150), dtype=np.float32)  # 3 s of silence, the video 2 s
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+        frame.rate = 48000
+        for chunk in audio.encode(frame):
+            container.mux(chunk)
+        container.mux(audio.encode())
+    with av.open(path) as container:
+        assert container.streams.video[0].duration is None and container.duration / av.time_base > 2.5
+    assert_views_and_training_clips(tmp_path, "v.webm", frames=8, rate=2)

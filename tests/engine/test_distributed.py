@@ -82,8 +82,7 @@ def torchrun_style(data: Path, output_dir: Path, world_size: int, *opts: object)
 def runs(same_image_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: tmp_path_factory.mktemp(name) for name in ("one", "torchrun_two", "spawned_two")}
     torchrun_style(same_image_data, out["one"], 1)
-    names = same_image_data / "classes.txt"
-    torchrun_style(same_image_data, out["torchrun_two"], 2, "LOG_ALL_RANKS", True, "DATA.CLASS_NAMES", names)
+    torchrun_style(same_image_data, out["torchrun_two"], 2, "LOG_ALL_RANKS", True)  # names: the data's classes.txt
     cfg = quick_cfg(same_image_data, out["spawned_two"], *OPTS)
     plan = ProcessPlan("spawn", 2, 2, 0, 0, "gloo", f"tcp://127.0.0.1:{free_port()}")
     with pytest.MonkeyPatch.context() as patch:

@@ -97,6 +97,9 @@ class PyAVVideo(PtsWindowReader):
             self.fps = self._frame_rate()
             self.num_frames = self._frame_count()
             self.pts_per_frame = self._pts_per_frame()
+            # Where the original has a frame count its windows count pts from 0; where it has none (it
+            # divides by zero) ours count from the stream's first pts, as an MPEG-TS starts late.
+            self.window_origin = 0 if self._stream.frames else self._origin
         except Exception:
             self.close()
             raise
@@ -152,7 +155,10 @@ class PyAVVideo(PtsWindowReader):
         Raises VideoDecodeError when the video ends well before its header says (a truncated file)."""
         timestamps = self._whole_decode()
         last = self._seconds(int(timestamps[-1]))
-        if (self.num_frames - 1 - _END_TOLERANCE_FRAMES) / self.fps > last:
+        # Without the stream's own count or duration, the count comes from the container's duration,
+        # which includes a longer audio track: only a video-only file can be judged by it.
+        own_count = self._stream.frames > 0 or bool(self._stream.duration) or len(self._container.streams) == 1
+        if own_count and (self.num_frames - 1 - _END_TOLERANCE_FRAMES) / self.fps > last:
             raise decode_error(
                 self.path,
                 f"the video ends at {last:.2f} s (frame {len(timestamps) - 1}) but the header promises "

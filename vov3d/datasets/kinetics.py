@@ -76,4 +76,5 @@ class Kinetics(ClipDataset):
             count = len(source.timestamps_from_zero())
             return PtsWindow(None, None, kinetics_indices(count, source.fps, *clip, view, num_views, rng))
         window = kinetics_window(source.num_frames, source.fps, *clip, view, num_views, rng)
-        return PtsWindow(int(window.start * ticks), int(window.end * ticks), window.positions)
+        origin = source.window_origin
+        return PtsWindow(origin + int(window.start * ticks), origin + int(window.end * ticks), window.positions)

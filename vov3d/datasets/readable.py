@@ -47,6 +47,8 @@ def _open_error(dataset: ClipDataset, index: int) -> Optional[str]:
             return None
     except VideoDecodeError as e:
         return str(e)
+    except Exception as e:  # any other failure is this file's too, and every process must reach the gather
+        return f"{dataset.paths[index]}: cannot be opened: {type(e).__name__}: {e}"
 
 
 def unopenable_videos(datasets: Mapping[str, Dataset]) -> dict[str, list[str]]:
