@@ -90,6 +90,24 @@ def test_unopenable_val_and_test_videos_stop_the_run_before_training_all_listed(
     assert "Traceback" not in output
 
 
+def test_a_test_only_run_lists_unopenable_test_videos_before_scoring(broken_val: Path, tmp_path: Path) -> None:
+    data = copy_without(broken_val, tmp_path, "test/001.mp4")
+    (data / "test" / "003.mp4").write_bytes(b"")
+    opts = ["TRAIN.ENABLE", False, "TEST.ENABLE", True, "TEST.ALLOW_RANDOM_WEIGHTS", True]
+    command = run_net_command(data, tmp_path / "out", *opts)
+    result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    (first,) = [line for line in output.splitlines() if "VideoDecodeError" in line]
+    assert "2 videos cannot be opened (test 2 of 4)" in first
+    listed = [line.strip() for line in output.split(first, 1)[1].splitlines()[1:3]]
+    assert listed == [
+        f"{data / 'test' / '001.mp4'}: file not found",
+        f"{data / 'test' / '003.mp4'}: file is empty (0 bytes)",
+    ]
+    assert not os.path.exists(RunFolder(str(tmp_path / "out")).per_class_path)  # nothing was scored
+
+
 def test_the_folder_dataset_says_to_delete_the_file(tmp_path: Path) -> None:
     for split in ("train", "val", "test"):
         make_video(tmp_path / split / "red" / "a.mp4", 16)

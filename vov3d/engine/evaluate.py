@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from vov3d.config import CfgNode
 from vov3d.datasets import build_loader
 from vov3d.datasets.class_names import cfg_class_names
+from vov3d.datasets.readable import check_readable
 from vov3d.utils.distributed import all_gather_tensors, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import memory_mib, topk_correct
@@ -173,11 +174,13 @@ class ViewAggregator:
 @torch.no_grad()
 def test(cfg: CfgNode) -> TestResult:
     """Multi-view test of TEST.DATASET: NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS views per video,
-    combined by DATA.ENSEMBLE_METHOD. Views are gathered from all processes every batch, so each
-    holds only the per-video scores. Logs a ``test_final`` line and a per-class table, writes
-    the confusion matrix (CSV and PNG in OUTPUT_DIR, image in TensorBoard, labelled with the
-    class names), OUTPUT_DIR/per_class.csv and TEST.SAVE_RESULTS_PATH. Class names are the
-    dataset's (``cfg_class_names``), else the tested checkpoint's, else the class indices."""
+    combined by DATA.ENSEMBLE_METHOD. A test-only run first opens every test video and stops with
+    the list of unopenable ones (``check_readable``), as training does before it starts. Views are
+    gathered from all processes every batch, so each holds only the per-video scores. Logs a
+    ``test_final`` line and a per-class table, writes the confusion matrix (CSV and PNG in
+    OUTPUT_DIR, image in TensorBoard, labelled with the class names), OUTPUT_DIR/per_class.csv
+    and TEST.SAVE_RESULTS_PATH. Class names are the dataset's (``cfg_class_names``), else the
+    tested checkpoint's, else the class indices."""
     execution = Execution.from_cfg(cfg)
     device = execution.device
     model = prepare_model(cfg, device, train=False)
@@ -189,6 +192,8 @@ def test(cfg: CfgNode) -> TestResult:
     model = compile_model(for_inference(model, cfg.TEST.FOLD_BN), cfg.MODEL.COMPILE)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
+    if not cfg.TRAIN.ENABLE:  # a training run opened the test videos before its first epoch
+        check_readable({"test": dataset}, cfg.TEST.SKIP_BROKEN_VIDEOS)
     aggregator = ViewAggregator(dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     started = time.perf_counter()
     score_views(model, loader, aggregator, execution)
