@@ -69,6 +69,12 @@ _C.TRAIN.FREEZE_BACKBONE_EPOCHS = 0
 _C.TRAIN.FREEZE_BACKBONE_BN = False
 # Also keep OUTPUT_DIR/checkpoints/best.pyth: the weights with the lowest validation top-1 error so far.
 _C.TRAIN.KEEP_BEST_CHECKPOINT = False
+# Also save a mid-epoch checkpoint at most every CHECKPOINT_MINUTES minutes (rank 0's clock), replacing the
+# previous one, so that a killed run (kill -9, OOM, a lost node) loses at most that much; 0: only epoch ends.
+_C.TRAIN.CHECKPOINT_MINUTES = 30.0
+# Signals that stop training in step: a mid-epoch checkpoint, a SLURM requeue, exit status 75
+# (sbatch --signal=USR1@120 sends SIGUSR1 two minutes before the time limit; SLURM sends SIGTERM at it).
+_C.TRAIN.STOP_SIGNALS = ["SIGUSR1", "SIGTERM"]
 
 # ---------------------------------------------------------------------------- #
 # Testing (multi-view).

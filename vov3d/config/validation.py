@@ -34,6 +34,8 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise cfg_error(cfg, "TEST.NUM_SPATIAL_CROPS", "must be 1 or 3")
     if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1:
         raise cfg_error(cfg, "TEST.NUM_ENSEMBLE_VIEWS", "must be 1 or more")
+    if cfg.TRAIN.CHECKPOINT_MINUTES < 0:
+        raise cfg_error(cfg, "TRAIN.CHECKPOINT_MINUTES", "must be 0 (checkpoints only at epoch ends) or more")
     _warn_warmup_past_the_end(cfg)
 
 

@@ -20,7 +20,7 @@ from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
 from .finetune import check_finetune_cfg
-from .run_folder import restore_rng_states, resume_or_initialise
+from .run_folder import ResumePoint, restore_rng_states, resume_or_initialise, resume_point
 from .runtime import Execution, compile_model, distribute, grad_scaler, prepare_model
 from .solver import LRSchedule, build_loss, build_optimizer
 
@@ -46,6 +46,7 @@ class Run:
     max_epoch: int
     start_epoch: int  # the first epoch to train: 0, or where the resumed run stopped
     resumed: Optional[dict[str, Any]]  # the checkpoint the run resumed from
+    resume: ResumePoint  # where in start_epoch the run goes on
     freeze_backbone_epochs: int  # TRAIN.FREEZE_BACKBONE_EPOCHS: epochs that train only the classifier
     freeze_backbone_bn: bool  # TRAIN.FREEZE_BACKBONE_BN
     max_bad_video_fraction: float  # DATA.MAX_BAD_VIDEO_FRACTION
@@ -82,7 +83,9 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     scaler = grad_scaler(execution.device, execution.amp_dtype)
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler) if resume else (0, None)
     net = distribute(compile_model(model, cfg.MODEL.COMPILE), execution.device)
+    point = ResumePoint()
     if resumed is not None:
+        point = resume_point(cfg, resumed, len(train_loader))
         restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
     return Run(
         execution=execution,
@@ -100,6 +103,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         max_epoch=cfg.SOLVER.MAX_EPOCH,
         start_epoch=start_epoch,
         resumed=resumed,
+        resume=point,
         freeze_backbone_epochs=cfg.TRAIN.FREEZE_BACKBONE_EPOCHS,
         freeze_backbone_bn=cfg.TRAIN.FREEZE_BACKBONE_BN,
         max_bad_video_fraction=cfg.DATA.MAX_BAD_VIDEO_FRACTION,

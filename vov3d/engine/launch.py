@@ -34,6 +34,8 @@ from vov3d.utils import distributed as du
 from vov3d.utils.logging import setup_logging
 from vov3d.utils.run_layout import RunFolder
 
+from .preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignals
+
 logger = logging.getLogger(__name__)
 
 
@@ -165,7 +167,8 @@ def launch(cfg: CfgNode, plan: ProcessPlan) -> int:
     import torch.multiprocessing as mp
 
     try:
-        mp.spawn(_spawned, args=(cfg, plan), nprocs=plan.procs_here, join=True)
+        with StopSignals.from_cfg(cfg):  # the spawned processes stop in step; this one waits for them
+            mp.spawn(_spawned, args=(cfg, plan), nprocs=plan.procs_here, join=True)
     except mp.ProcessExitedException as e:
         return e.exit_code or 1
     except mp.ProcessRaisedException as e:
@@ -219,6 +222,8 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
             test(cfg)
         du.barrier()  # no rank tears its connections down while another still uses them
         return 0
+    except Preempted:
+        return PREEMPTED_EXIT_CODE
     except user_errors as e:
         _report(rank, e)
         return 1

@@ -4,8 +4,15 @@ they carry beyond the weights (scaler, schedule, random generators). Where the f
 
 A file ``checkpoint_epoch_00005.pyth`` holds the state after 5 epochs; its ``epoch`` field is
 the 0-based index of the last finished epoch (4), as in PySlowFast, so a run resumes at
-``epoch + 1``. With several processes rank 0 chooses the file, after a barrier (so that it has
-finished writing), and every rank loads that one.
+``epoch + 1``. A mid-epoch one, ``checkpoint_epoch_00005_iter_000120.pyth``, holds 120 iterations
+of epoch 6 more (its ``iteration``), with the epoch's meters and counts (``epoch_state``); the
+newest of either kind is resumed, and a newer checkpoint replaces the older mid-epoch ones. With
+several processes rank 0 chooses the file, after a barrier (so that it has finished writing), and
+every rank loads that one.
+
+Rank 0 also records how many json_stats lines the run had written (``stats_lines``): a resumed run
+moves the lines a killed run wrote after its checkpoint to json_stats_discarded.log, since it
+writes them again, so the log reads as the log of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -20,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from vov3d.checkpoint import (
+    COMPARED_KEYS,
     CheckpointError,
     UnsafeCheckpointError,
     config_differences,
@@ -28,6 +37,7 @@ from vov3d.checkpoint import (
     save_checkpoint,
 )
 from vov3d.config import CfgNode, cfg_error
+from vov3d.utils.atomic import atomic_path
 from vov3d.utils.distributed import (
     all_gather_objects,
     barrier,
@@ -36,7 +46,7 @@ from vov3d.utils.distributed import (
     get_world_size,
     is_main_process,
 )
-from vov3d.utils.run_layout import RunFolder
+from vov3d.utils.run_layout import RunFolder, checkpoint_position, parse_stats
 from vov3d.zoo import resolve_checkpoint
 
 from .solver import LRSchedule
@@ -44,6 +54,8 @@ from .solver import LRSchedule
 logger = logging.getLogger(__name__)
 
 Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
+# What must also agree to resume mid-epoch: the epoch's order of global batches depends on them.
+MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED")
 
 
 def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
@@ -117,8 +129,14 @@ def resume_or_initialise(
         path, checkpoint = found
         _refuse_another_run(cfg, path, checkpoint)
         load_weights(path, checkpoint, model, cfg, optimizer, trained_classifier=False)
-        start = checkpoint["epoch"] + 1
-        logger.info("resumed from %s (epoch %d done); continuing at epoch %d", path, start, start + 1)
+        start, iteration = checkpoint["epoch"] + 1, int(checkpoint.get("iteration") or 0)
+        logger.info(
+            "resumed from %s (epoch %d%s done); continuing at epoch %d",
+            path,
+            start,
+            f" and {iteration} iterations of epoch {start + 1}" if iteration else "",
+            start + 1,
+        )
         if scaler is not None and checkpoint.get("scaler_state"):
             scaler.load_state_dict(checkpoint["scaler_state"])
         saved = checkpoint.get("scheduler_state")
@@ -145,8 +163,10 @@ def resume_or_initialise(
 
 
 def _refuse_another_run(cfg: CfgNode, path: str, checkpoint: dict[str, Any]) -> None:
-    """A checkpoint in OUTPUT_DIR trained with another model or data belongs to another run."""
-    differences = config_differences(checkpoint, cfg)
+    """A checkpoint in OUTPUT_DIR trained with another model or data belongs to another run; a
+    mid-epoch one also needs the same global batch and seed, which fix the epoch's order."""
+    keys = COMPARED_KEYS + (MID_EPOCH_KEYS if checkpoint.get("iteration") else ())
+    differences = config_differences(checkpoint, cfg, keys)
     if differences:
         raise cfg_error(
             cfg,
@@ -210,14 +230,25 @@ def save_training_checkpoint(
     scaler: Optional[torch.amp.GradScaler],
     dataset: Any = None,
     class_names: Optional[list[str]] = None,
+    *,
+    position: Optional[MidEpoch] = None,
+    validate: bool = False,
 ) -> Optional[str]:
-    """Write ``checkpoint_epoch_{epoch + 1:05d}.pyth`` from rank 0 (every rank must call it: the
-    random-generator states of all ranks are gathered), with ``class_names`` when known, so that
-    predict names its classes without a label file. Returns the path on rank 0."""
+    """Write ``checkpoint_epoch_{epoch + 1:05d}.pyth`` (``epoch`` is the last finished one, -1
+    for none) from rank 0, with ``class_names`` when known, so that predict names its classes
+    without a label file; with ``position``, the mid-epoch checkpoint of that many more iterations
+    of the next epoch. ``validate``: validation follows this epoch-end checkpoint, so a run resumed
+    from it validates first if the log shows no result. Older mid-epoch checkpoints are removed
+    once it is written. Every rank must call it (the random-generator states of all ranks are
+    gathered). Returns the path on rank 0."""
     rng_states = all_gather_objects(rng_state(dataset, cuda=cfg.NUM_GPUS > 0))
     if not is_main_process():
         return None
-    path = RunFolder(cfg.OUTPUT_DIR).checkpoint_path(epoch + 1)
+    folder = RunFolder(cfg.OUTPUT_DIR)
+    path = folder.checkpoint_path(epoch + 1, position.iteration if position else 0)
+    extra: dict[str, Any] = {} if class_names is None else {"class_names": list(class_names)}
+    if position is not None:
+        extra.update(iteration=position.iteration, epoch_iters=position.epoch_iters, epoch_state=position.state)
     save_checkpoint(
         path,
         model,
@@ -227,10 +258,104 @@ def save_training_checkpoint(
         scaler_state=scaler.state_dict() if scaler is not None else None,
         scheduler_state=schedule.state_dict(),
         rng_states=rng_states,
-        **({} if class_names is None else {"class_names": list(class_names)}),
+        stats_lines=_count_lines(folder.stats_path),
+        validate=validate,
+        **extra,
     )
+    _remove_older_mid_epoch(folder, path)
     logger.info("saved %s", path)
     return path
+
+
+@dataclass(frozen=True)
+class MidEpoch:
+    """Where a mid-epoch checkpoint stands: ``iteration`` of ``epoch_iters`` done, and the epoch's
+    meters and counts (``state``) so far."""
+
+    iteration: int
+    epoch_iters: int
+    state: dict[str, Any]
+
+
+def _count_lines(path: str) -> int:
+    if not os.path.isfile(path):
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _remove_older_mid_epoch(folder: RunFolder, newest: str) -> None:
+    """Mid-epoch checkpoints hold less training than ``newest``: it replaces them."""
+    newest_position = checkpoint_position(newest)
+    for path in folder.checkpoints():
+        position = checkpoint_position(path)
+        if position is not None and position[1] and position < newest_position:
+            os.remove(path)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run goes on: ``iteration`` iterations into its first epoch with that
+    epoch's meters and counts (``epoch_state``), after validating the epoch before it first when
+    ``validate_first`` (the run stopped before its validation was logged)."""
+
+    iteration: int = 0
+    epoch_state: Optional[dict[str, Any]] = None
+    validate_first: bool = False
+
+
+def resume_point(cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int) -> ResumePoint:
+    """The ResumePoint of the checkpoint of OUTPUT_DIR that the run resumed from, for a run whose
+    epochs have ``epoch_iters`` iterations; a mid-epoch checkpoint of epochs of another length is
+    refused. The json_stats lines written after it are moved aside (``trim_stats_log``) on rank 0,
+    which tells the others whether to validate first."""
+    iteration = int(checkpoint.get("iteration") or 0)
+    if iteration and checkpoint.get("epoch_iters") != epoch_iters:
+        path = RunFolder(cfg.OUTPUT_DIR).checkpoint_path(checkpoint["epoch"] + 1, iteration)
+        raise CheckpointError(
+            f"checkpoint {path} stopped at iteration {iteration} of epochs of {checkpoint.get('epoch_iters')} "
+            f"iterations, but this run's epochs have {epoch_iters}: the train split changed; resume from an epoch "
+            f"checkpoint (remove {path}) or give this run another OUTPUT_DIR"
+        )
+    finished = checkpoint["epoch"] + 1 >= cfg.SOLVER.MAX_EPOCH and not iteration  # its later lines are the test's
+    logged = (
+        trim_stats_log(cfg.OUTPUT_DIR, checkpoint, cfg.SOLVER.MAX_EPOCH, move=not finished)
+        if is_main_process()
+        else False
+    )
+    validate_first = bool(checkpoint.get("validate")) and not broadcast_object(logged)
+    return ResumePoint(iteration, checkpoint.get("epoch_state") if iteration else None, validate_first)
+
+
+def trim_stats_log(output_dir: str, checkpoint: dict[str, Any], max_epoch: int, move: bool = True) -> bool:
+    """Before training resumes from ``checkpoint``: with ``move``, move the json_stats lines
+    written after it to json_stats_discarded.log (a killed run's lost part, which the resumed run
+    writes again), keeping the validation result of its epoch, which is not recomputed. Returns
+    whether that result is in the log. Rank 0 only."""
+    folder = RunFolder(output_dir)
+    kept = checkpoint.get("stats_lines")
+    if not isinstance(kept, int) or not os.path.isfile(folder.stats_path):
+        return False
+    with open(folder.stats_path, encoding="utf-8") as f:
+        lines = f.readlines()
+    own_epoch = f"{checkpoint['epoch'] + 1}/{max_epoch}"
+
+    def own_validation(line: str) -> bool:
+        entry = parse_stats(line)
+        return entry is not None and entry.get("_type") == "val_epoch" and entry.get("epoch") == own_epoch
+
+    tail = lines[kept:]
+    validated = [] if checkpoint.get("iteration") else [line for line in tail if own_validation(line)]
+    discarded = [line for line in tail if line not in validated]
+    if discarded and move:
+        with open(folder.discarded_stats_path, "a", encoding="utf-8") as f:
+            f.writelines(discarded)
+        with atomic_path(folder.stats_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(lines[:kept] + validated)
+        logger.info(
+            "moved %d json_stats lines written after the checkpoint to %s", len(discarded), folder.discarded_stats_path
+        )
+    return any(own_validation(line) for line in lines[:kept] + validated)
 
 
 def write_class_names(output_dir: str, names: list[str]) -> str:

@@ -40,6 +40,15 @@ class SubstitutedClips:
         self.count = 0  # clips that stood in
         self._replaced: list[torch.Tensor] = []  # videos of this process's batches another clip stood in for
 
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch's counts and the unreadable videos of every process so far, for a mid-epoch
+        checkpoint (a collective call)."""
+        return {"clips": self.clips, "count": self.count, "videos": self._videos()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.clips, self.count = int(state["clips"]), int(state["count"])
+        self._replaced = [torch.as_tensor(state["videos"], dtype=torch.long)]
+
     def local(self, meta: dict[str, Any], batch_size: int, device: torch.device) -> torch.Tensor:
         """The substituted clips of this process's batch, as a float to sum over processes."""
         substituted = meta.get("substituted", torch.full((batch_size,), -1)).to(device)
@@ -58,12 +67,16 @@ class SubstitutedClips:
         if check_substituted(self.count, self.clips, self.max_fraction, True):
             raise self.error()
 
+    def _videos(self) -> list[int]:
+        """The distinct unreadable videos of all processes' batches so far (a collective call)."""
+        device = self._replaced[-1].device if self._replaced else torch.device("cpu")
+        replaced = [videos.to(device) for videos in self._replaced]
+        local = torch.unique(torch.cat(replaced)) if replaced else torch.zeros(0, dtype=torch.long, device=device)
+        return torch.unique(all_gather_tensors(local)).tolist()
+
     def files(self) -> list[str]:
         """The distinct unreadable videos of all processes' batches so far (a collective call)."""
-        device = self._replaced[0].device if self._replaced else torch.device("cpu")
-        local = torch.unique(torch.cat(self._replaced)) if self._replaced else torch.zeros(0, dtype=torch.long)
-        videos = torch.unique(all_gather_tensors(local.to(device))).tolist()
-        return [self.paths[v] if self.paths else f"video {v}" for v in videos]
+        return [self.paths[v] if self.paths else f"video {v}" for v in self._videos()]
 
     def error(self) -> TooManyBrokenVideosError:
         files = self.files()

@@ -8,7 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -16,17 +16,18 @@ from torch.utils.data import DataLoader
 
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
-from vov3d.datasets import shuffle_loader
+from vov3d.datasets import shuffle_loader, skip_batches
 from vov3d.datasets.mixup import MixUp
 from vov3d.datasets.readable import fix_advice
-from vov3d.utils.distributed import all_reduce_sum, get_world_size, is_main_process
+from vov3d.utils.distributed import all_reduce_sum, barrier, get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import Timer, topk_correct
 
 from .assembly import LossFn, Run, build_run
-from .evaluate import validate
+from .evaluate import validate as validate_model
 from .finetune import BestCheckpoint, backbone_parameters, set_train_mode
-from .run_folder import save_training_checkpoint, write_class_names
+from .preemption import Preempted, StopControl, StopSignals, requeue_slurm_job
+from .run_folder import MidEpoch, save_training_checkpoint, write_class_names
 from .runtime import Execution, progress
 from .solver import LRSchedule, set_lr
 from .substituted import SubstitutedClips
@@ -58,6 +59,10 @@ def train_one_epoch(
     frozen_backbone: bool = False,
     freeze_backbone_bn: bool = False,
     max_bad_video_fraction: float = 1.0,
+    start_iter: int = 0,
+    epoch_state: Optional[dict[str, Any]] = None,
+    control: Optional[StopControl] = None,
+    checkpoint: Optional[Callable[[MidEpoch], None]] = None,
 ) -> dict[str, Any]:
     """Epoch ``epoch`` (from 0) of ``max_epoch``: one pass over ``loader`` with the learning rate
     set every iteration.
@@ -71,19 +76,29 @@ def train_one_epoch(
     batches are mixed and the loss takes soft targets (top-k errors count the clip's own label).
     Only the main process logs: a ``train_iter`` line every ``log.period`` iterations and the
     returned ``train_epoch`` statistics.
+
+    A resumed epoch starts at iteration ``start_iter`` (``loader`` yields the rest of the epoch)
+    with the meters and counts of ``epoch_state``. With ``control`` the same all-reduce carries the
+    stop and periodic-checkpoint flags: ``checkpoint`` writes a mid-epoch checkpoint when either is
+    agreed before the last iteration, and a stop then raises Preempted (at the last iteration the
+    epoch ends first; ``control.stopping`` tells the caller).
     """
-    device, iters = execution.device, len(loader)
+    device, iters = execution.device, start_iter + len(loader)
     meters = TrainMeters(log.period, epoch, max_epoch, iters, device)
     substituted = SubstitutedClips(
         max_bad_video_fraction, getattr(loader.dataset, "paths", None), fix_advice(loader.dataset)
     )
+    if epoch_state is not None:
+        meters.load_state_dict(epoch_state["meters"])
+        substituted.load_state_dict(epoch_state["substituted"])
     data_timer, net_timer = Timer(), Timer(synchronize=device.type == "cuda")
     lr = schedule(epoch)
     frozen_params = backbone_parameters(model) if frozen_backbone else []
     set_train_mode(model, frozen_backbone or freeze_backbone_bn)
     if frozen_backbone and is_main_process():
         logger.info("epoch %d/%d trains only the classifier (TRAIN.FREEZE_BACKBONE_EPOCHS)", epoch + 1, max_epoch)
-    for it, (frames, labels, _index, meta) in enumerate(progress(loader, iters, f"epoch {epoch + 1}")):
+    batches = progress(loader, len(loader), f"epoch {epoch + 1}")
+    for it, (frames, labels, _index, meta) in enumerate(batches, start=start_iter):
         data_seconds = data_timer.seconds()
         net_timer.reset()
         frames, labels = execution.to_input(frames), labels.to(device, non_blocking=True)
@@ -96,7 +111,10 @@ def train_one_epoch(
             logits = model(frames)
             loss = loss_fn(logits, targets)
         local_substituted = substituted.local(meta, labels.shape[0], device)
-        loss_sum, correct1, correct5, total, substituted_total = global_totals(loss, logits, labels, local_substituted)
+        flags = control.flags() if control is not None else (0.0, 0.0)
+        loss_sum, correct1, correct5, total, substituted_total, stop_sum, checkpoint_sum = global_totals(
+            loss, logits, labels, local_substituted, flags
+        )
         substituted.add(total, substituted_total)
         if not math.isfinite(loss_sum):
             raise NonFiniteLossError(
@@ -110,6 +128,14 @@ def train_one_epoch(
         if log.due(it):
             stats = {**meters.iteration_stats(it, lr), "substituted_clips": substituted.count}
             log.write(stats, ITERATION_SCALARS, step=epoch * iters + it)
+        if control is not None:
+            stop, save = control.decide(stop_sum, checkpoint_sum)
+            if save and checkpoint is not None and it + 1 < iters:
+                epoch_so_far = {"meters": meters.state_dict(), "substituted": substituted.state_dict()}
+                checkpoint(MidEpoch(it + 1, iters, epoch_so_far))
+                control.checkpointed()
+                if stop:
+                    raise Preempted(f"epoch {epoch + 1}/{max_epoch}, iteration {it + 1}/{iters}")
         data_timer.reset()
 
     substituted.finish()
@@ -119,8 +145,16 @@ def train_one_epoch(
     return stats
 
 
-def run_epoch(run: Run, epoch: int, loader: Optional[DataLoader] = None) -> dict[str, Any]:
-    """``train_one_epoch`` of ``run``'s parts, over ``loader`` (by default the run's train loader)."""
+def run_epoch(
+    run: Run,
+    epoch: int,
+    loader: Optional[DataLoader] = None,
+    control: Optional[StopControl] = None,
+    checkpoint: Optional[Callable[[MidEpoch], None]] = None,
+) -> dict[str, Any]:
+    """``train_one_epoch`` of ``run``'s parts, over ``loader`` (by default the run's train loader,
+    from where a resumed run stopped when ``epoch`` is its first)."""
+    resumed = epoch == run.start_epoch and loader is None
     return train_one_epoch(
         run.net,
         run.train_loader if loader is None else loader,
@@ -136,17 +170,31 @@ def run_epoch(run: Run, epoch: int, loader: Optional[DataLoader] = None) -> dict
         frozen_backbone=run.backbone_frozen(epoch),
         freeze_backbone_bn=run.freeze_backbone_bn,
         max_bad_video_fraction=run.max_bad_video_fraction,
+        start_iter=run.resume.iteration if resumed else 0,
+        epoch_state=run.resume.epoch_state if resumed else None,
+        control=control,
+        checkpoint=checkpoint,
     )
 
 
 def global_totals(
-    loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, substituted: torch.Tensor
+    loss: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    substituted: torch.Tensor,
+    flags: tuple[float, float] = (0.0, 0.0),
 ) -> list[float]:
-    """The batch's summed loss, top-1 and top-5 hits, clips and substituted clips, each summed over
-    all processes in one all-reduce."""
+    """The batch's summed loss, top-1 and top-5 hits, clips and substituted clips, and the
+    ``flags`` (stop, checkpoint due), each summed over all processes in one all-reduce."""
     top1, top5 = topk_correct(logits.detach(), labels)
     count = torch.tensor(float(labels.shape[0]), device=loss.device)
-    totals = torch.stack([loss.detach().float() * count, top1.sum().float(), top5.sum().float(), count, substituted])
+    flag_tensor = torch.tensor(flags, device=loss.device)
+    totals = torch.cat(
+        [
+            torch.stack([loss.detach().float() * count, top1.sum().float(), top5.sum().float(), count, substituted]),
+            flag_tensor,
+        ]
+    )
     return all_reduce_sum(totals).tolist()
 
 
@@ -192,46 +240,77 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, num_batches: int, ex
 
 def train(cfg: CfgNode) -> dict[str, Any]:
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
-    when possible (``build_run``). Saves every TRAIN.CHECKPOINT_PERIOD epochs and then validates
-    every TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video never costs
-    the epoch. The class names, where known, go to OUTPUT_DIR/classes.txt and into every
-    checkpoint; with TRAIN.KEEP_BEST_CHECKPOINT checkpoints/best.pyth follows the best validation
-    top-1. Returns the last statistics logged (``train_epoch`` and ``val_epoch``)."""
-    run = build_run(cfg)
+    when possible (``build_run``), mid-epoch too. Saves every TRAIN.CHECKPOINT_PERIOD epochs and
+    then validates every TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video
+    never costs the epoch; a mid-epoch checkpoint at most every TRAIN.CHECKPOINT_MINUTES. The class
+    names, where known, go to OUTPUT_DIR/classes.txt and into every checkpoint; with
+    TRAIN.KEEP_BEST_CHECKPOINT checkpoints/best.pyth follows the best validation top-1.
+
+    One of TRAIN.STOP_SIGNALS stops the run in step (``preemption``): at the next iteration when
+    it comes during an epoch or before the first one (a mid-epoch checkpoint), after precise BN and
+    validation when it comes during them (an epoch-end checkpoint); rank 0 then requeues a SLURM
+    job and every rank raises Preempted. Returns the last statistics logged (``train_epoch`` and
+    ``val_epoch``)."""
+    with StopSignals.from_cfg(cfg) as signals:  # from the start: a signal while the run is built is kept
+        run = build_run(cfg)
+        control = StopControl(signals, cfg.TRAIN.CHECKPOINT_MINUTES, is_main_process(), run.execution.device)
+        try:
+            return _train_epochs(cfg, run, control)
+        except Preempted as stop:
+            barrier()  # rank 0 has written the checkpoint before any process leaves
+            logger.warning("stopped by %s (%s) after writing a checkpoint", signals.received or "another process", stop)
+            if is_main_process():
+                requeue_slurm_job()
+            raise
+        finally:
+            if run.log.writer is not None:
+                run.log.writer.close()
+
+
+def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any]:
     if run.class_names is not None and is_main_process():
         write_class_names(cfg.OUTPUT_DIR, run.class_names)
     keep_best = cfg.TRAIN.KEEP_BEST_CHECKPOINT
     best = BestCheckpoint(cfg.OUTPUT_DIR, run.resumed is not None, cfg.TRUST_CHECKPOINT) if keep_best else None
-    device = run.execution.device
     results: dict[str, Any] = {}
+
+    def save(epoch: int, position: Optional[MidEpoch] = None, validate: bool = False) -> None:
+        loader = run.train_loader
+        save_training_checkpoint(
+            cfg, epoch, run.net, run.optimizer, run.schedule, run.scaler, loader.dataset,
+            class_names=run.class_names, position=position, validate=validate,
+        )  # fmt: skip
+        control.checkpointed()
+
+    def validate(epoch: int) -> None:
+        device = run.execution.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # draws nothing a resume misses
+            results["val"] = validate_model(run.net, run.val_loader, epoch, run.max_epoch, run.execution, run.log)
+        if best is not None:
+            best.update(results["val"]["top1_err"], epoch, run.net, cfg, run.class_names)
+
+    if run.resume.validate_first:  # the run stopped before validating the epoch of its checkpoint
+        validate(run.start_epoch - 1)
     if run.start_epoch >= run.max_epoch:
         logger.info("training already finished: %d of %d epochs done", run.start_epoch, run.max_epoch)
     for epoch in range(run.start_epoch, run.max_epoch):
         started = time.perf_counter()
         shuffle_loader(run.train_loader, epoch)
-        results["train"] = run_epoch(run, epoch)
+        if epoch == run.start_epoch:
+            skip_batches(run.train_loader, run.resume.iteration)
+        results["train"] = run_epoch(run, epoch, control=control, checkpoint=lambda p, e=epoch: save(e - 1, p))
         done, last = epoch + 1, epoch + 1 == run.max_epoch
         evaluate_now = done % cfg.TRAIN.EVAL_PERIOD == 0 or last
         save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(run.net, run.train_loader, cfg.BN.NUM_BATCHES_PRECISE, run.execution)
-        if save_now:
-            save_training_checkpoint(
-                cfg,
-                epoch,
-                run.net,
-                run.optimizer,
-                run.schedule,
-                run.scaler,
-                run.train_loader.dataset,
-                class_names=run.class_names,
-            )
-        if evaluate_now:  # after the checkpoint, so it draws no random numbers a resumed run would miss
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                results["val"] = validate(run.net, run.val_loader, epoch, run.max_epoch, run.execution, run.log)
-            if best is not None:
-                best.update(results["val"]["top1_err"], epoch, run.net, cfg, run.class_names)
+        if save_now or control.stopping:  # off its period without precise BN, as the uninterrupted run has it
+            save(epoch, validate=evaluate_now)
+        if evaluate_now and not control.stopping:  # after the checkpoint: a stopped run resumes from it
+            validate(epoch)
         logger.info("epoch %d/%d took %.1f s", done, run.max_epoch, time.perf_counter() - started)
-    if run.log.writer is not None:
-        run.log.writer.close()
+        if not control.stopping and control.agree() and not save_now:  # a signal during precise BN or validation
+            save(epoch)
+        if control.stopping:
+            raise Preempted(f"after epoch {done}/{run.max_epoch}")
     return results

@@ -21,6 +21,14 @@ class TrainMeters:
         self.meters = {name: WindowAverage(window) for name in METERS}
         self.epoch, self.max_epoch, self.iters, self.device = epoch, max_epoch, iters, device
 
+    def state_dict(self) -> dict[str, Any]:
+        """The running averages, for a mid-epoch checkpoint."""
+        return {name: meter.state_dict() for name, meter in self.meters.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, meter in self.meters.items():
+            meter.load_state_dict(state[name])
+
     def times(self, data_seconds: float, net_seconds: float) -> None:
         """Seconds waiting for the batch and computing on it."""
         self.meters["dt_data"].update(data_seconds)

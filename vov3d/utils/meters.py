@@ -8,6 +8,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -30,6 +31,15 @@ class WindowAverage:
         self._recent.append((value * count, count))
         self.total += value * count
         self.count += count
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a mid-epoch checkpoint keeps, so the resumed epoch logs the lines of an uninterrupted one."""
+        return {"recent": [list(pair) for pair in self._recent], "total": self.total, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._recent.clear()
+        self._recent.extend((float(v), float(c)) for v, c in state["recent"])
+        self.total, self.count = float(state["total"]), float(state["count"])
 
     @property
     def window_average(self) -> float:

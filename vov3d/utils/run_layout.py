@@ -8,6 +8,8 @@ for a path instead of joining names themselves::
       json_stats.log                  one ``json_stats: {...}`` line per logged statistic
       classes.txt                     the class names, line i naming class i
       checkpoints/checkpoint_epoch_{epochs done:05d}.pyth, checkpoints/best.pyth
+      checkpoints/checkpoint_epoch_{epochs done:05d}_iter_{iterations done:06d}.pyth   mid-epoch
+      json_stats_discarded.log        lines of a killed run's lost part, moved aside on resume
       per_class.csv, confusion_matrix.csv, confusion_matrix.png   the multi-view test's report
       runs-{dataset}/                 TensorBoard events (unless TENSORBOARD.LOG_DIR says otherwise)
 
@@ -23,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-_CHECKPOINT = re.compile(r"^checkpoint_epoch_(\d{5,})\.pyth$")
+_CHECKPOINT = re.compile(r"^checkpoint_epoch_(\d{5,})(?:_iter_(\d{6,}))?\.pyth$")
 # How vov3d.utils.logging writes a statistic; a log line may carry a prefix before it.
 STATS_MARKER = "json_stats: "
 
@@ -38,17 +40,22 @@ class RunFolder:
     def checkpoints_dir(self) -> str:
         return os.path.join(self.root, "checkpoints")
 
-    def checkpoint_path(self, epochs_done: int) -> str:
+    def checkpoint_path(self, epochs_done: int, iterations: int = 0) -> str:
         """The training checkpoint written after ``epochs_done`` epochs (its ``epoch`` field is
-        ``epochs_done - 1``, PySlowFast's 0-based index)."""
-        return os.path.join(self.checkpoints_dir, f"checkpoint_epoch_{epochs_done:05d}.pyth")
+        ``epochs_done - 1``, PySlowFast's 0-based index) and, for a mid-epoch one, ``iterations``
+        more of the next epoch."""
+        mid_epoch = f"_iter_{iterations:06d}" if iterations else ""
+        return os.path.join(self.checkpoints_dir, f"checkpoint_epoch_{epochs_done:05d}{mid_epoch}.pyth")
 
     def checkpoints(self) -> list[str]:
-        """The training checkpoints present, oldest first; the temporary files of interrupted
-        writes and ``best.pyth`` are not listed."""
+        """The training checkpoints present, epoch-end and mid-epoch ones alike, oldest first (by
+        the training they hold); the temporary files of interrupted writes and ``best.pyth`` are
+        not listed."""
         if not os.path.isdir(self.checkpoints_dir):
             return []
-        found = [(int(m.group(1)), name) for name in os.listdir(self.checkpoints_dir) if (m := _CHECKPOINT.match(name))]
+        found = [
+            (position, name) for name in os.listdir(self.checkpoints_dir) if (position := checkpoint_position(name))
+        ]
         return [os.path.join(self.checkpoints_dir, name) for _, name in sorted(found)]
 
     @property
@@ -72,6 +79,10 @@ class RunFolder:
         return os.path.join(self.root, "json_stats.log")
 
     @property
+    def discarded_stats_path(self) -> str:
+        return os.path.join(self.root, "json_stats_discarded.log")
+
+    @property
     def per_class_path(self) -> str:
         return os.path.join(self.root, "per_class.csv")
 
@@ -93,7 +104,7 @@ class RunFolder:
             lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
         stats = []
         for number, line in lines:
-            entry = _parse_stats(line)
+            entry = parse_stats(line)
             if entry is None:
                 raise ValueError(f"{self.stats_path}:{number}: not a statistic ({STATS_MARKER}{{...}}): {line!r}")
             if kind is None or entry.get("_type") == kind:
@@ -101,7 +112,14 @@ class RunFolder:
         return stats
 
 
-def _parse_stats(line: str) -> Optional[dict[str, Any]]:
+def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
+    """(epochs done, iterations of the next epoch done) of a training checkpoint's file name;
+    None for another file."""
+    match = _CHECKPOINT.match(os.path.basename(path))
+    return None if match is None else (int(match.group(1)), int(match.group(2) or 0))
+
+
+def parse_stats(line: str) -> Optional[dict[str, Any]]:
     """The statistic a ``json_stats: {...}`` line holds (after any log prefix); None for another line."""
     if STATS_MARKER not in line:
         return None

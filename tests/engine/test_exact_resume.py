@@ -1,0 +1,124 @@
+"""A run stopped inside epoch 2 and started again with the same command ends exactly as a run that
+was never stopped: bit-identical final weights and the same json_stats training and validation
+lines (times aside). Stopped by SIGTERM (a mid-epoch checkpoint, exit status 75) with 1 process and
+2 gloo processes, 0 and 2 loader workers; killed by SIGKILL after a periodic mid-epoch checkpoint,
+and without one (the epoch-1 checkpoint; the lines of the lost part are moved aside).
+
+The data is a small motion demo (no two clips alike), so the order of the samples, every
+augmentation draw and the loader workers' streams all show in the weights.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.engine.conftest import QUICK_VOV3D, SUBPROCESS_ENV, final_weights, free_port
+from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
+from vov3d.engine.preemption import PREEMPTED_EXIT_CODE
+from vov3d.utils.run_layout import RunFolder, checkpoint_position
+
+EPOCHS, ITERS = 2, 6  # 24 training videos in global batches of 4
+TIMES = ("dt_data", "dt_net", "eta", "mem")
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("motion")
+    spec = DemoSpec(
+        train_per_class=3, val_per_class=1, test_per_class=1, width=48, height=40, min_frames=12, max_frames=16
+    )
+    make_motion_dataset(str(root), spec, processes=1)
+    return root
+
+
+def run_net_args(data: Path, output_dir: Path, workers: int, *opts: object) -> list[str]:
+    return [
+        "--cfg", QUICK_VOV3D, "DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data),
+        "OUTPUT_DIR", str(output_dir), "SOLVER.MAX_EPOCH", str(EPOCHS), "LOG_PERIOD", "1", "TEST.ENABLE", "False",
+        "DATA_LOADER.NUM_WORKERS", str(workers), "TRAIN.CHECKPOINT_PERIOD", "1", *map(str, opts),
+    ]  # fmt: skip
+
+
+def launch(args: list[str], world: int, stop: tuple[str, int, int] | None = None) -> list[int]:
+    """run_net with ``args`` in ``world`` processes with torchrun's variables (one process: none),
+    each sending itself ``stop`` = (signal, iteration of the run from 1, rank) through the
+    driver; returns the exit codes."""
+    driver = (
+        ["-m", "tests.engine.preempt_driver", *map(str, stop), "--"] if stop else [str(REPO / "tools" / "run_net.py")]
+    )
+    port = str(free_port())
+    processes = []
+    for rank in range(world):
+        env = dict(SUBPROCESS_ENV)
+        if world > 1:
+            env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port)  # fmt: skip
+        command = [sys.executable, *driver, *args]
+        processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in processes]
+    codes = [p.returncode for p in processes]
+    print("\n".join(out[-3000:] for out in outputs))
+    return codes
+
+
+def logged(output_dir: Path) -> list[dict[str, Any]]:
+    """The training and validation json_stats lines, without their times."""
+    stats = RunFolder(str(output_dir)).read_stats()
+    return [{k: v for k, v in s.items() if k not in TIMES} for s in stats if s["_type"] != "test_final"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(motion: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The runs that were never stopped, with 1 and 2 processes (0 workers)."""
+    runs = {}
+    for world in (1, 2):
+        runs[world] = tmp_path_factory.mktemp(f"uninterrupted_{world}")
+        assert launch(run_net_args(motion, runs[world], 0), world) == [0] * world
+    return runs
+
+
+def assert_same_run(output_dir: Path, reference: Path) -> None:
+    expected, resumed = final_weights(reference, EPOCHS), final_weights(output_dir, EPOCHS)
+    differing = [key for key, tensor in expected.items() if not torch.equal(resumed[key], tensor)]
+    assert not differing, f"{len(differing)} of {len(expected)} tensors differ, e.g. {differing[:3]}"
+    assert logged(output_dir) == logged(reference)
+    assert len([s for s in logged(output_dir) if s["_type"] == "train_epoch"]) == EPOCHS
+
+
+@pytest.mark.parametrize("world,workers", [(1, 0), (1, 2), (2, 0), (2, 2)])
+def test_stopped_by_sigterm_inside_epoch_2_and_resumed(
+    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, workers: int
+) -> None:
+    args = run_net_args(motion, tmp_path, workers)
+    # The last rank gets the signal: every rank learns it from the loss's all-reduce.
+    assert launch(args, world, ("SIGTERM", ITERS + 3, world - 1)) == [PREEMPTED_EXIT_CODE] * world
+    # Sent during iteration 3, the flag goes out with iteration 4's all-reduce: a checkpoint after it.
+    positions = [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()]
+    assert positions == [(1, 0), (1, 4)]
+    assert launch(args, world) == [0] * world
+    assert "(epoch 1 and 4 iterations of epoch 2 done)" in (tmp_path / "stdout.log").read_text()
+    assert_same_run(tmp_path, uninterrupted[world])
+    assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0), (2, 0)]
+
+
+@pytest.mark.parametrize("periodic", [True, False], ids=["after_a_periodic_checkpoint", "after_an_epoch_checkpoint"])
+def test_killed_by_sigkill_inside_epoch_2_and_resumed(
+    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, periodic: bool
+) -> None:
+    minutes = 1e-6 if periodic else 0  # a mid-epoch checkpoint after every iteration, or none
+    assert launch(
+        run_net_args(motion, tmp_path, 2, "TRAIN.CHECKPOINT_MINUTES", minutes), 1, ("SIGKILL", ITERS + 4, 0)
+    ) == [-9]
+    newest = checkpoint_position(RunFolder(str(tmp_path)).checkpoints()[-1])
+    assert newest == ((1, 3) if periodic else (1, 0))
+    assert launch(run_net_args(motion, tmp_path, 2), 1) == [0]
+    assert_same_run(tmp_path, uninterrupted[1])
+    discarded = Path(RunFolder(str(tmp_path)).discarded_stats_path)
+    assert discarded.is_file() != periodic  # the lost part's lines, when it wrote any past the checkpoint
