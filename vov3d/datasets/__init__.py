@@ -2,7 +2,7 @@
 
 from . import folder, kinetics, ssv  # noqa: F401  (registers the datasets)
 from .annotations import AnnotationError
-from .build import DATASET_REGISTRY, build_dataset, build_loader, check_splits, shuffle_loader
+from .build import DATASET_REGISTRY, build_dataset, build_loader, check_splits, shuffle_loader, skip_batches
 from .clip_dataset import TooManyBrokenVideosError
 from .decoder import VideoDecodeError
 

@@ -146,3 +146,8 @@ def shuffle_loader(loader: DataLoader, epoch: int) -> None:
     """Tell the loader's sampler the epoch, so a DistributedSampler reshuffles (no-op otherwise)."""
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
+
+
+def skip_batches(loader: DataLoader, batches: int) -> None:  # STUB until the sampler branch lands
+    if batches:
+        raise NotImplementedError
