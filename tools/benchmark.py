@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Speed of the models, the data path and training: ``python tools/benchmark.py {model,data,train} ...``."""
+"""Speed of the models, the data path, training and checkpoints:
+``python tools/benchmark.py {model,data,train,checkpoint} ...``."""
 
 import sys
 

@@ -1,2 +1,3 @@
 """Benchmarks: how fast the models (``model``), the data path (``data``) and training (``train``)
-run on this machine. ``tools/benchmark.py`` is the command line; BENCHMARKS.md the results."""
+run on this machine, and what stopping in step and mid-epoch checkpoints cost (``checkpoint``).
+``tools/benchmark.py`` is the command line; BENCHMARKS.md the results."""

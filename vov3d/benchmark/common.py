@@ -124,6 +124,17 @@ def environment(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def environment_line(env: dict[str, Any]) -> str:
+    """``environment``'s figures on one line, printed above a table, so that a pasted table says
+    where it was measured."""
+    gpu = f"{env['gpu']} (CUDA {env['cuda']}), " if "gpu" in env else ""
+    return (
+        f"{env['device']}: {gpu}{env['cpu']} ({env['cpu_cores']} cores, {env['torch_threads']} torch threads); "
+        f"Python {env['python']}, torch {env['torch']}, PyAV {env['av']}, NumPy {env['numpy']}; "
+        f"{env['platform']}; load {env['load_average']}"
+    )
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     """Rows as a Markdown table; ``columns`` are (key, header); floats get 3 significant digits."""
 

@@ -3,8 +3,9 @@
     vov3d-benchmark model [--configs FILE ...] [--variants base,cl,...] [--device cuda]
     vov3d-benchmark data --make-inputs DIR | --cfg FILE [KEY VALUE ...]
     vov3d-benchmark train --cfg FILE [KEY VALUE ...]
+    vov3d-benchmark checkpoint [--configs FILE ...] [--folder DIR] [KEY VALUE ...]
 
-Each prints a Markdown table and writes it, with the machine and the versions, to ``--json``.
+Each prints the machine and the versions on one line, then a Markdown table, and writes them to ``--json``.
 Benchmarks are not tests: figures depend on the machine and on what else runs on it (the load
 average is recorded with them). BENCHMARKS.md holds the measured tables and the commands.
 """
@@ -19,8 +20,8 @@ from typing import Any, Optional, Sequence, TypeVar
 
 import torch
 
-from vov3d.benchmark import data, model, train
-from vov3d.benchmark.common import environment, load_average
+from vov3d.benchmark import checkpoint, data, model, train
+from vov3d.benchmark.common import environment, environment_line, load_average
 from vov3d.cli.args import add_overrides, parse_with_overrides
 
 T = TypeVar("T")
@@ -46,6 +47,10 @@ def run_data(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
     return train.run(_settings(train.TrainSettings, args))
+
+
+def run_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    return checkpoint.run(_settings(checkpoint.CheckpointSettings, args))
 
 
 def add_model_parser(commands: argparse._SubParsersAction) -> None:
@@ -111,13 +116,34 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def add_checkpoint_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "checkpoint", help="per-iteration cost of the stop check and the time to write a mid-epoch checkpoint"
+    )
+    p.add_argument(
+        "--configs", "--cfg", nargs="+", default=checkpoint.DEFAULT_CONFIGS, metavar="FILE", help="whose checkpoints"
+    )
+    add_overrides(p)  # of every config
+    p.add_argument("--processes", type=_ints, default=[1, 2], help="1 (no process group) and/or 2 (gloo, on the CPU)")
+    p.add_argument("--calls", type=int, default=2000, help="timed stop checks of each kind; the median is reported")
+    p.add_argument("--warmup", type=int, default=100, help="untimed stop checks first")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per process in the stop check's batch")
+    p.add_argument("--writes", type=int, default=5, help="timed checkpoint writes after an untimed one; the median")
+    p.add_argument(
+        "--folder",
+        default=".",
+        help="where the temporary OUTPUT_DIR is made (writes are fsynced: use the disk the runs write to)",
+    )
+    p.set_defaults(func=run_checkpoint)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="where to write the results (default: benchmark_<command>.json)")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (add_model_parser, add_data_parser, add_train_parser):
+    for add in (add_model_parser, add_data_parser, add_train_parser, add_checkpoint_parser):
         add(commands)
     return parser
 
@@ -142,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     path = args.json or f"benchmark_{args.command}.json"
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
-    print(f"\n{results['table']}\n\nwritten to {path}")
+    print(f"\n{environment_line(env)}\n\n{results['table']}\n\nwritten to {path}")
     return 0
 
 
