@@ -14,7 +14,7 @@ import torch
 from tests.conftest import CONFIGS
 from vov3d.benchmark import checkpoint
 from vov3d.checkpoint import read_checkpoint
-from vov3d.cli.benchmark import main
+from vov3d.cli.benchmark import main, parse_args
 from vov3d.engine.train import global_totals
 from vov3d.utils.run_layout import RunFolder
 
@@ -76,6 +76,12 @@ def test_baseline_is_the_totals_without_the_flags() -> None:
     baseline = checkpoint.totals_without_flags(loss, logits, labels, substituted)
     assert global_totals(loss, logits, labels, substituted, (1.0, 0.0)) == baseline + [1.0, 0.0]
     assert baseline[3:] == [6.0, 2.0]
+
+
+def test_overrides_may_follow_the_configs() -> None:
+    args = parse_args(["checkpoint", "--cfg", TINY, TINY, "SOLVER.MOMENTUM", "0.8", "--writes", "3"])
+    assert args.configs == [TINY, TINY] and args.opts == ["SOLVER.MOMENTUM", "0.8"] and args.writes == 3
+    assert parse_args(["checkpoint"]).configs == checkpoint.DEFAULT_CONFIGS
 
 
 def test_more_than_two_processes_is_refused(tmp_path: Path) -> None:

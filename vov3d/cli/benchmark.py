@@ -134,7 +134,7 @@ def add_checkpoint_parser(commands: argparse._SubParsersAction) -> None:
         default=".",
         help="where the temporary OUTPUT_DIR is made (writes are fsynced: use the disk the runs write to)",
     )
-    p.set_defaults(func=run_checkpoint)
+    p.set_defaults(func=run_checkpoint, overrides_after="configs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,8 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The arguments and the config overrides; a subcommand whose list argument may be followed
+    directly by KEY VALUE overrides names that argument (``overrides_after``)."""
+    parser = build_parser()
+    after = getattr(parser.parse_known_args(argv)[0], "overrides_after", None)
+    return parse_with_overrides(parser, argv, after=after)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_with_overrides(build_parser(), argv)
+    args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("benchmark: --device cuda but no GPU is available", file=sys.stderr)
         return 2
