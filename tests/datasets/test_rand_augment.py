@@ -3,6 +3,8 @@ hook in the training transform only, and the old AUG keys that vov3d does not im
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pytest
 import torch
@@ -82,14 +84,36 @@ def test_interpolation_and_magnitude_reach_torchvision() -> None:
 def test_the_training_transform_augments_the_crop_before_normalising() -> None:
     seen = []
 
-    def augment(clip: torch.Tensor) -> torch.Tensor:
-        seen.append((clip.dtype, tuple(clip.shape)))
+    def augment(clip: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+        seen.append((clip.dtype, tuple(clip.shape), generator))
         return torch.zeros_like(clip)
 
     frames = torch.full((4, 40, 48, 3), 200, dtype=torch.uint8)
     transform = ClipTransform(32, (36, 40), True, augment=augment, mean=(0.0,) * 3, std=(1.0,) * 3)
-    out = transform(frames, rng=np.random.default_rng(0))
-    assert seen == [(torch.uint8, (4, 3, 32, 32))] and (out == 0).all()
+    generator = torch.Generator()
+    out = transform(frames, rng=np.random.default_rng(0), generator=generator)
+    assert seen == [(torch.uint8, (4, 3, 32, 32), generator)] and (out == 0).all()
+
+
+@pytest.mark.parametrize("magnitude_std", [0.0, 0.5])
+def test_a_generator_draws_what_torchvision_draws_from_the_global_one(magnitude_std: float) -> None:
+    """The ops drawn from a generator are torchvision's RandAugment's for the same seed, and the
+    global generator is left alone; with no generator the global one draws as torchvision's does."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    clip, augment = _clip(), ClipRandAugment(7.0, 3, magnitude_std)
+    for seed in range(10):
+        torch.manual_seed(seed)
+        magnitude = 7.0
+        if magnitude_std:
+            magnitude = float(torch.normal(7.0, magnitude_std, ()).clamp(0, 10))
+        policy = v2.RandAugment(3, round(magnitude), 11, interpolation=InterpolationMode.BILINEAR)
+        expected = policy(clip)
+        state = torch.get_rng_state()
+        assert torch.equal(augment(clip, torch.Generator().manual_seed(seed)), expected), seed
+        assert torch.equal(torch.get_rng_state(), state)
+        torch.manual_seed(seed)
+        assert torch.equal(augment(clip), expected), seed
 
 
 def test_aug_enable_hooks_randaugment_into_training_only() -> None:

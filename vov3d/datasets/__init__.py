@@ -15,4 +15,5 @@ __all__ = [
     "build_loader",
     "check_splits",
     "shuffle_loader",
+    "skip_batches",
 ]

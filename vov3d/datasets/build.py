@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import (
-    DataLoader,
-    Dataset,
-    DistributedSampler,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-    get_worker_info,
-)
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from vov3d.config import CfgNode, cfg_error
 from vov3d.config.validation import check_batch_sizes
 from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
+
+from .sampler import EpochBatches
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
 # Videos per split whose existence check_splits looks up: enough to catch a wrong folder at once,
@@ -67,21 +59,6 @@ def check_splits(cfg: CfgNode, datasets: dict[str, Dataset]) -> None:
             )
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed Python, NumPy and the dataset's own generator in a loader worker.
-
-    torch gives each worker ``base_seed + worker_id``, where the base seed comes from the main
-    process's torch generator: augmentations differ per worker and epoch, yet a fixed RNG_SEED
-    reproduces them.
-    """
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-    info = get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(seed)
-
-
 class ContiguousShards(Sampler[int]):
     """Evaluation shards of consecutive items, one per process, padded to equal length by
     repeating the first items (as DistributedSampler pads): the test views of a video stay in
@@ -105,9 +82,13 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
     the world size (``check_batch_sizes`` saw that it divides before the processes started, and
     looks again here for a process group that no launcher of ours set up).
-    When torch.distributed is initialised the data is sharded: for train by a DistributedSampler
-    (shuffled, dropping the last partial batch), for val/test in contiguous shards whose last is
-    padded with repeated items, which ``index`` identifies. Call ``shuffle_loader`` every epoch.
+    Train, with one process or several, reads ``EpochBatches``: whole global batches of a
+    permutation drawn from (RNG_SEED, epoch), each process its consecutive share, every item's
+    random draws seeded from (RNG_SEED, epoch, index), so an epoch's batches are the same for any
+    number of processes and loader workers. Call ``shuffle_loader`` every epoch and, to resume
+    inside one, ``skip_batches``. Val/test are read in order; under torch.distributed in contiguous
+    shards whose last is padded with repeated items, which ``index`` identifies. The loader has a
+    generator of its own for its workers' seeds, so it never draws from the global torch generator.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -116,38 +97,39 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     world = get_world_size()
     if is_distributed():
         check_batch_sizes(cfg, world, "the processes of torch.distributed")
-    batch = global_batch // world
-    if is_distributed() and train:
-        sampler = DistributedSampler(dataset, shuffle=True, drop_last=True, seed=cfg.RNG_SEED)
+    if train and len(dataset) < global_batch:
+        raise cfg_error(cfg, key, f"the train split has {len(dataset)} clips, fewer than one batch of {global_batch}")
+    if train:
+        sampler = EpochBatches(len(dataset), global_batch, get_rank(), world, cfg.RNG_SEED)
     elif is_distributed():
         sampler = ContiguousShards(len(dataset), get_rank(), world)
     else:
-        sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
-    if train and len(sampler) < batch:
-        raise cfg_error(
-            cfg,
-            key,
-            f"the train split gives this process {len(sampler)} clips, fewer than one batch of {batch}",
-        )
+        sampler = SequentialSampler(dataset)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     return DataLoader(
         dataset,
-        batch_size=batch,
+        batch_size=global_batch // world,
         sampler=sampler,
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available(),  # CPU runs: no CUDA
         drop_last=train,
-        worker_init_fn=seed_worker,
         persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(cfg.RNG_SEED),
     )
 
 
 def shuffle_loader(loader: DataLoader, epoch: int) -> None:
-    """Tell the loader's sampler the epoch, so a DistributedSampler reshuffles (no-op otherwise)."""
+    """Tell the loader's sampler the epoch, so the train loader reads that epoch's order and draws
+    (no-op for val/test)."""
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
 
 
-def skip_batches(loader: DataLoader, batches: int) -> None:  # STUB until the sampler branch lands
-    if batches:
-        raise NotImplementedError
+def skip_batches(loader: DataLoader, batches: int) -> None:
+    """Make the train loader's next pass start at batch ``batches`` of its epoch (a run resumed
+    inside an epoch), without loading the batches before it; the pass after it is whole again.
+    During that pass ``len(loader)`` counts the batches left; ``loader.sampler.num_batches`` is
+    the whole epoch's."""
+    if not isinstance(loader.sampler, EpochBatches):
+        raise TypeError(f"only a train loader can skip batches; this one reads a {type(loader.sampler).__name__}")
+    loader.sampler.skip(batches)

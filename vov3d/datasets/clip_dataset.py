@@ -7,6 +7,11 @@ split item ``i`` is view ``i % num_views`` of video ``i // num_views``; train an
 per video. A training item whose video cannot be read is a clip of a random other video, and its
 "substituted" names the unreadable one (-1 otherwise): the training loop sums these over loader
 workers and processes, which each hold their own copy of the dataset.
+
+The training loader indexes the train split with ``TrainKey``s (see sampler.py): every random draw
+of such an item comes from generators seeded from (seed, epoch, index), so the item is the same in
+any process or loader worker. A plain index draws from the dataset's own stream (``rng``,
+``reseed``), as tools and tests that index a dataset directly do.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from vov3d.utils.distributed import get_rank
 from .decoder import VIDEO_BACKENDS, PtsWindow, PyAVVideo, VideoDecodeError, open_video_file, worker_message
 from .frames import JpegFrames
 from .rand_augment import ClipRandAugment
+from .sampler import TrainKey
 from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
@@ -219,27 +225,45 @@ class ClipDataset(Dataset):
         return self.num_videos * self.num_views
 
     def reseed(self, seed: int) -> None:
-        """Give this copy its own augmentation stream (the loader calls it in each worker)."""
+        """Restart the stream that plain training indices draw from (``TrainKey``s use their own)."""
         self.rng = np.random.default_rng(seed)
 
-    def load_clip(self, video_index: int, temporal_index: Optional[int], spatial_index: int) -> torch.Tensor:
-        """Decode and transform one clip; ``temporal_index=None`` draws a random clip. The spatial
-        crops of a test clip, consecutive items, share one decode: the last clip's frames are kept."""
+    def load_clip(
+        self,
+        video_index: int,
+        temporal_index: Optional[int],
+        spatial_index: int,
+        rng: Optional[np.random.Generator] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> torch.Tensor:
+        """Decode and transform one clip; ``temporal_index=None`` draws a random clip, position and
+        crop from ``rng`` (by default the dataset's ``rng``), RandAugment's ops from ``generator``
+        (by default torch's). The spatial crops of a test clip, consecutive items, share one
+        decode: the last clip's frames are kept."""
+        rng = self.rng if rng is None else rng
         key = (video_index, temporal_index)
         if temporal_index is not None and self._last_clip is not None and self._last_clip[0] == key:
             frames = self._last_clip[1]
         else:
             with self.open_video(video_index) as video:
-                frames = read_frames(video, self.select_frames(video, temporal_index, self.rng))
+                frames = read_frames(video, self.select_frames(video, temporal_index, rng))
             if temporal_index is not None and self.num_spatial_crops > 1:
                 self._last_clip = (key, frames)
-        return self.transform(frames, spatial_index, self.rng)
+        return self.transform(frames, spatial_index, rng, generator)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, index: Union[int, TrainKey]) -> Item:
+        """Item ``index``; a ``TrainKey`` (train split only) draws from generators of its own."""
+        key = index if isinstance(index, TrainKey) else None
+        if key is not None:
+            if self.split != "train":
+                raise ValueError(f"{key} indexes the train split, not the {self.split} split")
+            index = key.index
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
+        if key is not None:
+            return self._train_item(index, *key.generators())
         if self.split == "train":
-            return self._train_item(index)
+            return self._train_item(index, self.rng, None)
         video, view = divmod(index, self.num_views)
         temporal, spatial = divmod(view, self.num_spatial_crops)
         if self.split == "val":  # one view per video: the middle clip, centre crop
@@ -261,16 +285,17 @@ class ClipDataset(Dataset):
         meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid, substituted=-1)
         return frames, self.labels[video], index, meta
 
-    def _train_item(self, index: int) -> Item:
-        """Load ``index``; if it cannot be read, warn (once per file in this process) and load a
-        random other video, recording ``index`` in the item's "substituted"."""
+    def _train_item(self, index: int, rng: np.random.Generator, generator: Optional[torch.Generator]) -> Item:
+        """Load ``index`` with draws from ``rng`` and ``generator`` (see ``load_clip``); if it
+        cannot be read, warn (once per file in this process) and load a random other video, drawn
+        from ``rng``, recording ``index`` in the item's "substituted"."""
         video = index
         while True:
             try:
-                frames = self.load_clip(video, None, 0)
+                frames = self.load_clip(video, None, 0, rng, generator)
             except VideoDecodeError as e:
                 self._record_failure(video, e)
-                video = int(self.rng.integers(self.num_videos))
+                video = int(rng.integers(self.num_videos))
                 continue
             substituted = -1 if video == index else index
             meta = dict(video_index=video, temporal_index=-1, spatial_index=-1, valid=True, substituted=substituted)

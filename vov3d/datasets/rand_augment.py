@@ -1,12 +1,14 @@
 """RandAugment of training clips (Cubuk et al., 2020) from PySlowFast's AUG.AA_TYPE string,
-run by torchvision's ``RandAugment``, which applies the same ops to every frame of a
-T x C x H x W uint8 clip so that motion is not broken by per-frame changes."""
+run by torchvision's ``RandAugment`` ops, which apply the same op to every frame of a
+T x C x H x W uint8 clip so that motion is not broken by per-frame changes. The ops are drawn from
+a torch generator the caller passes (the training item's own, see sampler.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -57,17 +59,35 @@ class ClipRandAugment:
             raise ValueError(f"{spec!r}: m must be in 0 .. {MAX_MAGNITUDE} and n a whole number of ops >= 1")
         return cls(values["m"], int(values["n"]), values["mstd"])
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        """uint8 T x C x H x W -> the same ops on every frame (torch's generator draws them)."""
+    def __call__(self, clip: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """uint8 T x C x H x W -> the same ops on every frame, drawn from ``generator`` (None:
+        torch's default generator, whose draws are then those of torchvision's own forward)."""
         from torchvision.transforms import InterpolationMode, v2  # seconds to import: only when used
 
         magnitude = self.magnitude
         if self.magnitude_std > 0:
-            magnitude = float(torch.normal(magnitude, self.magnitude_std, ()).clamp(0, MAX_MAGNITUDE))
-        op = v2.RandAugment(
+            magnitude = float(
+                torch.normal(magnitude, self.magnitude_std, (), generator=generator).clamp(0, MAX_MAGNITUDE)
+            )
+        policy = v2.RandAugment(
             num_ops=self.num_ops,
             magnitude=round(magnitude),
             num_magnitude_bins=MAX_MAGNITUDE + 1,
             interpolation=InterpolationMode(self.interpolation),
         )
-        return op(clip)
+        # torchvision's RandAugment takes no generator, so the op and its sign are drawn here, in
+        # its order (tests/datasets/test_rand_augment.py compares), and torchvision applies the op.
+        space = policy._AUGMENTATION_SPACE
+        names = list(space)
+        height, width = clip.shape[-2:]
+        for _ in range(self.num_ops):
+            name = names[int(torch.randint(len(names), (), generator=generator))]
+            levels_of, signed = space[name]
+            levels = levels_of(policy.num_magnitude_bins, height, width)
+            level = 0.0 if levels is None else float(levels[policy.magnitude])
+            if levels is not None and signed and torch.rand((), generator=generator) <= 0.5:
+                level = -level
+            clip = policy._apply_image_or_video_transform(
+                clip, name, level, interpolation=policy.interpolation, fill=policy._fill
+            )
+        return clip

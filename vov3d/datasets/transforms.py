@@ -55,7 +55,8 @@ class ClipTransform:
     ``crop_offset``); the random crop never starts at the last offset, as the original's
     ``randint(0, free)``. ``mean`` and ``std`` are per RGB channel of [0, 1] pixels; ``bgr``
     reverses the channel order of the output. ``augment`` (training RandAugment, AUG.ENABLE) maps
-    the cropped uint8 T x 3 x crop x crop clip to another before it is normalised.
+    the cropped uint8 T x 3 x crop x crop clip to another before it is normalised, drawing from the
+    torch generator it is given (None: torch's default generator).
     """
 
     crop_size: int
@@ -67,7 +68,7 @@ class ClipTransform:
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     bgr: bool = False
-    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    augment: Optional[Callable[[torch.Tensor, Optional[torch.Generator]], torch.Tensor]] = None
 
     def __post_init__(self) -> None:
         if not 0 < self.scales[0] <= self.scales[1]:
@@ -107,12 +108,17 @@ class ClipTransform:
         return CropPlan(scaled_h, scaled_w, top, left, flip)
 
     def __call__(
-        self, frames: torch.Tensor, spatial_index: int = 0, rng: Optional[np.random.Generator] = None
+        self,
+        frames: torch.Tensor,
+        spatial_index: int = 0,
+        rng: Optional[np.random.Generator] = None,
+        generator: Optional[torch.Generator] = None,
     ) -> torch.Tensor:
-        """uint8 T x H x W x 3 RGB frames -> normalised float32 3 x T x crop x crop."""
-        return self.apply(frames, self.plan(frames.shape[1], frames.shape[2], spatial_index, rng))
+        """uint8 T x H x W x 3 RGB frames -> normalised float32 3 x T x crop x crop; training draws
+        the crop from ``rng`` and ``augment``'s ops from ``generator``."""
+        return self.apply(frames, self.plan(frames.shape[1], frames.shape[2], spatial_index, rng), generator)
 
-    def apply(self, frames: torch.Tensor, plan: CropPlan) -> torch.Tensor:
+    def apply(self, frames: torch.Tensor, plan: CropPlan, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 T x H x W x 3, got {frames.dtype} {tuple(frames.shape)}")
         clip = frames.permute(0, 3, 1, 2)  # T x 3 x H x W, channels-last in memory
@@ -122,7 +128,7 @@ class ClipTransform:
         if plan.flip:
             clip = clip.flip(-1)
         if self.augment is not None:
-            clip = self.augment(clip)
+            clip = self.augment(clip, generator)
         mean, std = np.asarray(self.mean), np.asarray(self.std)
         if self.bgr:
             clip, mean, std = clip.flip(1), mean[::-1], std[::-1]
