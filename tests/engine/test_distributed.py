@@ -7,8 +7,9 @@ differ): every clip is identical whatever the crop, flip or split, so the statis
 half-batch equal those of the whole batch, and what is compared is the engine itself: batch
 splitting, the sampler's order, gradient averaging, all-reduced metrics, precise BN, and the test
 aggregation across ranks (3 test videos over 2 ranks: the sampler repeats one, which must count
-once). The one-process run also uses a (world size 1) process group, so that it draws batches
-from the same DistributedSampler permutation. The torchrun-style run also shows that no process
+once). The one-process run also uses a (world size 1) process group; its batches are those of the
+two processes together, as the training order does not depend on the world size (EpochBatches).
+The torchrun-style run also shows that no process
 warns about DDP's gradient layout and that the per-class table names the classes.
 """
 
@@ -102,9 +103,10 @@ def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
     for key, tensor in expected.items():
         if key.endswith(("running_mean", "running_var")):
             # Statistics of near-constant activations (flat images) depend on the summation order,
-            # and deeper layers amplify that: compare them to 0.1% of each tensor's scale.
+            # and deeper layers amplify that: compare them to 0.5% of each tensor's scale (measured:
+            # up to 0.29% of the scale in s5 with this sample order, 0.11% with the order before EpochBatches).
             scale = tensor.abs().max().item()
-            torch.testing.assert_close(actual[key], tensor, rtol=1e-3, atol=1e-3 * scale, msg=key)
+            torch.testing.assert_close(actual[key], tensor, rtol=5e-3, atol=5e-3 * scale, msg=key)
         else:
             torch.testing.assert_close(actual[key], tensor, rtol=1e-4, atol=1e-5, msg=key)
 
