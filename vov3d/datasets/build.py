@@ -128,8 +128,8 @@ def shuffle_loader(loader: DataLoader, epoch: int) -> None:
 def skip_batches(loader: DataLoader, batches: int) -> None:
     """Make the train loader's next pass start at batch ``batches`` of its epoch (a run resumed
     inside an epoch), without loading the batches before it; the pass after it is whole again.
-    During that pass ``len(loader)`` counts the batches left; ``loader.sampler.num_batches`` is
-    the whole epoch's."""
+    Read before that pass, ``len(loader)`` counts the batches left; ``loader.sampler.num_batches``
+    is the whole epoch's."""
     if not isinstance(loader.sampler, EpochBatches):
         raise TypeError(f"only a train loader can skip batches; this one reads a {type(loader.sampler).__name__}")
     loader.sampler.skip(batches)
