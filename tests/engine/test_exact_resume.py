@@ -25,7 +25,7 @@ from vov3d.engine.preemption import PREEMPTED_EXIT_CODE
 from vov3d.utils.run_layout import RunFolder, checkpoint_position
 
 EPOCHS, ITERS = 2, 6  # 24 training videos in global batches of 4
-TIMES = ("dt_data", "dt_net", "eta", "mem")
+TIMES = ("dt_data", "dt_net", "eta", "mem", "time_diff")
 
 
 @pytest.fixture(scope="module")

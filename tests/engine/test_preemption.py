@@ -69,13 +69,13 @@ def test_requeue_calls_scontrol_with_the_job_id(tmp_path: Path) -> None:
     assert calls.read_text() == "requeue 4242\n"
 
 
-def test_requeue_outside_slurm_or_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_requeue_outside_slurm_or_refused(tmp_path: Path, vov3d_log: pytest.LogCaptureFixture) -> None:
     calls = stand_in_scontrol(tmp_path, exit_code=1)
     assert requeue_slurm_job({"PATH": f"{tmp_path}:{os.environ['PATH']}"}) is None  # no job
     assert requeue_slurm_job({"SLURM_JOB_ID": "7", "PATH": "/nonexistent"}) is None  # no scontrol
     assert not calls.exists()
     assert requeue_slurm_job({"SLURM_JOB_ID": "7", "PATH": str(tmp_path)}) is False
-    assert "sbatch --requeue" in caplog.text and "refused" in caplog.text
+    assert "sbatch --requeue" in vov3d_log.text and "refused" in vov3d_log.text
 
 
 def test_mid_epoch_checkpoints_sort_by_training_done_and_newer_ones_replace_them(tmp_path: Path) -> None:
