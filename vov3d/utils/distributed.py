@@ -154,10 +154,24 @@ def init_process_group(backend: str, init_method: str, rank: int, world_size: in
     store.set_timeout(timeout)
     # What init_process_group(init_method=...) does, keeping the store for the heartbeat.
     dist.init_process_group(
-        backend=backend, store=dist.PrefixStore("default_pg", store), rank=rank, world_size=world_size, timeout=timeout
+        backend=backend,
+        store=dist.PrefixStore("default_pg", _this_attempt(store)),
+        rank=rank,
+        world_size=world_size,
+        timeout=timeout,
     )
     # Its own connection: the heartbeat never waits behind the group's requests.
-    _heartbeat = Heartbeat(store.clone(), rank, world_size)
+    _heartbeat = Heartbeat(_this_attempt(store.clone()), rank, world_size)
+
+
+def _this_attempt(store: dist.Store) -> dist.Store:
+    """``store`` seen under a prefix of its own for each start of the group by torchrun. Its agent
+    keeps one store across ``--max-restarts`` (unless TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1), so the
+    keys of the attempt before would meet the restarted processes: gloo then dials the dead
+    processes' addresses ("Gloo connectFullMesh failed ... Connection refused", torch 2.14)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return store
+    return dist.PrefixStore(f"attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def destroy_process_group() -> None:
