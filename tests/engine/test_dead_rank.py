@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from tests.conftest import REPO
-from tests.engine.conftest import SUBPROCESS_ENV, free_port, run_net_command
-from vov3d.engine.launch import LOST_RANK_EXIT
+from tests.engine.conftest import SUBPROCESS_ENV, free_port, quick_cfg, run_net_command
+from vov3d.engine.launch import LOST_RANK_EXIT, ProcessPlan, check_plan
 from vov3d.utils.run_layout import RunFolder
 
 MAX_EPOCH = 3
@@ -125,3 +125,10 @@ def test_torchrun_restarts_and_resumes_after_a_lost_rank(colour_data: Path, tmp_
     assert [s["epoch"] for s in run.read_stats("train_epoch")] == [f"{e}/{MAX_EPOCH}" for e in (1, 2, 3)]
     final = torch.load(run.checkpoint_path(MAX_EPOCH), map_location="cpu", weights_only=True)
     assert final["epoch"] == MAX_EPOCH - 1 and final["model_state"]
+
+
+def test_dist_timeout_must_be_positive(colour_data: Path, tmp_path: Path) -> None:
+    cfg = quick_cfg(colour_data, tmp_path, "DIST_TIMEOUT_MINUTES", 0)
+    error = check_plan(cfg, ProcessPlan("single", 1, 1, 0, 0, "gloo", "tcp://127.0.0.1:1"), visible_gpus=0)
+    assert error is not None and error.startswith("DIST_TIMEOUT_MINUTES = 0.0 (set in ")
+    assert "must be more than 0 minutes" in error
