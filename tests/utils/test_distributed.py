@@ -49,7 +49,9 @@ def test_roll_call_tells_lost_peers_from_those_that_left() -> None:
         silent.stop()
         roll = me.roll_call()
         assert roll == RollCall(lost=[], left=[1, 2])
-        assert roll.describe() == "ranks 1, 2 stopped on an error of its own (see its output)"
+        assert roll.describe() == "ranks 1, 2 stopped on an error of their own (see their output)"
+        lost = RollCall(lost=[1, 3], left=[]).describe()
+        assert lost == "lost ranks 1, 3 (their processes stopped answering during a collective)"
     finally:
         for heartbeat in (me, alive, silent):
             heartbeat.stop()

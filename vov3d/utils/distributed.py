@@ -185,8 +185,8 @@ def destroy_process_group() -> None:
 
 
 def roll_call() -> Optional[RollCall]:
-    """Which peers are lost, after a collective failed (``Heartbeat.roll_call``); None without a group."""
-    return _heartbeat.roll_call() if _heartbeat is not None else None
+    """Which peers are lost, after a collective failed (``Heartbeat.roll_call``); None without peers."""
+    return _heartbeat.roll_call() if _heartbeat is not None and _heartbeat.world_size > 1 else None
 
 
 @dataclass(frozen=True)
@@ -205,14 +205,19 @@ class RollCall:
             host = "torchrun's agent" if agent else "rank 0"
             return f"{host} (which hosts the rendezvous) is gone"
         if self.lost:
-            return f"lost {_ranks(self.lost)} (its process stopped answering during a collective)"
+            ranks, its, processes = _ranks(self.lost)
+            return f"lost {ranks} ({its} {processes} stopped answering during a collective)"
         if self.left:
-            return f"{_ranks(self.left)} stopped on an error of its own (see its output)"
+            ranks, its, _ = _ranks(self.left)
+            return f"{ranks} stopped on an error of {its} own (see {its} output)"
         return None
 
 
-def _ranks(ranks: list[int]) -> str:
-    return f"rank {ranks[0]}" if len(ranks) == 1 else "ranks " + ", ".join(map(str, ranks))
+def _ranks(ranks: list[int]) -> tuple[str, str, str]:
+    """("rank 1", "its", "process") or ("ranks 1, 2", "their", "processes")."""
+    if len(ranks) == 1:
+        return f"rank {ranks[0]}", "its", "process"
+    return "ranks " + ", ".join(map(str, ranks)), "their", "processes"
 
 
 class Heartbeat:
