@@ -134,7 +134,7 @@ def test_two_processes_match_one(runs: dict[str, Path], two: str) -> None:
 def gather_worker(rank: int, port: int, results: Path) -> None:
     from vov3d.utils import distributed as du
 
-    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2, timeout_minutes=5)
     try:
         gathered = du.all_gather_tensors(torch.full((rank + 1, 2), float(rank)))  # 1 row, then 2
         total = du.all_reduce_sum(torch.tensor([rank + 1.0]))

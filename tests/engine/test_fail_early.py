@@ -128,7 +128,7 @@ def test_with_skip_broken_videos_the_list_is_a_warning(broken_val: Path, vov3d_l
 def check_worker(rank: int, port: int, data: Path, results: Path) -> None:
     from vov3d.utils import distributed as du
 
-    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2, timeout_minutes=5)
     try:
         cfg = quick_cfg(data, data / "out")
         try:

@@ -20,7 +20,7 @@ def slow_save_then_choose(rank: int, port: int, output_dir: Path) -> None:
     from vov3d.engine.run_folder import load_test_checkpoint, resume_or_initialise, save_training_checkpoint
     from vov3d.utils import distributed as du
 
-    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2, timeout_minutes=5)
     try:
         cfg = get_cfg()
         cfg.merge_from_list(["OUTPUT_DIR", str(output_dir), "NUM_GPUS", "0"])

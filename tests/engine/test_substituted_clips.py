@@ -86,7 +86,7 @@ def rank_worker(rank: int, port: int, root: Path, output: Path) -> None:
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("vov3d").addHandler(handler)
     torch.set_num_threads(1)
-    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2)
+    du.init_process_group("gloo", f"tcp://127.0.0.1:{port}", rank, 2, timeout_minutes=5)
     try:
         result = {"substituted": one_epoch(epoch_cfg(root, output, 0.5, workers=0))["substituted_clips"]}
         try:

@@ -184,7 +184,7 @@ def _in_gloo_pair(*args: Any) -> dict[str, float]:
 
 def _gloo_rank(rank: int, init_method: str, args: tuple, results: Any) -> None:
     torch.set_num_threads(1)  # two processes share the machine's cores, as in a CPU run with two
-    du.init_process_group("gloo", init_method, rank, 2)
+    du.init_process_group("gloo", init_method, rank, 2, timeout_minutes=5)
     try:
         result = stop_check_times(*args)
     finally:

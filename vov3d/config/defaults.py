@@ -18,6 +18,11 @@ _C.NUM_GPUS = 1
 _C.NUM_SHARDS = 1
 # Index of this machine, in [0, NUM_SHARDS).
 _C.SHARD_ID = 0
+# Minutes a process waits in a collective (all-reduce, barrier) for the others before it fails.
+# Long enough for rank 0 to write a checkpoint or run precise BN while the others wait; it is what
+# bounds the wait for a peer that stopped answering without closing its connections (a lost node,
+# NCCL). A killed process's gloo peers fail at once (see INSTALL.md, "When a process dies").
+_C.DIST_TIMEOUT_MINUTES = 30.0
 # Folder for logs, the effective config, TensorBoard files and checkpoints. Unset by the files and
 # the command line, it is output/<path of the first config under configs/, without .yaml>.
 _C.OUTPUT_DIR = "./output"

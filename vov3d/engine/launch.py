@@ -11,6 +11,13 @@ Three ways a run starts (``plan_processes``):
 - **single** (NUM_GPUS 0 or 1): this process; with NUM_SHARDS > 1 it is rank SHARD_ID.
 
 NCCL joins GPU processes and gloo CPU ones. Only rank 0 logs and writes files.
+
+When a process of a run dies (kill -9, an OOM kill, a lost node), the others do not wait for it:
+the collective that needed it fails (at once on gloo when its connections close, after
+DIST_TIMEOUT_MINUTES otherwise), each survivor names the lost rank (the processes' heartbeats, see
+``vov3d.utils.distributed.Heartbeat``) in one line and exits with LOST_RANK_EXIT, and a launcher
+with restarts (``torchrun --max-restarts N``) starts the group again, which resumes from the last
+checkpoint in OUTPUT_DIR.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from vov3d.utils.run_layout import RunFolder
 from .preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignals
 
 logger = logging.getLogger(__name__)
+
+# Exit code of a process that stopped because another process of the run was lost or stopped.
+LOST_RANK_EXIT = 3
 
 
 class LaunchError(Exception):
@@ -120,6 +130,8 @@ def check_plan(cfg: CfgNode, plan: ProcessPlan, visible_gpus: int) -> Optional[s
     """What makes ``plan`` unable to run as the cfg asks (None when it can), checked once
     before any process starts: batch sizes over the processes, and NUM_GPUS against the
     processes the launcher started and the GPUs this machine shows."""
+    if cfg.DIST_TIMEOUT_MINUTES <= 0:
+        return str(cfg_error(cfg, "DIST_TIMEOUT_MINUTES", "must be more than 0 minutes"))
     counted = f"the processes {plan.source} started" if plan.mode == "launcher" else "NUM_GPUS * NUM_SHARDS"
     try:
         check_batch_sizes(cfg, plan.world_size, counted)
@@ -202,7 +214,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
     try:
         _select_device(cfg, device_index(plan, index, _visible_gpus(cfg)))
         if plan.world_size > 1 or plan.mode == "launcher":
-            du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size)
+            du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size, cfg.DIST_TIMEOUT_MINUTES)
         setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
         if rank == 0:
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
@@ -225,8 +237,14 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
     except Preempted:
         return PREEMPTED_EXIT_CODE
     except user_errors as e:
-        _report(rank, e)
+        _report(rank, f"{type(e).__name__}: {e}")
         return 1
+    except RuntimeError as e:  # gloo's failed collective (DistBackendError), or a bug
+        what = _peer_failure(e)
+        if what is None:
+            raise
+        _report(rank, f"{what}; stopping (exit code {LOST_RANK_EXIT}) for a launcher with restarts to resume", e)
+        return LOST_RANK_EXIT
     finally:
         # What the run left (a DDP reducer holding gloo work) is freed while the group and the
         # interpreter are alive: gloo work finalised at interpreter exit can abort the process
@@ -236,14 +254,24 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         du.destroy_process_group()
 
 
-def _report(rank: int, error: Exception) -> None:
-    """The error once on the console (stderr), and in this rank's log file (not the console again)."""
-    line = f"run_net (rank {rank}): {type(error).__name__}: {error}"
+def _peer_failure(error: RuntimeError) -> Optional[str]:
+    """What became of the peers when ``error`` stopped this process (``du.roll_call``, a few
+    seconds); None when there is no group or every peer still answers, so the error is this rank's own."""
+    roll = du.roll_call()
+    return roll.describe() if roll is not None else None
+
+
+def _report(rank: int, what: str, cause: Optional[Exception] = None) -> None:
+    """What stopped this rank once on the console (stderr), and in this rank's log file (not the
+    console again) with the ``cause`` that revealed it."""
+    line = f"run_net (rank {rank}): {what}"
     print(line, file=sys.stderr)
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, line, None, None)
-    for handler in logging.getLogger("vov3d").handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+    lines = [line] if cause is None else [line, f"caused by {type(cause).__name__}: {cause}"]
+    for text in lines:
+        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, text, None, None)
+        for handler in logging.getLogger("vov3d").handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
 
 
 def device_index(plan: ProcessPlan, index: int, visible_gpus: int) -> int:
