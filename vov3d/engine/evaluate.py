@@ -29,6 +29,7 @@ from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 from vov3d.utils.text import first_of
 
 from .per_class import per_class_results, per_class_table, write_per_class_csv
+from .preemption import Preempted, StopSignals, requeue_slurm_job
 from .run_folder import checkpoint_class_names, load_test_checkpoint
 from .runtime import Execution, compile_model, for_inference, prepare_model, progress
 
@@ -180,7 +181,27 @@ def test(cfg: CfgNode) -> TestResult:
     ``test_final`` line and a per-class table, writes the confusion matrix (CSV and PNG in
     OUTPUT_DIR, image in TensorBoard, labelled with the class names), OUTPUT_DIR/per_class.csv
     and TEST.SAVE_RESULTS_PATH. Class names are the dataset's (``cfg_class_names``), else the
-    tested checkpoint's, else the class indices."""
+    tested checkpoint's, else the class indices.
+
+    One of TRAIN.STOP_SIGNALS while the test runs stops it in step at the next batch, before
+    anything is written: rank 0 requeues a SLURM job and every rank raises Preempted (exit status
+    75). The test has no partial state worth keeping; the same command tests again. A signal after
+    the last batch lets the test finish."""
+    with StopSignals.from_cfg(cfg) as signals:  # from the start: a signal while the model loads is kept
+        try:
+            return _test(cfg, signals)
+        except Preempted as stop:
+            logger.warning(
+                "stopped by %s (%s); nothing written, the same command tests again",
+                signals.received or "another process",
+                stop,
+            )
+            if is_main_process():
+                requeue_slurm_job()
+            raise
+
+
+def _test(cfg: CfgNode, signals: StopSignals) -> TestResult:
     execution = Execution.from_cfg(cfg)
     device = execution.device
     model = prepare_model(cfg, device, train=False)
@@ -196,7 +217,7 @@ def test(cfg: CfgNode) -> TestResult:
         check_readable({"test": dataset}, cfg.TEST.SKIP_BROKEN_VIDEOS)
     aggregator = ViewAggregator(dataset.num_videos, len(dataset), cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     started = time.perf_counter()
-    score_views(model, loader, aggregator, execution)
+    score_views(model, loader, aggregator, execution, signals)
     result = aggregator.result()
     _report_views(result, dataset.num_views, getattr(dataset, "paths", None))
     stats = {
@@ -219,14 +240,27 @@ def test(cfg: CfgNode) -> TestResult:
     return result
 
 
-def score_views(model: nn.Module, loader: DataLoader, aggregator: ViewAggregator, execution: Execution) -> None:
+def score_views(
+    model: nn.Module,
+    loader: DataLoader,
+    aggregator: ViewAggregator,
+    execution: Execution,
+    signals: Optional[StopSignals] = None,
+) -> None:
     """Score every test view of ``loader`` and add it to ``aggregator``; the views of all
-    processes are gathered every batch, so each process holds only the per-video scores."""
-    for frames, labels, index, meta in progress(loader, len(loader), "test"):
+    processes are gathered every batch, so each process holds only the per-video scores.
+
+    Each view also carries whether this process received one of ``signals``: every process sees
+    every flag in the same gather, so all raise Preempted at the same batch, with no collective
+    of their own."""
+    for it, (frames, labels, index, meta) in enumerate(progress(loader, len(loader), "test")):
         with execution.autocast():
             probs = model(execution.to_input(frames)).float()
-        ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long()], dim=1).to(execution.device)
-        probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids).cpu()
+        stop = torch.full_like(labels, int(signals is not None and signals.received is not None))
+        ids = torch.stack([labels, meta["video_index"], index, meta["valid"].long(), stop], dim=1)
+        probs, ids = all_gather_tensors(probs).cpu(), all_gather_tensors(ids.to(execution.device)).cpu()
+        if ids[:, 4].any():
+            raise Preempted(f"test batch {it + 1}/{len(loader)}")
         aggregator.update(probs, ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3].bool())
 
 
