@@ -41,6 +41,8 @@ from vov3d.datasets import build_dataset
 from vov3d.utils.run_layout import RunFolder
 
 DOCS = ("README.md", "INSTALL.md", "DATA.md")
+# Shown whole in INSTALL.md, each in its own block: tests/cli/test_slurm_script.py runs the files.
+SLURM_SCRIPTS = sorted((REPO / "tools" / "slurm").glob("*.sbatch"))
 FENCE = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"# needs .+ \(not run by the tests\)")
 # What the README says a check may add to keep a run short, per tool (the docs must say it).
@@ -85,11 +87,14 @@ class Block:
 
 
 def doc_blocks() -> list[Block]:
+    """The command blocks of DOCS; a copy of a SLURM script is the script's test's."""
+    scripts = {path.read_text() for path in SLURM_SCRIPTS}
     blocks = []
     for doc in DOCS:
         text = (REPO / doc).read_text()
         for m in FENCE.finditer(text):
-            blocks.append(Block(doc, text.count("\n", 0, m.start()) + 1, m.group(1)))
+            if m.group(1) not in scripts:
+                blocks.append(Block(doc, text.count("\n", 0, m.start()) + 1, m.group(1)))
     return blocks
 
 
@@ -233,6 +238,13 @@ def test_every_block_is_marked_or_runs(block: Block) -> None:
 def test_every_command_names_real_tools_flags_and_configs(block: Block) -> None:
     for tokens in block.commands():
         check_statically(*program(tokens), str(block))
+
+
+def test_install_shows_the_slurm_scripts_as_they_are() -> None:
+    shown = [m.group(1) for m in FENCE.finditer((REPO / "INSTALL.md").read_text())]
+    assert [path.name for path in SLURM_SCRIPTS] == ["train_1node.sbatch", "train_multinode.sbatch"]
+    for path in SLURM_SCRIPTS:
+        assert path.read_text() in shown, f"INSTALL.md must show {path.relative_to(REPO)} as it is, in a ```bash block"
 
 
 def test_the_readme_says_the_shortened_runs_are_fine() -> None:
