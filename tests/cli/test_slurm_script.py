@@ -111,7 +111,7 @@ def start_job(script: str, env: dict[str, str], log: Path, *overrides: str) -> s
         )
 
 
-def wait_for_epoch_2(job: subprocess.Popen, folder: RunFolder, timeout: float = 120.0) -> None:
+def wait_for_epoch_2(job: subprocess.Popen, folder: RunFolder, log: Path, timeout: float = 120.0) -> None:
     """Until the run has logged an iteration of epoch 2 (json_stats lines may be cut short)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and job.poll() is None:
@@ -121,7 +121,7 @@ def wait_for_epoch_2(job: subprocess.Popen, folder: RunFolder, timeout: float = 
             if any(e.get("_type") == "train_iter" and e.get("epoch") == f"2/{EPOCHS}" for e in entries):
                 return
         time.sleep(0.05)
-    pytest.fail(f"the run did not reach epoch 2 (exit status {job.poll()})")
+    pytest.fail(f"the run did not reach epoch 2 (exit status {job.poll()}):\n{log.read_text()[-3000:]}")
 
 
 def signal_tasks(bin_dir: Path, number: int) -> None:
@@ -157,7 +157,7 @@ def test_the_one_node_script_stops_on_sigusr1_requeues_and_its_rerun_finishes(mo
 
     first = start_job("train_1node.sbatch", env, log, *overrides)
     try:
-        wait_for_epoch_2(first, folder)
+        wait_for_epoch_2(first, folder, log)
         signal_tasks(bin_dir, signal.SIGUSR1)  # SLURM signals every task of the step
         assert first.wait(timeout=120) == PREEMPTED_EXIT_CODE, log.read_text()[-3000:]
     finally:
