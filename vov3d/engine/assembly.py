@@ -86,7 +86,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     point = ResumePoint()
     if resumed is not None:
         point = resume_point(cfg, resumed, len(train_loader))
-        restore_rng_states(resumed, train_loader.dataset, cuda=cfg.NUM_GPUS > 0)
+        restore_rng_states(resumed, cuda=cfg.NUM_GPUS > 0)
     return Run(
         execution=execution,
         model=model,

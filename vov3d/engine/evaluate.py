@@ -29,7 +29,7 @@ from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 from vov3d.utils.text import first_of
 
 from .per_class import per_class_results, per_class_table, write_per_class_csv
-from .preemption import Preempted, StopSignals, requeue_slurm_job
+from .preemption import Preempted, StopSignals, leave
 from .run_folder import checkpoint_class_names, load_test_checkpoint
 from .runtime import Execution, compile_model, for_inference, prepare_model, progress
 
@@ -191,14 +191,7 @@ def test(cfg: CfgNode) -> TestResult:
         try:
             return _test(cfg, signals)
         except Preempted as stop:
-            logger.warning(
-                "stopped by %s (%s); nothing written, the same command tests again",
-                signals.received or "another process",
-                stop,
-            )
-            if is_main_process():
-                requeue_slurm_job()
-            raise
+            raise leave(signals, stop, "nothing of the test written, the same command tests again") from None
 
 
 def _test(cfg: CfgNode, signals: StopSignals) -> TestResult:

@@ -234,7 +234,9 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
             test(cfg)
         du.barrier()  # no rank tears its connections down while another still uses them
         return 0
-    except Preempted:
+    except Preempted as stop:
+        if rank == 0:
+            print(f"run_net: {stop} (exit status {PREEMPTED_EXIT_CODE})", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
     except user_errors as e:
         _report(rank, f"{type(e).__name__}: {e}")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from vov3d.config import CfgNode, cfg_error
-from vov3d.utils.distributed import all_reduce_sum
+from vov3d.utils.distributed import all_reduce_sum, is_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ PREEMPTED_EXIT_CODE = 75
 
 
 class Preempted(Exception):
-    """The run stopped on a signal after writing its checkpoint (exit code PREEMPTED_EXIT_CODE)."""
+    """The run stopped on a signal after writing its checkpoint (exit code PREEMPTED_EXIT_CODE);
+    the message says where, e.g. "stopped by SIGUSR1 in epoch 3/256, iteration 120/3750"."""
 
 
 def signal_numbers(names: Sequence[str]) -> list[signal.Signals]:
@@ -123,6 +124,16 @@ class StopControl:
     def checkpointed(self) -> None:
         """A checkpoint was just written: the periodic clock starts again."""
         self.last_checkpoint = self.clock()
+
+
+def leave(signals: StopSignals, stop: Preempted, outcome: str) -> Preempted:
+    """Log why and where the run stopped and what it kept (``outcome``), requeue a SLURM job from
+    rank 0, and return the Preempted to raise, whose message says it all."""
+    stopped = Preempted(f"stopped by {signals.received or 'another process'} ({stop}); {outcome}")
+    logger.warning("%s", stopped)
+    if is_main_process():
+        requeue_slurm_job()
+    return stopped
 
 
 def requeue_slurm_job(

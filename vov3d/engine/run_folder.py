@@ -228,7 +228,6 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     schedule: LRSchedule,
     scaler: Optional[torch.amp.GradScaler],
-    dataset: Any = None,
     class_names: Optional[list[str]] = None,
     *,
     position: Optional[MidEpoch] = None,
@@ -241,7 +240,7 @@ def save_training_checkpoint(
     from it validates first if the log shows no result. Older mid-epoch checkpoints are removed
     once it is written. Every rank must call it (the random-generator states of all ranks are
     gathered). Returns the path on rank 0."""
-    rng_states = all_gather_objects(rng_state(dataset, cuda=cfg.NUM_GPUS > 0))
+    rng_states = all_gather_objects(rng_state(cuda=cfg.NUM_GPUS > 0))
     if not is_main_process():
         return None
     folder = RunFolder(cfg.OUTPUT_DIR)
@@ -376,31 +375,29 @@ def checkpoint_class_names(checkpoint: dict[str, Any], num_classes: int) -> Opti
     return [str(name) for name in names]
 
 
-def rng_state(dataset: Any = None, cuda: bool = False) -> dict[str, Any]:
+def rng_state(cuda: bool = False) -> dict[str, Any]:
     """This process's Python, NumPy and torch generators (CUDA's only when ``cuda``: reading them
-    initialises CUDA, which a CPU run must not), and the dataset's own NumPy generator (its ``rng``
-    attribute) when it has one: with NUM_WORKERS 0 they decide every augmentation. Stored as plain
-    types and tensors so that checkpoints load with ``weights_only``."""
+    initialises CUDA, which a CPU run must not): what Mixup, dropout and precise BN draw from.
+    Training clips draw from generators of their own (``TrainKey``), so no loader state is kept.
+    Stored as plain types and tensors so that checkpoints load with ``weights_only``."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state: dict[str, Any] = {
+    return {
         "python": random.getstate(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if cuda else [],
     }
-    if isinstance(getattr(dataset, "rng", None), np.random.Generator):
-        state["dataset"] = dataset.rng.bit_generator.state
-    return state
 
 
-def restore_rng_states(checkpoint: dict[str, Any], dataset: Any = None, cuda: bool = False) -> None:
-    """Put back this rank's generators from ``checkpoint``, so a resumed run draws the same
-    augmentations as an uninterrupted one (CUDA's only when ``cuda``). Skipped, with a note, when
-    the world size changed."""
+def restore_rng_states(checkpoint: dict[str, Any], cuda: bool = False) -> None:
+    """Put back this rank's generators from ``checkpoint``, so a resumed run draws what an
+    uninterrupted one would (CUDA's only when ``cuda``). Skipped, with a note, when the world size
+    changed: the run then goes on with the same order of global batches, but not bit-exactly."""
     states = checkpoint.get("rng_states")
     if not states or len(states) != get_world_size():
         logger.info(
-            "the checkpoint has no random-generator states for %d processes; not restoring them",
+            "the checkpoint has no random-generator states for %d processes; not restoring them (the epoch's "
+            "order of global batches is kept, but the run is not bit-exact)",
             get_world_size(),
         )
         return
@@ -412,5 +409,3 @@ def restore_rng_states(checkpoint: dict[str, Any], dataset: Any = None, cuda: bo
     torch.set_rng_state(state["torch"])
     if cuda and state["cuda"] and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-    if "dataset" in state and isinstance(getattr(dataset, "rng", None), np.random.Generator):
-        dataset.rng.bit_generator.state = state["dataset"]

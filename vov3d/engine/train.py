@@ -26,7 +26,7 @@ from vov3d.utils.meters import Timer, topk_correct
 from .assembly import LossFn, Run, build_run
 from .evaluate import validate as validate_model
 from .finetune import BestCheckpoint, backbone_parameters, set_train_mode
-from .preemption import Preempted, StopControl, StopSignals, requeue_slurm_job
+from .preemption import Preempted, StopControl, StopSignals, leave
 from .run_folder import MidEpoch, save_training_checkpoint, write_class_names
 from .runtime import Execution, progress
 from .solver import LRSchedule, set_lr
@@ -258,10 +258,7 @@ def train(cfg: CfgNode) -> dict[str, Any]:
             return _train_epochs(cfg, run, control)
         except Preempted as stop:
             barrier()  # rank 0 has written the checkpoint before any process leaves
-            logger.warning("stopped by %s (%s) after writing a checkpoint", signals.received or "another process", stop)
-            if is_main_process():
-                requeue_slurm_job()
-            raise
+            raise leave(signals, stop, "checkpoint written, the same command resumes") from None
         finally:
             if run.log.writer is not None:
                 run.log.writer.close()
@@ -274,11 +271,10 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
     best = BestCheckpoint(cfg.OUTPUT_DIR, run.resumed is not None, cfg.TRUST_CHECKPOINT) if keep_best else None
     results: dict[str, Any] = {}
 
-    def save(epoch: int, position: Optional[MidEpoch] = None, validate: bool = False) -> None:
-        loader = run.train_loader
+    def save(epoch: int, position: Optional[MidEpoch] = None, validate_next: bool = False) -> None:
         save_training_checkpoint(
-            cfg, epoch, run.net, run.optimizer, run.schedule, run.scaler, loader.dataset,
-            class_names=run.class_names, position=position, validate=validate,
+            cfg, epoch, run.net, run.optimizer, run.schedule, run.scaler, run.class_names,
+            position=position, validate=validate_next,
         )  # fmt: skip
         control.checkpointed()
 
@@ -305,7 +301,7 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(run.net, run.train_loader, cfg.BN.NUM_BATCHES_PRECISE, run.execution)
         if save_now or control.stopping:  # off its period without precise BN, as the uninterrupted run has it
-            save(epoch, validate=evaluate_now)
+            save(epoch, validate_next=evaluate_now)
         if evaluate_now and not control.stopping:  # after the checkpoint: a stopped run resumes from it
             validate(epoch)
         logger.info("epoch %d/%d took %.1f s", done, run.max_epoch, time.perf_counter() - started)
