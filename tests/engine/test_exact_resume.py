@@ -122,3 +122,16 @@ def test_killed_by_sigkill_inside_epoch_2_and_resumed(
     assert_same_run(tmp_path, uninterrupted[1])
     discarded = Path(RunFolder(str(tmp_path)).discarded_stats_path)
     assert discarded.is_file() != periodic  # the lost part's lines, when it wrote any past the checkpoint
+
+
+def test_resumed_by_another_number_of_processes_the_epoch_goes_on(motion: Path, tmp_path: Path) -> None:
+    """Stopped with 2 processes after 4 iterations of epoch 2, resumed with 1: the process reads
+    the global batches 5 and 6 that remain (the same clips for any world size), the meters go on,
+    and the log says the random generators are not restored."""
+    args = run_net_args(motion, tmp_path, 0)
+    assert launch(args, 2, ("SIGTERM", ITERS + 3, 0)) == [PREEMPTED_EXIT_CODE] * 2
+    assert launch(args, 1) == [0]
+    assert "not restoring them (the epoch's order of global batches is kept" in (tmp_path / "stdout.log").read_text()
+    iterations = [s["iter"] for s in logged(tmp_path) if s["_type"] == "train_iter" and s["epoch"] == "2/2"]
+    assert iterations == [f"{i}/{ITERS}" for i in range(1, ITERS + 1)]
+    assert [s["epoch"] for s in logged(tmp_path) if s["_type"] == "train_epoch"] == ["1/2", "2/2"]

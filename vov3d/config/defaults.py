@@ -29,7 +29,9 @@ _C.OUTPUT_DIR = "./output"
 # Load checkpoint files whose pickle needs more than tensors and NumPy values (such a file can run
 # code): only for files whose source you trust. Off: they are refused with the global they need.
 _C.TRUST_CHECKPOINT = False
-# Seed of every random generator (Python, NumPy, torch); each process adds its rank.
+# Seed of every random generator: the process's own (Python, NumPy, torch; each process adds its rank,
+# for dropout and Mixup), each epoch's order of training batches and each training clip's draws
+# (seeded by RNG_SEED, epoch and clip, the same for any number of processes and loader workers).
 _C.RNG_SEED = 1
 # Log training statistics every LOG_PERIOD iterations.
 _C.LOG_PERIOD = 10
