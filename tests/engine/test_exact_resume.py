@@ -46,10 +46,10 @@ def run_net_args(data: Path, output_dir: Path, workers: int, *opts: object) -> l
     ]  # fmt: skip
 
 
-def launch(args: list[str], world: int, stop: tuple[str, int, int] | None = None) -> list[int]:
+def launch(args: list[str], world: int, stop: tuple[object, ...] | None = None) -> list[int]:
     """run_net with ``args`` in ``world`` processes with torchrun's variables (one process: none),
-    each sending itself ``stop`` = (signal, iteration of the run from 1, rank) through the
-    driver; returns the exit codes."""
+    each sending itself ``stop`` = (signal, iteration of the run from 1, rank[, function whose
+    calls count instead]) through the driver; returns the exit codes."""
     driver = (
         ["-m", "tests.engine.preempt_driver", *map(str, stop), "--"] if stop else [str(REPO / "tools" / "run_net.py")]
     )
@@ -108,6 +108,17 @@ def test_stopped_by_sigterm_inside_epoch_2_and_resumed(
     assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0), (2, 0)]
 
 
+def test_sigterm_to_every_process_of_the_task_workers_included(
+    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
+) -> None:
+    """SLURM signals the loader workers too: they ignore it, and the run stops in step as above."""
+    args = run_net_args(motion, tmp_path, 2)
+    assert launch(args, 1, ("group:SIGTERM", ITERS + 3, 0)) == [PREEMPTED_EXIT_CODE]
+    assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0), (1, 4)]
+    assert launch(args, 1) == [0]
+    assert_same_run(tmp_path, uninterrupted[1])
+
+
 @pytest.mark.parametrize("periodic", [True, False], ids=["after_a_periodic_checkpoint", "after_an_epoch_checkpoint"])
 def test_killed_by_sigkill_inside_epoch_2_and_resumed(
     motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, periodic: bool
@@ -135,3 +146,33 @@ def test_resumed_by_another_number_of_processes_the_epoch_goes_on(motion: Path, 
     iterations = [s["iter"] for s in logged(tmp_path) if s["_type"] == "train_iter" and s["epoch"] == "2/2"]
     assert iterations == [f"{i}/{ITERS}" for i in range(1, ITERS + 1)]
     assert [s["epoch"] for s in logged(tmp_path) if s["_type"] == "train_epoch"] == ["1/2", "2/2"]
+
+
+@pytest.mark.parametrize(
+    "world,period", [(1, 1), (1, 2), (2, 2)], ids=["after_its_checkpoint", "off_the_period", "off_the_period_2_ranks"]
+)
+def test_stopped_during_validation_after_it(
+    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, period: int
+) -> None:
+    """SIGUSR1 (to the last rank) during epoch 1's validation: it finishes, then the run stops
+    with an epoch-end checkpoint (written before validation, or after it when the period has none
+    there) and goes on from epoch 2 without validating epoch 1 again."""
+    args = run_net_args(motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", period)
+    stop = ("SIGUSR1", 1, world - 1, "vov3d.engine.train.validate_model")
+    assert launch(args, world, stop) == [PREEMPTED_EXIT_CODE] * world
+    assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0)]
+    assert launch(args, world) == [0] * world
+    assert_same_run(tmp_path, uninterrupted[world])
+
+
+def test_stopped_at_the_last_iteration_of_an_epoch(
+    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
+) -> None:
+    """Agreed at epoch 1's last iteration, off the checkpoint period: the epoch ends with a
+    checkpoint and no validation; the resumed run validates epoch 1 first, then goes on."""
+    args = run_net_args(motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", 2)
+    assert launch(args, 1, ("SIGTERM", ITERS - 1, 0)) == [PREEMPTED_EXIT_CODE]
+    assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0)]
+    assert not RunFolder(str(tmp_path)).read_stats("val_epoch")
+    assert launch(args, 1) == [0]
+    assert_same_run(tmp_path, uninterrupted[1])

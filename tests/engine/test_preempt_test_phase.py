@@ -24,7 +24,8 @@ def run_test_only(data: Path, output_dir: Path, bin_dir: Path, stop: tuple[str, 
     """A test-only run in WORLD processes with torchrun's variables in a SLURM job whose scontrol
     is the stand-in in ``bin_dir``; with ``stop`` = (signal, gather call, rank) through the driver.
     Returns the exit codes."""
-    driver = ["-m", "tests.engine.scoring_signal_driver", *map(str, stop), "--"] if stop else ["tools/run_net.py"]
+    gathers = "vov3d.engine.evaluate.all_gather_tensors"  # two a batch: the scores, then the ids
+    driver = ["-m", "tests.engine.preempt_driver", *map(str, stop), gathers, "--"] if stop else ["tools/run_net.py"]
     args = [
         "--cfg", QUICK_VOV3D, *quick_opts(data, output_dir), "TRAIN.ENABLE", "False", "TEST.ALLOW_RANDOM_WEIGHTS",
         "True", "TEST.SAVE_RESULTS_PATH", RESULTS,

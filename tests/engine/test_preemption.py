@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from vov3d.checkpoint import CheckpointError
 from vov3d.config import ConfigError, load_config
-from vov3d.engine.preemption import StopControl, StopSignals, requeue_slurm_job, signal_numbers
-from vov3d.engine.run_folder import _remove_older_mid_epoch, trim_stats_log
+from vov3d.engine.preemption import StopControl, StopSignals, forward_signals, requeue_slurm_job
+from vov3d.engine.run_folder import _refuse_another_run, _remove_older_mid_epoch, resume_point, trim_stats_log
 from vov3d.utils.logging import json_stats_line
 from vov3d.utils.run_layout import RunFolder, checkpoint_position
+from vov3d.utils.signals import ignore_signals, signal_numbers
 
 
 def test_a_stop_signal_sets_the_flag_and_leaving_restores_the_handler() -> None:
@@ -28,9 +32,12 @@ def test_a_stop_signal_sets_the_flag_and_leaving_restores_the_handler() -> None:
 
 @pytest.mark.parametrize("name", ["SIGKILL", "SIGNOPE", "9"])
 def test_a_signal_that_cannot_be_caught_is_a_config_error_naming_the_key(name: str) -> None:
-    cfg = load_config([], ["TRAIN.STOP_SIGNALS", f"['SIGUSR1', '{name}']"])
     with pytest.raises(ConfigError, match=f"TRAIN.STOP_SIGNALS.*'{name}'"):
-        StopSignals.from_cfg(cfg)
+        load_config([], ["TRAIN.STOP_SIGNALS", f"['SIGUSR1', '{name}']"])
+    assert StopSignals.from_cfg(load_config([], ["TRAIN.STOP_SIGNALS", "['usr2', 'SIGINT']"])).signals == [
+        signal.SIGUSR2,
+        signal.SIGINT,
+    ]
 
 
 def test_negative_checkpoint_minutes_are_refused() -> None:
@@ -112,7 +119,58 @@ def test_lines_written_after_the_checkpoint_are_moved_aside_but_its_validation_k
     Path(folder.stats_path).write_text("".join(before + after[1:]))
     assert trim_stats_log(str(tmp_path), checkpoint, 4) is False
     assert Path(folder.stats_path).read_text() == "".join(before)
-    # A mid-epoch checkpoint keeps nothing written after it.
-    Path(folder.stats_path).write_text("".join(before + after))
+    # A mid-epoch checkpoint keeps no training or validation line written after it; a test's stays.
+    tested = stats("test_final", "", top1_acc=50.0)
+    Path(folder.stats_path).write_text("".join(before + after + [tested]))
     assert trim_stats_log(str(tmp_path), {"epoch": 1, "iteration": 1, "stats_lines": 1}, 4) is False
-    assert Path(folder.stats_path).read_text() == before[0]
+    assert Path(folder.stats_path).read_text() == before[0] + tested
+    # A finished run's rerun moves nothing (move=False) and reads its last validation.
+    Path(folder.stats_path).write_text("".join(before + after))
+    assert trim_stats_log(str(tmp_path), checkpoint, 4, move=False) is True
+    assert Path(folder.stats_path).read_text() == "".join(before + after)
+
+
+def test_loader_workers_ignore_the_stop_signals() -> None:
+    """SLURM signals every process of a task: a worker must not die of it (torch's worker handler
+    kills it for a signal its parent did not send), the main process acts on it."""
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        ignore_signals([signal.SIGUSR2])
+        os.kill(os.getpid(), signal.SIGUSR2)  # would end the process with the default action
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_launcher_forwards_the_stop_signals_to_the_processes_it_spawned(tmp_path: Path) -> None:
+    waits = "import signal, sys; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1]); print(flush=True); "
+    waits += "signal.sigwait([signal.SIGUSR1]); sys.exit(75)"
+    child = subprocess.Popen([sys.executable, "-c", waits], stdout=subprocess.PIPE)
+    child.stdout.readline()  # it waits for SIGUSR1 now
+    alive = type("P", (), {"pid": child.pid, "is_alive": lambda self: child.poll() is None})()
+    with forward_signals([signal.SIGUSR1], [alive]):
+        os.kill(os.getpid(), signal.SIGUSR1)  # to the launcher only
+        assert child.wait(timeout=30) == 75
+
+
+def test_a_mid_epoch_checkpoint_of_another_split_or_epoch_length_is_refused(tmp_path: Path) -> None:
+    cfg = load_config([], ["OUTPUT_DIR", str(tmp_path)])
+    split = {"clips": 24, "sha1": "a1"}
+    checkpoint = {"epoch": 0, "iteration": 3, "epoch_iters": 6, "train_split": split, "stats_lines": 0}
+    assert resume_point(cfg, checkpoint, 6, split).iteration == 3
+    named = "checkpoint_epoch_00001_iter_000003.pyth stopped at iteration 3"
+    with pytest.raises(CheckpointError, match=f"{named} .* 6 iterations .*'a1'.* 6 over .*'b2'"):
+        resume_point(cfg, checkpoint, 6, {"clips": 24, "sha1": "b2"})  # e.g. a few clips replaced
+    with pytest.raises(CheckpointError, match=f"{named} .* 6 iterations .* 5 over"):
+        resume_point(cfg, checkpoint, 5, split)
+    assert resume_point(cfg, {**checkpoint, "iteration": 0}, 5, {"clips": 20}).iteration == 0  # epoch ends: any
+
+
+@pytest.mark.parametrize("key,value", [("TRAIN.BATCH_SIZE", "32"), ("RNG_SEED", "7")])
+def test_a_mid_epoch_checkpoint_needs_the_same_batch_and_seed(tmp_path: Path, key: str, value: str) -> None:
+    cfg = load_config([], ["OUTPUT_DIR", str(tmp_path)])
+    other = load_config([], ["OUTPUT_DIR", str(tmp_path), key, value])
+    path = RunFolder(str(tmp_path)).checkpoint_path(1, 3)
+    with pytest.raises(ConfigError, match=f"{key} \\(file {value}, run"):
+        _refuse_another_run(cfg, path, {"cfg": other.dump(), "iteration": 3})
+    _refuse_another_run(cfg, path, {"cfg": other.dump()})  # an epoch-end checkpoint: a new batch size may follow

@@ -167,5 +167,5 @@ def test_a_run_folder_names_its_newest_complete_checkpoint(tmp_path: Path) -> No
     Path(run.checkpoints_dir, ".checkpoint_epoch_00003.pyth.x.tmp").write_bytes(b"half")
     path, checkpoint = read_file_or_run(run.root)
     assert path == run.checkpoint_path(2) and checkpoint["epoch"] == 1
-    with pytest.raises(CheckpointError, match="without a complete checkpoint"):
+    with pytest.raises(CheckpointError, match="without a complete epoch-end checkpoint"):
         read_file_or_run(run.checkpoints_dir)

@@ -1,10 +1,13 @@
 """Checks of a merged config that no single key can make: sizes that must divide, lists that
 need one value per channel. Errors name the key and where it was set. Names that must be
-registered are checked where models and datasets are built, so this layer imports nothing above it."""
+registered are checked where models and datasets are built, so this layer imports nothing above it
+(only the standard library's signal names, through ``vov3d.utils.signals``)."""
 
 from __future__ import annotations
 
 import logging
+
+from vov3d.utils.signals import signal_numbers
 
 from .node import CfgNode, cfg_error, key_source
 
@@ -34,6 +37,10 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise cfg_error(cfg, "TEST.NUM_SPATIAL_CROPS", "must be 1 or 3")
     if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1:
         raise cfg_error(cfg, "TEST.NUM_ENSEMBLE_VIEWS", "must be 1 or more")
+    try:
+        signal_numbers(cfg.TRAIN.STOP_SIGNALS)
+    except ValueError as e:
+        raise cfg_error(cfg, "TRAIN.STOP_SIGNALS", str(e)) from None
     if cfg.TRAIN.CHECKPOINT_MINUTES < 0:
         raise cfg_error(cfg, "TRAIN.CHECKPOINT_MINUTES", "must be 0 (checkpoints only at epoch ends) or more")
     _warn_warmup_past_the_end(cfg)

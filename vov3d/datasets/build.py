@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from vov3d.config import CfgNode, cfg_error
 from vov3d.config.validation import check_batch_sizes
 from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
+from vov3d.utils.signals import ignore_signals, signal_numbers
 
 from .sampler import EpochBatches
 
@@ -89,6 +91,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     inside one, ``skip_batches``. Val/test are read in order; under torch.distributed in contiguous
     shards whose last is padded with repeated items, which ``index`` identifies. The loader has a
     generator of its own for its workers' seeds, so it never draws from the global torch generator.
+    Its workers ignore TRAIN.STOP_SIGNALS (``ignore_signals``): the main process stops the run.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -115,6 +118,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         drop_last=train,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
+        worker_init_fn=functools.partial(ignore_signals, signal_numbers(cfg.TRAIN.STOP_SIGNALS)),
     )
 
 

@@ -20,7 +20,7 @@ from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
 from .finetune import check_finetune_cfg
-from .run_folder import ResumePoint, restore_rng_states, resume_or_initialise, resume_point
+from .run_folder import ResumePoint, restore_rng_states, resume_or_initialise, resume_point, split_identity
 from .runtime import Execution, compile_model, distribute, grad_scaler, prepare_model
 from .solver import LRSchedule, build_loss, build_optimizer
 
@@ -47,6 +47,7 @@ class Run:
     start_epoch: int  # the first epoch to train: 0, or where the resumed run stopped
     resumed: Optional[dict[str, Any]]  # the checkpoint the run resumed from
     resume: ResumePoint  # where in start_epoch the run goes on
+    train_split: dict[str, Any]  # split_identity of the train split, stored in checkpoints
     freeze_backbone_epochs: int  # TRAIN.FREEZE_BACKBONE_EPOCHS: epochs that train only the classifier
     freeze_backbone_bn: bool  # TRAIN.FREEZE_BACKBONE_BN
     max_bad_video_fraction: float  # DATA.MAX_BAD_VIDEO_FRACTION
@@ -83,9 +84,9 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     scaler = grad_scaler(execution.device, execution.amp_dtype)
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler) if resume else (0, None)
     net = distribute(compile_model(model, cfg.MODEL.COMPILE), execution.device)
-    point = ResumePoint()
+    point, train_split = ResumePoint(), split_identity(train_loader.dataset)
     if resumed is not None:
-        point = resume_point(cfg, resumed, len(train_loader))
+        point = resume_point(cfg, resumed, len(train_loader), train_split)
         restore_rng_states(resumed, cuda=cfg.NUM_GPUS > 0)
     return Run(
         execution=execution,
@@ -104,6 +105,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         start_epoch=start_epoch,
         resumed=resumed,
         resume=point,
+        train_split=train_split,
         freeze_backbone_epochs=cfg.TRAIN.FREEZE_BACKBONE_EPOCHS,
         freeze_backbone_bn=cfg.TRAIN.FREEZE_BACKBONE_BN,
         max_bad_video_fraction=cfg.DATA.MAX_BAD_VIDEO_FRACTION,

@@ -29,7 +29,7 @@ from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 from vov3d.utils.text import first_of
 
 from .per_class import per_class_results, per_class_table, write_per_class_csv
-from .preemption import Preempted, StopSignals, leave
+from .preemption import Preempted, StopSignals, installed, leave
 from .run_folder import checkpoint_class_names, load_test_checkpoint
 from .runtime import Execution, compile_model, for_inference, prepare_model, progress
 
@@ -173,7 +173,7 @@ class ViewAggregator:
 
 
 @torch.no_grad()
-def test(cfg: CfgNode) -> TestResult:
+def test(cfg: CfgNode, signals: Optional[StopSignals] = None) -> TestResult:
     """Multi-view test of TEST.DATASET: NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS views per video,
     combined by DATA.ENSEMBLE_METHOD. A test-only run first opens every test video and stops with
     the list of unopenable ones (``check_readable``), as training does before it starts. Views are
@@ -187,7 +187,7 @@ def test(cfg: CfgNode) -> TestResult:
     anything is written: rank 0 requeues a SLURM job and every rank raises Preempted (exit status
     75). The test has no partial state worth keeping; the same command tests again. A signal after
     the last batch lets the test finish."""
-    with StopSignals.from_cfg(cfg) as signals:  # from the start: a signal while the model loads is kept
+    with installed(signals, cfg) as signals:  # from the start: a signal while the model loads is kept
         try:
             return _test(cfg, signals)
         except Preempted as stop:

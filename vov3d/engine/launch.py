@@ -40,13 +40,17 @@ from vov3d.config.validation import check_batch_sizes, planned_processes
 from vov3d.utils import distributed as du
 from vov3d.utils.logging import setup_logging
 from vov3d.utils.run_layout import RunFolder
+from vov3d.utils.signals import signal_numbers
 
-from .preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignals
+from .preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignals, forward_signals
 
 logger = logging.getLogger(__name__)
 
 # Exit code of a process that stopped because another process of the run was lost or stopped.
 LOST_RANK_EXIT = 3
+# After one spawned process exits, how long the others may take to leave by themselves (a stop:
+# rank 0 may still be requeueing the job) before they are terminated.
+_EXIT_GRACE_SECONDS = 120
 
 
 class LaunchError(Exception):
@@ -178,9 +182,11 @@ def launch(cfg: CfgNode, plan: ProcessPlan) -> int:
         return run_process(0, cfg, plan)
     import torch.multiprocessing as mp
 
+    context = mp.start_processes(_spawned, args=(cfg, plan), nprocs=plan.procs_here, join=False, start_method="spawn")
     try:
-        with StopSignals.from_cfg(cfg):  # the spawned processes stop in step; this one waits for them
-            mp.spawn(_spawned, args=(cfg, plan), nprocs=plan.procs_here, join=True)
+        with forward_signals(signal_numbers(cfg.TRAIN.STOP_SIGNALS), context.processes):
+            while not context.join(grace_period=_EXIT_GRACE_SECONDS):
+                pass
     except mp.ProcessExitedException as e:
         return e.exit_code or 1
     except mp.ProcessRaisedException as e:
@@ -212,27 +218,28 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
         TooManyBrokenVideosError,
     )
     try:
-        _select_device(cfg, device_index(plan, index, _visible_gpus(cfg)))
-        if plan.world_size > 1 or plan.mode == "launcher":
-            du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size, cfg.DIST_TIMEOUT_MINUTES)
-        setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
-        if rank == 0:
-            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-            save_config(cfg, RunFolder(cfg.OUTPUT_DIR).config_path)
-        logger.info(
-            "%d process(es) (%s%s, %s); this is rank %d",
-            plan.world_size,
-            plan.mode,
-            f" by {plan.source}" if plan.source else "",
-            "GPU" if cfg.NUM_GPUS > 0 else "CPU",
-            rank,
-        )
-        _seed_everything(cfg.RNG_SEED + rank)
-        if cfg.TRAIN.ENABLE:
-            train(cfg)
-        if cfg.TEST.ENABLE:
-            test(cfg)
-        du.barrier()  # no rank tears its connections down while another still uses them
+        with StopSignals.from_cfg(cfg) as signals:  # kept from the start until training or the test acts on it
+            _select_device(cfg, device_index(plan, index, _visible_gpus(cfg)))
+            if plan.world_size > 1 or plan.mode == "launcher":
+                du.init_process_group(plan.backend, plan.init_method, rank, plan.world_size, cfg.DIST_TIMEOUT_MINUTES)
+            setup_logging(cfg.OUTPUT_DIR, rank, all_ranks=cfg.LOG_ALL_RANKS)
+            if rank == 0:
+                os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+                save_config(cfg, RunFolder(cfg.OUTPUT_DIR).config_path)
+            logger.info(
+                "%d process(es) (%s%s, %s); this is rank %d",
+                plan.world_size,
+                plan.mode,
+                f" by {plan.source}" if plan.source else "",
+                "GPU" if cfg.NUM_GPUS > 0 else "CPU",
+                rank,
+            )
+            _seed_everything(cfg.RNG_SEED + rank)
+            if cfg.TRAIN.ENABLE:
+                train(cfg, signals)
+            if cfg.TEST.ENABLE:
+                test(cfg, signals)
+            du.barrier()  # no rank tears its connections down while another still uses them
         return 0
     except Preempted as stop:
         if rank == 0:

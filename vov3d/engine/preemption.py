@@ -16,14 +16,16 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import FrameType
 from typing import Any, Callable, Optional
 
 import torch
 
-from vov3d.config import CfgNode, cfg_error
+from vov3d.config import CfgNode
 from vov3d.utils.distributed import all_reduce_sum, is_main_process
+from vov3d.utils.signals import signal_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +39,6 @@ class Preempted(Exception):
     the message says where, e.g. "stopped by SIGUSR1 in epoch 3/256, iteration 120/3750"."""
 
 
-def signal_numbers(names: Sequence[str]) -> list[signal.Signals]:
-    """``["SIGUSR1", "TERM"]`` -> the signals; raises ValueError naming an unknown or uncatchable one."""
-    numbers = []
-    for name in names:
-        full = name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"
-        number = getattr(signal.Signals, full, None)
-        if number is None or number in (signal.SIGKILL, signal.SIGSTOP):
-            raise ValueError(f"{name!r} is not a signal a run can catch (e.g. SIGUSR1, SIGTERM, SIGINT)")
-        numbers.append(number)
-    return numbers
-
-
 class StopSignals:
     """While installed (a context manager), the given signals set ``received`` instead of killing
     the process; leaving restores the handlers that were there before."""
@@ -60,11 +50,8 @@ class StopSignals:
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> StopSignals:
-        """TRAIN.STOP_SIGNALS; an unknown name is a ConfigError naming the key."""
-        try:
-            return cls(signal_numbers(cfg.TRAIN.STOP_SIGNALS))
-        except ValueError as e:
-            raise cfg_error(cfg, "TRAIN.STOP_SIGNALS", str(e)) from None
+        """TRAIN.STOP_SIGNALS (checked when the config was loaded)."""
+        return cls(signal_numbers(cfg.TRAIN.STOP_SIGNALS))
 
     def _handle(self, number: int, _frame: Optional[FrameType]) -> None:
         if self.received is None:
@@ -79,6 +66,31 @@ class StopSignals:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous.clear()
+
+
+def installed(signals: Optional[StopSignals], cfg: CfgNode) -> AbstractContextManager[StopSignals]:
+    """``signals`` as they are when the caller installed them, else TRAIN.STOP_SIGNALS installed
+    for the block."""
+    return nullcontext(signals) if signals is not None else StopSignals.from_cfg(cfg)
+
+
+@contextmanager
+def forward_signals(numbers: Sequence[int], processes: Sequence[Any]) -> Iterator[None]:
+    """While open, the signals ``numbers`` that reach this process (a launcher that spawned the
+    run's ``processes``, e.g. under ``kill``, ``docker stop`` or Kubernetes) are sent on to those
+    still alive, which stop in step; this process goes on waiting for them."""
+
+    def forward(number: int, _frame: Optional[FrameType]) -> None:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, number)
+
+    previous = {number: signal.signal(number, forward) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class StopControl:

@@ -17,6 +17,7 @@ writes them again, so the log reads as the log of an uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -54,17 +55,23 @@ from .solver import LRSchedule
 logger = logging.getLogger(__name__)
 
 Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
+# The json_stats lines a resumed run writes again; others after its checkpoint (a test's) stay.
+REWRITTEN_STATS = ("train_iter", "train_epoch", "val_epoch")
 # What must also agree to resume mid-epoch: the epoch's order of global batches depends on them.
 MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED")
 
 
-def newest_checkpoint(output_dir: str, trust: bool = False) -> Optional[Found]:
-    """The newest readable checkpoint of the run folder ``output_dir``, read, or None.
+def newest_checkpoint(output_dir: str, trust: bool = False, mid_epoch: bool = False) -> Optional[Found]:
+    """The newest readable checkpoint of the run folder ``output_dir``, read, or None; an
+    epoch-end one unless ``mid_epoch`` (resuming): a stopped run's partial epoch is not what is
+    tested, exported or fine-tuned from.
 
     An unreadable file (truncated by a crash, say) is skipped with a warning and the next older
     one is tried; a file refused as unsafe is an error, not a reason to fall back to older weights.
     """
     for path in reversed(RunFolder(output_dir).checkpoints()):
+        if not mid_epoch and checkpoint_position(path)[1]:
+            continue
         try:
             return path, read_checkpoint(path, trust)
         except UnsafeCheckpointError:
@@ -83,7 +90,7 @@ def read_file_or_run(path: str, trust: bool = False) -> Found:
     found = newest_checkpoint(path, trust)
     if found is None:
         folder = RunFolder(path).checkpoints_dir
-        raise CheckpointError(f"checkpoint {path}: a folder without a complete checkpoint in {folder}")
+        raise CheckpointError(f"checkpoint {path}: a folder without a complete epoch-end checkpoint in {folder}")
     return found
 
 
@@ -124,7 +131,7 @@ def resume_or_initialise(
     trust = cfg.TRUST_CHECKPOINT
     found = None
     if cfg.TRAIN.AUTO_RESUME:
-        found = chosen_by_rank0(lambda: newest_checkpoint(cfg.OUTPUT_DIR, trust), trust)
+        found = chosen_by_rank0(lambda: newest_checkpoint(cfg.OUTPUT_DIR, trust, mid_epoch=True), trust)
     if found is not None:
         path, checkpoint = found
         _refuse_another_run(cfg, path, checkpoint)
@@ -232,6 +239,7 @@ def save_training_checkpoint(
     *,
     position: Optional[MidEpoch] = None,
     validate: bool = False,
+    train_split: Optional[dict[str, Any]] = None,
 ) -> Optional[str]:
     """Write ``checkpoint_epoch_{epoch + 1:05d}.pyth`` (``epoch`` is the last finished one, -1
     for none) from rank 0, with ``class_names`` when known, so that predict names its classes
@@ -239,7 +247,8 @@ def save_training_checkpoint(
     of the next epoch. ``validate``: validation follows this epoch-end checkpoint, so a run resumed
     from it validates first if the log shows no result. Older mid-epoch checkpoints are removed
     once it is written. Every rank must call it (the random-generator states of all ranks are
-    gathered). Returns the path on rank 0."""
+    gathered). ``train_split`` (``split_identity``) lets a mid-epoch resume check its split.
+    Returns the path on rank 0."""
     rng_states = all_gather_objects(rng_state(cuda=cfg.NUM_GPUS > 0))
     if not is_main_process():
         return None
@@ -248,6 +257,8 @@ def save_training_checkpoint(
     extra: dict[str, Any] = {} if class_names is None else {"class_names": list(class_names)}
     if position is not None:
         extra.update(iteration=position.iteration, epoch_iters=position.epoch_iters, epoch_state=position.state)
+    if train_split is not None:
+        extra["train_split"] = train_split
     save_checkpoint(
         path,
         model,
@@ -303,18 +314,34 @@ class ResumePoint:
     validate_first: bool = False
 
 
-def resume_point(cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int) -> ResumePoint:
+def split_identity(dataset: Any) -> dict[str, Any]:
+    """What tells one train split from another: its clip count and a digest of its file names and
+    labels (names, not paths, so that data copied elsewhere, e.g. to a node's local disk, is the
+    same split). A mid-epoch checkpoint resumes only on the same split: the epoch's order is a
+    permutation of its clips."""
+    names = getattr(dataset, "paths", None) or []
+    labels = getattr(dataset, "labels", None) or []
+    listing = "".join(f"{os.path.basename(str(name))} {label}\n" for name, label in zip(names, labels))
+    return {"clips": len(dataset), "sha1": hashlib.sha1(listing.encode()).hexdigest()}
+
+
+def resume_point(
+    cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int, train_split: dict[str, Any]
+) -> ResumePoint:
     """The ResumePoint of the checkpoint of OUTPUT_DIR that the run resumed from, for a run whose
-    epochs have ``epoch_iters`` iterations; a mid-epoch checkpoint of epochs of another length is
-    refused. The json_stats lines written after it are moved aside (``trim_stats_log``) on rank 0,
-    which tells the others whether to validate first."""
+    epochs have ``epoch_iters`` iterations over ``train_split`` (``split_identity``); a mid-epoch
+    checkpoint of another epoch length or split is refused. The json_stats lines written after it
+    are moved aside (``trim_stats_log``) on rank 0, which tells the others whether to validate
+    first."""
     iteration = int(checkpoint.get("iteration") or 0)
-    if iteration and checkpoint.get("epoch_iters") != epoch_iters:
+    theirs = (checkpoint.get("epoch_iters"), checkpoint.get("train_split"))
+    if iteration and theirs != (epoch_iters, train_split):
         path = RunFolder(cfg.OUTPUT_DIR).checkpoint_path(checkpoint["epoch"] + 1, iteration)
         raise CheckpointError(
-            f"checkpoint {path} stopped at iteration {iteration} of epochs of {checkpoint.get('epoch_iters')} "
-            f"iterations, but this run's epochs have {epoch_iters}: the train split changed; resume from an epoch "
-            f"checkpoint (remove {path}) or give this run another OUTPUT_DIR"
+            f"checkpoint {path} stopped at iteration {iteration} of an epoch of {theirs[0]} iterations over the "
+            f"train split {theirs[1]}, but this run's epochs have {epoch_iters} over {train_split}: the train split "
+            f"changed, so the rest of that epoch is not the same clips; resume from an epoch checkpoint (remove "
+            f"{path}) or give this run another OUTPUT_DIR"
         )
     finished = checkpoint["epoch"] + 1 >= cfg.SOLVER.MAX_EPOCH and not iteration  # its later lines are the test's
     logged = (
@@ -327,34 +354,37 @@ def resume_point(cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int) -> 
 
 
 def trim_stats_log(output_dir: str, checkpoint: dict[str, Any], max_epoch: int, move: bool = True) -> bool:
-    """Before training resumes from ``checkpoint``: with ``move``, move the json_stats lines
-    written after it to json_stats_discarded.log (a killed run's lost part, which the resumed run
-    writes again), keeping the validation result of its epoch, which is not recomputed. Returns
-    whether that result is in the log. Rank 0 only."""
+    """Before training resumes from ``checkpoint``: with ``move``, move the training and validation
+    json_stats lines written after it to json_stats_discarded.log (a killed run's lost part, which
+    the resumed run writes again), keeping the validation result of its epoch, which is not
+    recomputed, and any other line (a test's). Returns whether that result is in the log. Rank 0
+    only."""
     folder = RunFolder(output_dir)
     kept = checkpoint.get("stats_lines")
     if not isinstance(kept, int) or not os.path.isfile(folder.stats_path):
         return False
     with open(folder.stats_path, encoding="utf-8") as f:
         lines = f.readlines()
-    own_epoch = f"{checkpoint['epoch'] + 1}/{max_epoch}"
+    # The validation of an epoch-end checkpoint's epoch is not recomputed; a mid-epoch one's epoch has none yet.
+    own_epoch = None if checkpoint.get("iteration") else f"{checkpoint['epoch'] + 1}/{max_epoch}"
 
-    def own_validation(line: str) -> bool:
-        entry = parse_stats(line)
-        return entry is not None and entry.get("_type") == "val_epoch" and entry.get("epoch") == own_epoch
+    def kind(line: str) -> str:
+        entry = parse_stats(line) or {}
+        if entry.get("_type") == "val_epoch" and entry.get("epoch") == own_epoch:
+            return "own validation"
+        return "rewritten" if entry.get("_type") in REWRITTEN_STATS else "kept"
 
     tail = lines[kept:]
-    validated = [] if checkpoint.get("iteration") else [line for line in tail if own_validation(line)]
-    discarded = [line for line in tail if line not in validated]
+    discarded = [line for line in tail if kind(line) == "rewritten"]
     if discarded and move:
         with open(folder.discarded_stats_path, "a", encoding="utf-8") as f:
             f.writelines(discarded)
         with atomic_path(folder.stats_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines[:kept] + validated)
+            f.writelines(lines[:kept] + [line for line in tail if kind(line) != "rewritten"])
         logger.info(
             "moved %d json_stats lines written after the checkpoint to %s", len(discarded), folder.discarded_stats_path
         )
-    return any(own_validation(line) for line in lines[:kept] + validated)
+    return any(kind(line) == "own validation" for line in lines)
 
 
 def write_class_names(output_dir: str, names: list[str]) -> str:

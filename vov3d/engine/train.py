@@ -26,7 +26,7 @@ from vov3d.utils.meters import Timer, topk_correct
 from .assembly import LossFn, Run, build_run
 from .evaluate import validate as validate_model
 from .finetune import BestCheckpoint, backbone_parameters, set_train_mode
-from .preemption import Preempted, StopControl, StopSignals, leave
+from .preemption import Preempted, StopControl, StopSignals, installed, leave
 from .run_folder import MidEpoch, save_training_checkpoint, write_class_names
 from .runtime import Execution, progress
 from .solver import LRSchedule, set_lr
@@ -238,7 +238,7 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, num_batches: int, ex
             stats.copy_(all_reduce_sum(stats.clone()) / world)
 
 
-def train(cfg: CfgNode) -> dict[str, Any]:
+def train(cfg: CfgNode, signals: Optional[StopSignals] = None) -> dict[str, Any]:
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
     when possible (``build_run``), mid-epoch too. Saves every TRAIN.CHECKPOINT_PERIOD epochs and
     then validates every TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video
@@ -249,9 +249,10 @@ def train(cfg: CfgNode) -> dict[str, Any]:
     One of TRAIN.STOP_SIGNALS stops the run in step (``preemption``): at the next iteration when
     it comes during an epoch or before the first one (a mid-epoch checkpoint), after precise BN and
     validation when it comes during them (an epoch-end checkpoint); rank 0 then requeues a SLURM
-    job and every rank raises Preempted. Returns the last statistics logged (``train_epoch`` and
-    ``val_epoch``)."""
-    with StopSignals.from_cfg(cfg) as signals:  # from the start: a signal while the run is built is kept
+    job and every rank raises Preempted. ``signals`` are the handlers the caller installed (run_net
+    installs them once for the whole run); without, they are installed here. Returns the last
+    statistics logged (``train_epoch`` and ``val_epoch``)."""
+    with installed(signals, cfg) as signals:  # from the start: a signal while the run is built is kept
         run = build_run(cfg)
         control = StopControl(signals, cfg.TRAIN.CHECKPOINT_MINUTES, is_main_process(), run.execution.device)
         try:
@@ -274,7 +275,7 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
     def save(epoch: int, position: Optional[MidEpoch] = None, validate_next: bool = False) -> None:
         save_training_checkpoint(
             cfg, epoch, run.net, run.optimizer, run.schedule, run.scaler, run.class_names,
-            position=position, validate=validate_next,
+            position=position, validate=validate_next, train_split=run.train_split,
         )  # fmt: skip
         control.checkpointed()
 
