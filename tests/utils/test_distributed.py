@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 import torch.distributed as dist
 
-from vov3d.utils import distributed
-from vov3d.utils.distributed import Heartbeat, RollCall, expand_nodelist, free_port, tasks_on_node
+from vov3d.utils import heartbeat as heartbeat_module
+from vov3d.utils.distributed import expand_nodelist, free_port, tasks_on_node
+from vov3d.utils.heartbeat import Heartbeat, RollCall
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_roll_call_says_the_store_is_gone(
 ) -> None:
     """Its host killed, or stopped (a request would wait for ever): gone within STORE_REPLY_SECONDS."""
     host, store = store_host
-    monkeypatch.setattr(distributed, "STORE_REPLY_SECONDS", 1.0)
+    monkeypatch.setattr(heartbeat_module, "STORE_REPLY_SECONDS", 1.0)
     heartbeat = Heartbeat(store, 1, 2, period=0.1)
     host.send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
     started = time.monotonic()

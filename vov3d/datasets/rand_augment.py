@@ -76,7 +76,9 @@ class ClipRandAugment:
             interpolation=InterpolationMode(self.interpolation),
         )
         # torchvision's RandAugment takes no generator, so the op and its sign are drawn here, in
-        # its order (tests/datasets/test_rand_augment.py compares), and torchvision applies the op.
+        # its order (tests/datasets/test_rand_augment.py compares), and torchvision applies the op
+        # through its private _AUGMENTATION_SPACE and _apply_image_or_video_transform (as of
+        # torchvision 0.29; setup.py's range is what that test guards).
         space = policy._AUGMENTATION_SPACE
         names = list(space)
         height, width = clip.shape[-2:]

@@ -15,7 +15,7 @@ NCCL joins GPU processes and gloo CPU ones. Only rank 0 logs and writes files.
 When a process of a run dies (kill -9, an OOM kill, a lost node), the others do not wait for it:
 the collective that needed it fails (at once on gloo when its connections close, after
 DIST_TIMEOUT_MINUTES otherwise), each survivor names the lost rank (the processes' heartbeats, see
-``vov3d.utils.distributed.Heartbeat``) in one line and exits with LOST_RANK_EXIT, and a launcher
+``vov3d.utils.heartbeat.Heartbeat``) in one line and exits with LOST_RANK_EXIT, and a launcher
 with restarts (``torchrun --max-restarts N``) starts the group again, which resumes from the last
 checkpoint in OUTPUT_DIR.
 """

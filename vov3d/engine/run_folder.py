@@ -425,7 +425,7 @@ def restore_rng_states(checkpoint: dict[str, Any], cuda: bool = False) -> None:
     changed: the run then goes on with the same order of global batches, but not bit-exactly."""
     states = checkpoint.get("rng_states")
     if not states or len(states) != get_world_size():
-        logger.info(
+        logger.warning(
             "the checkpoint has no random-generator states for %d processes; not restoring them (the epoch's "
             "order of global batches is kept, but the run is not bit-exact)",
             get_world_size(),

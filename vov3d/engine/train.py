@@ -3,6 +3,7 @@ checkpoints). Read top to bottom, it is the whole recipe of a run; ``build_run``
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -295,18 +296,24 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
         shuffle_loader(run.train_loader, epoch)
         if epoch == run.start_epoch:
             skip_batches(run.train_loader, run.resume.iteration)
-        results["train"] = run_epoch(run, epoch, control=control, checkpoint=lambda p, e=epoch: save(e - 1, p))
+        mid_epoch = functools.partial(save, epoch - 1)  # epoch - 1: the last finished one
+        results["train"] = run_epoch(run, epoch, control=control, checkpoint=mid_epoch)
         done, last = epoch + 1, epoch + 1 == run.max_epoch
         evaluate_now = done % cfg.TRAIN.EVAL_PERIOD == 0 or last
         save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
+        # The epoch's end. control.stopping here: a stop agreed at its last iteration.
+        #   precise BN: when it validates or saves (not for a stop alone: the uninterrupted run has none there)
+        #   checkpoint: when it saves or stops; ``validate_next`` makes a run resumed from it validate first
+        #   validation: when it validates and does not stop; after the checkpoint, so a stop resumes from it
+        #   a signal during precise BN or validation (``agree``): a checkpoint after them if none yet, then stop
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
             update_precise_bn(run.net, run.train_loader, cfg.BN.NUM_BATCHES_PRECISE, run.execution)
-        if save_now or control.stopping:  # off its period without precise BN, as the uninterrupted run has it
+        if save_now or control.stopping:
             save(epoch, validate_next=evaluate_now)
-        if evaluate_now and not control.stopping:  # after the checkpoint: a stopped run resumes from it
+        if evaluate_now and not control.stopping:
             validate(epoch)
         logger.info("epoch %d/%d took %.1f s", done, run.max_epoch, time.perf_counter() - started)
-        if not control.stopping and control.agree() and not save_now:  # a signal during precise BN or validation
+        if not control.stopping and control.agree() and not save_now:
             save(epoch)
         if control.stopping:
             raise Preempted(f"after epoch {done}/{run.max_epoch}")
