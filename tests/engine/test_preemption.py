@@ -14,11 +14,11 @@ import pytest
 
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import ConfigError, load_config
+from vov3d.config.validation import signal_numbers
 from vov3d.engine.preemption import StopControl, StopSignals, forward_signals, requeue_slurm_job
 from vov3d.engine.run_folder import _refuse_another_run, _remove_older_mid_epoch, resume_point, trim_stats_log
 from vov3d.utils.logging import json_stats_line
 from vov3d.utils.run_layout import RunFolder, checkpoint_position
-from vov3d.utils.signals import ignore_signals, signal_numbers
 
 
 def test_a_stop_signal_sets_the_flag_and_leaving_restores_the_handler() -> None:
@@ -130,16 +130,26 @@ def test_lines_written_after_the_checkpoint_are_moved_aside_but_its_validation_k
     assert Path(folder.stats_path).read_text() == "".join(before + after)
 
 
-def test_loader_workers_ignore_the_stop_signals() -> None:
+def test_a_loader_worker_serves_on_through_stop_signals_and_ends_at_exit() -> None:
     """SLURM signals every process of a task: a worker must not die of it (torch's worker handler
-    kills it for a signal its parent did not send), the main process acts on it."""
-    previous = signal.getsignal(signal.SIGUSR2)
-    try:
-        ignore_signals([signal.SIGUSR2])
-        os.kill(os.getpid(), signal.SIGUSR2)  # would end the process with the default action
-        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+    dies of a SIGTERM its parent did not send) but serve the next batch, and the process must
+    still exit (multiprocessing ends the workers with SIGTERM and waits for them)."""
+    script = """
+import os, signal, sys, time, torch
+from torch.utils.data import DataLoader
+from vov3d.datasets.worker_signals import WorkerStopSignals
+loader = DataLoader(list(range(8)), batch_size=1, num_workers=1, persistent_workers=True,
+                    worker_init_fn=WorkerStopSignals([signal.SIGUSR1, signal.SIGTERM]))
+batches = iter(loader)
+next(batches)
+worker = loader._iterator._workers[0].pid
+os.system(f"kill -USR1 {worker}; kill -TERM {worker}")  # from another process, as slurmstepd sends them
+time.sleep(1)
+print(int(next(batches)), loader._iterator._workers[0].is_alive(), flush=True)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "True"]
 
 
 def test_a_launcher_forwards_the_stop_signals_to_the_processes_it_spawned(tmp_path: Path) -> None:

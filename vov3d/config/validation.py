@@ -1,13 +1,12 @@
 """Checks of a merged config that no single key can make: sizes that must divide, lists that
 need one value per channel. Errors name the key and where it was set. Names that must be
-registered are checked where models and datasets are built, so this layer imports nothing above it
-(only the standard library's signal names, through ``vov3d.utils.signals``)."""
+registered are checked where models and datasets are built, so this layer imports nothing above it."""
 
 from __future__ import annotations
 
 import logging
-
-from vov3d.utils.signals import signal_numbers
+import signal
+from collections.abc import Sequence
 
 from .node import CfgNode, cfg_error, key_source
 
@@ -44,6 +43,19 @@ def validate_cfg(cfg: CfgNode) -> None:
     if cfg.TRAIN.CHECKPOINT_MINUTES < 0:
         raise cfg_error(cfg, "TRAIN.CHECKPOINT_MINUTES", "must be 0 (checkpoints only at epoch ends) or more")
     _warn_warmup_past_the_end(cfg)
+
+
+def signal_numbers(names: Sequence[str]) -> list[signal.Signals]:
+    """``["SIGUSR1", "TERM"]`` (TRAIN.STOP_SIGNALS) -> the signals; raises ValueError naming an
+    unknown or uncatchable one."""
+    numbers = []
+    for name in names:
+        full = name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"
+        number = getattr(signal.Signals, full, None)
+        if number is None or number in (signal.SIGKILL, signal.SIGSTOP):
+            raise ValueError(f"{name!r} is not a signal a run can catch (e.g. SIGUSR1, SIGTERM, SIGINT)")
+        numbers.append(number)
+    return numbers
 
 
 def planned_processes(cfg: CfgNode) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -11,12 +10,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from vov3d.config import CfgNode, cfg_error
-from vov3d.config.validation import check_batch_sizes
+from vov3d.config.validation import check_batch_sizes, signal_numbers
 from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
-from vov3d.utils.signals import ignore_signals, signal_numbers
 
 from .sampler import EpochBatches
+from .worker_signals import WorkerStopSignals
 
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
 # Videos per split whose existence check_splits looks up: enough to catch a wrong folder at once,
@@ -91,7 +90,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     inside one, ``skip_batches``. Val/test are read in order; under torch.distributed in contiguous
     shards whose last is padded with repeated items, which ``index`` identifies. The loader has a
     generator of its own for its workers' seeds, so it never draws from the global torch generator.
-    Its workers ignore TRAIN.STOP_SIGNALS (``ignore_signals``): the main process stops the run.
+    Its workers serve on through TRAIN.STOP_SIGNALS (``WorkerStopSignals``): the main process stops the run.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -118,7 +117,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         drop_last=train,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
-        worker_init_fn=functools.partial(ignore_signals, signal_numbers(cfg.TRAIN.STOP_SIGNALS)),
+        worker_init_fn=WorkerStopSignals(signal_numbers(cfg.TRAIN.STOP_SIGNALS)),
     )
 
 

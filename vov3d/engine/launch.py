@@ -36,11 +36,10 @@ import torch
 
 from vov3d.checkpoint import CheckpointError
 from vov3d.config import CfgNode, ConfigError, cfg_error, save_config
-from vov3d.config.validation import check_batch_sizes, planned_processes
+from vov3d.config.validation import check_batch_sizes, planned_processes, signal_numbers
 from vov3d.utils import distributed as du
 from vov3d.utils.logging import setup_logging
 from vov3d.utils.run_layout import RunFolder
-from vov3d.utils.signals import signal_numbers
 
 from .preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignals, forward_signals
 

@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional
 import torch
 
 from vov3d.config import CfgNode
+from vov3d.config.validation import signal_numbers
 from vov3d.utils.distributed import all_reduce_sum, is_main_process
-from vov3d.utils.signals import signal_numbers
 
 logger = logging.getLogger(__name__)
 
