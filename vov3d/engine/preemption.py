@@ -30,13 +30,15 @@ from vov3d.utils.distributed import all_reduce_sum, is_main_process
 logger = logging.getLogger(__name__)
 
 # sysexits.h's EX_TEMPFAIL ("try again later"): the run stopped on a signal after saving a
-# checkpoint, and the same command resumes it. 1 is an error, 2 a config or launch error.
+# checkpoint, and the same command resumes it. 1 is an error, 2 a config or launch error, 3 a lost
+# process (launch.LOST_RANK_EXIT).
 PREEMPTED_EXIT_CODE = 75
 
 
 class Preempted(Exception):
     """The run stopped on a signal after writing its checkpoint (exit code PREEMPTED_EXIT_CODE);
-    the message says where, e.g. "stopped by SIGUSR1 in epoch 3/256, iteration 120/3750"."""
+    the message says by what, where and what was kept, e.g. "stopped by SIGUSR1 (epoch 3/256,
+    iteration 120/3750); checkpoint written, the same command resumes"."""
 
 
 class StopSignals:
