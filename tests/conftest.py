@@ -128,3 +128,17 @@ def vov3d_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFix
     finally:
         logger.removeHandler(caplog.handler)
         logger.propagate, logger.level = propagate, level
+
+
+@pytest.fixture(scope="session")
+def small_motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small motion demo (Kinetics format, 8 classes): 24 training videos in which no two clips
+    are alike, so the order of samples and every augmentation draw show in trained weights."""
+    from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
+
+    root = tmp_path_factory.mktemp("small_motion")
+    spec = DemoSpec(
+        train_per_class=3, val_per_class=1, test_per_class=1, width=48, height=40, min_frames=12, max_frames=16
+    )
+    make_motion_dataset(str(root), spec, processes=1)
+    return root

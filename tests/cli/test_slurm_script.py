@@ -27,7 +27,6 @@ from tests.conftest import REPO
 from tests.engine.conftest import QUICK_VOV3D, SUBPROCESS_ENV
 from tests.engine.test_preemption import stand_in_scontrol
 from vov3d.cli import run_net
-from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
 from vov3d.engine.preemption import PREEMPTED_EXIT_CODE
 from vov3d.utils.distributed import job_port
 from vov3d.utils.run_layout import RunFolder, checkpoint_position, parse_stats
@@ -92,16 +91,6 @@ def job_environ(bin_dir: Path, job: str, nodes: int, **variables: str) -> dict[s
     }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("motion")
-    spec = DemoSpec(
-        train_per_class=3, val_per_class=1, test_per_class=1, width=48, height=40, min_frames=12, max_frames=16
-    )
-    make_motion_dataset(str(root), spec, processes=1)
-    return root
-
-
 def start_job(script: str, env: dict[str, str], log: Path, *overrides: str) -> subprocess.Popen:
     """``bash script overrides`` in the repository's folder, its output appended to ``log``
     (``--open-mode=append``)."""
@@ -142,14 +131,16 @@ def end_job(job: subprocess.Popen, bin_dir: Path) -> None:
         job.wait()
 
 
-def test_the_one_node_script_stops_on_sigusr1_requeues_and_its_rerun_finishes(motion: Path, tmp_path: Path) -> None:
+def test_the_one_node_script_stops_on_sigusr1_requeues_and_its_rerun_finishes(
+    small_motion: Path, tmp_path: Path
+) -> None:
     bin_dir, output = tmp_path / "bin", tmp_path / "run"
     bin_dir.mkdir()
     install(bin_dir, "srun", SRUN)
     calls = stand_in_scontrol(bin_dir)
     job = free_job_id()
     env = job_environ(
-        bin_dir, job, 1, CONFIG=QUICK_VOV3D, DATA=str(motion), VIDEOS=str(motion), OUTPUT_DIR=str(output),
+        bin_dir, job, 1, CONFIG=QUICK_VOV3D, DATA=str(small_motion), VIDEOS=str(small_motion), OUTPUT_DIR=str(output),
         GPUS_PER_NODE="0",
     )  # fmt: skip
     overrides = ["SOLVER.MAX_EPOCH", str(EPOCHS), "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "1", "TEST.ENABLE", "False"]

@@ -4,8 +4,8 @@ lines (times aside). Stopped by SIGTERM (a mid-epoch checkpoint, exit status 75)
 2 gloo processes, 0 and 2 loader workers; killed by SIGKILL after a periodic mid-epoch checkpoint,
 and without one (the epoch-1 checkpoint; the lines of the lost part are moved aside).
 
-The data is a small motion demo (no two clips alike), so the order of the samples, every
-augmentation draw and the loader workers' streams all show in the weights.
+The data is a small motion demo (``small_motion``: no two clips alike), so the order of the
+samples, every augmentation draw and the loader workers' streams all show in the weights.
 """
 
 from __future__ import annotations
@@ -20,22 +20,11 @@ import torch
 
 from tests.conftest import REPO
 from tests.engine.conftest import QUICK_VOV3D, SUBPROCESS_ENV, final_weights, free_port
-from vov3d.datasets.motion_demo import DemoSpec, make_motion_dataset
 from vov3d.engine.preemption import PREEMPTED_EXIT_CODE
 from vov3d.utils.run_layout import RunFolder, checkpoint_position
 
 EPOCHS, ITERS = 2, 6  # 24 training videos in global batches of 4
 TIMES = ("dt_data", "dt_net", "eta", "mem", "time_diff")
-
-
-@pytest.fixture(scope="module")
-def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("motion")
-    spec = DemoSpec(
-        train_per_class=3, val_per_class=1, test_per_class=1, width=48, height=40, min_frames=12, max_frames=16
-    )
-    make_motion_dataset(str(root), spec, processes=1)
-    return root
 
 
 def run_net_args(data: Path, output_dir: Path, workers: int, *opts: object) -> list[str]:
@@ -75,12 +64,12 @@ def logged(output_dir: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(motion: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+def uninterrupted(small_motion: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """The runs that were never stopped, with 1 and 2 processes (0 workers)."""
     runs = {}
     for world in (1, 2):
         runs[world] = tmp_path_factory.mktemp(f"uninterrupted_{world}")
-        assert launch(run_net_args(motion, runs[world], 0), world) == [0] * world
+        assert launch(run_net_args(small_motion, runs[world], 0), world) == [0] * world
     return runs
 
 
@@ -94,9 +83,9 @@ def assert_same_run(output_dir: Path, reference: Path) -> None:
 
 @pytest.mark.parametrize("world,workers", [(1, 0), (1, 2), (2, 0), (2, 2)])
 def test_stopped_by_sigterm_inside_epoch_2_and_resumed(
-    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, workers: int
+    small_motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, workers: int
 ) -> None:
-    args = run_net_args(motion, tmp_path, workers)
+    args = run_net_args(small_motion, tmp_path, workers)
     # The last rank gets the signal: every rank learns it from the loss's all-reduce.
     assert launch(args, world, ("SIGTERM", ITERS + 3, world - 1)) == [PREEMPTED_EXIT_CODE] * world
     # Sent during iteration 3, the flag goes out with iteration 4's all-reduce: a checkpoint after it.
@@ -109,10 +98,10 @@ def test_stopped_by_sigterm_inside_epoch_2_and_resumed(
 
 
 def test_sigterm_to_every_process_of_the_task_workers_included(
-    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
+    small_motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
 ) -> None:
     """SLURM signals the loader workers too: they ignore it, and the run stops in step as above."""
-    args = run_net_args(motion, tmp_path, 2)
+    args = run_net_args(small_motion, tmp_path, 2)
     assert launch(args, 1, ("group:SIGTERM", ITERS + 3, 0)) == [PREEMPTED_EXIT_CODE]
     assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0), (1, 4)]
     assert launch(args, 1) == [0]
@@ -121,25 +110,25 @@ def test_sigterm_to_every_process_of_the_task_workers_included(
 
 @pytest.mark.parametrize("periodic", [True, False], ids=["after_a_periodic_checkpoint", "after_an_epoch_checkpoint"])
 def test_killed_by_sigkill_inside_epoch_2_and_resumed(
-    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, periodic: bool
+    small_motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, periodic: bool
 ) -> None:
     minutes = 1e-6 if periodic else 0  # a mid-epoch checkpoint after every iteration, or none
     assert launch(
-        run_net_args(motion, tmp_path, 2, "TRAIN.CHECKPOINT_MINUTES", minutes), 1, ("SIGKILL", ITERS + 4, 0)
+        run_net_args(small_motion, tmp_path, 2, "TRAIN.CHECKPOINT_MINUTES", minutes), 1, ("SIGKILL", ITERS + 4, 0)
     ) == [-9]
     newest = checkpoint_position(RunFolder(str(tmp_path)).checkpoints()[-1])
     assert newest == ((1, 3) if periodic else (1, 0))
-    assert launch(run_net_args(motion, tmp_path, 2), 1) == [0]
+    assert launch(run_net_args(small_motion, tmp_path, 2), 1) == [0]
     assert_same_run(tmp_path, uninterrupted[1])
     discarded = Path(RunFolder(str(tmp_path)).discarded_stats_path)
     assert discarded.is_file() != periodic  # the lost part's lines, when it wrote any past the checkpoint
 
 
-def test_resumed_by_another_number_of_processes_the_epoch_goes_on(motion: Path, tmp_path: Path) -> None:
+def test_resumed_by_another_number_of_processes_the_epoch_goes_on(small_motion: Path, tmp_path: Path) -> None:
     """Stopped with 2 processes after 4 iterations of epoch 2, resumed with 1: the process reads
     the global batches 5 and 6 that remain (the same clips for any world size), the meters go on,
     and the log says the random generators are not restored."""
-    args = run_net_args(motion, tmp_path, 0)
+    args = run_net_args(small_motion, tmp_path, 0)
     assert launch(args, 2, ("SIGTERM", ITERS + 3, 0)) == [PREEMPTED_EXIT_CODE] * 2
     assert launch(args, 1) == [0]
     assert "not restoring them (the epoch's order of global batches is kept" in (tmp_path / "stdout.log").read_text()
@@ -152,12 +141,12 @@ def test_resumed_by_another_number_of_processes_the_epoch_goes_on(motion: Path, 
     "world,period", [(1, 1), (1, 2), (2, 2)], ids=["after_its_checkpoint", "off_the_period", "off_the_period_2_ranks"]
 )
 def test_stopped_during_validation_after_it(
-    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, period: int
+    small_motion: Path, uninterrupted: dict[int, Path], tmp_path: Path, world: int, period: int
 ) -> None:
     """SIGUSR1 (to the last rank) during epoch 1's validation: it finishes, then the run stops
     with an epoch-end checkpoint (written before validation, or after it when the period has none
     there) and goes on from epoch 2 without validating epoch 1 again."""
-    args = run_net_args(motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", period)
+    args = run_net_args(small_motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", period)
     stop = ("SIGUSR1", 1, world - 1, "vov3d.engine.train.validate_model")
     assert launch(args, world, stop) == [PREEMPTED_EXIT_CODE] * world
     assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0)]
@@ -166,11 +155,11 @@ def test_stopped_during_validation_after_it(
 
 
 def test_stopped_at_the_last_iteration_of_an_epoch(
-    motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
+    small_motion: Path, uninterrupted: dict[int, Path], tmp_path: Path
 ) -> None:
     """Agreed at epoch 1's last iteration, off the checkpoint period: the epoch ends with a
     checkpoint and no validation; the resumed run validates epoch 1 first, then goes on."""
-    args = run_net_args(motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", 2)
+    args = run_net_args(small_motion, tmp_path, 0, "TRAIN.CHECKPOINT_PERIOD", 2)
     assert launch(args, 1, ("SIGTERM", ITERS - 1, 0)) == [PREEMPTED_EXIT_CODE]
     assert [checkpoint_position(p) for p in RunFolder(str(tmp_path)).checkpoints()] == [(1, 0)]
     assert not RunFolder(str(tmp_path)).read_stats("val_epoch")
