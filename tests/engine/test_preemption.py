@@ -16,7 +16,8 @@ from vov3d.checkpoint import CheckpointError
 from vov3d.config import ConfigError, load_config
 from vov3d.config.validation import signal_numbers
 from vov3d.engine.preemption import StopControl, StopSignals, forward_signals, requeue_slurm_job
-from vov3d.engine.run_folder import _refuse_another_run, _remove_older_mid_epoch, resume_point, trim_stats_log
+from vov3d.engine.resume import resume_point, trim_stats_log
+from vov3d.engine.run_folder import _refuse_another_run, _remove_older_mid_epoch
 from vov3d.utils.logging import json_stats_line
 from vov3d.utils.run_layout import RunFolder, checkpoint_position
 

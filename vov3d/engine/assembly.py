@@ -20,7 +20,8 @@ from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
 from .finetune import check_finetune_cfg
-from .run_folder import ResumePoint, restore_rng_states, resume_or_initialise, resume_point, split_identity
+from .resume import ResumePoint, resume_point, split_identity
+from .run_folder import restore_rng_states, resume_or_initialise
 from .runtime import Execution, compile_model, distribute, grad_scaler, prepare_model
 from .solver import LRSchedule, build_loss, build_optimizer
 
