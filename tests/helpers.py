@@ -74,18 +74,20 @@ def tiny_vov3d(num_classes: int = 5, dim_c5: int = 32, seed: int = 0) -> VoV3D:
 
 
 class Clips(Dataset):
-    """8 random clips, label = the sign of their mean (learnable by a linear model)."""
+    """8 random uint8 clips as a loader's items, label = whether their mean pixel is above the
+    median clip's (half of each; a linear function of the pixels: learnable by a linear model)."""
 
     def __init__(self) -> None:
         generator = torch.Generator().manual_seed(0)
-        self.clips = torch.randn(8, 3, 2, 4, 4, generator=generator)
+        self.clips = torch.randint(0, 256, (8, 2, 4, 4, 3), dtype=torch.uint8, generator=generator)
+        means = self.clips.flatten(1).double().mean(1)
+        self.labels = (means > means.median()).long().tolist()
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int):
-        clip = self.clips[i]
-        return clip, int(clip.mean() > 0), i, {"video_index": i}
+        return self.clips[i], self.labels[i], i, {"video_index": i}
 
 
 class Tiny(nn.Module):

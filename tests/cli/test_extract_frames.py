@@ -55,7 +55,7 @@ def test_extract_ssv2_frames_at_30_fps(tmp_path: Path) -> None:
     assert rows[0] == "original_vido_id video_id frame_id path labels"
     assert rows[1] == '11 0 0 11/11_000001.jpg ""' and len(rows) == 1 + 60 + 45
     ds = build_dataset(small_cfg(tmp_path, frames, "ssv2"), "train")  # frame lists found: frames mode
-    assert ds.frame_paths is not None and ds[0][0].shape == (3, 4, 32, 32)
+    assert ds.frame_paths is not None and ds[0][0].shape == (4, 32, 32, 3)
 
 
 def test_extract_killed_half_way_finishes_on_the_next_run(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_extract_broken_video_stays_in_a_usable_list(tmp_path: Path, capsys: pyt
     assert "TEST.SKIP_BROKEN_VIDEOS" in out and "run this command again" in out
     assert '12 1 0 12/12_000001.jpg ""' in (tmp_path / "train.csv").read_text().splitlines()
     ds = build_dataset(small_cfg(tmp_path, tmp_path / "frames", "ssv2"), "train")
-    assert ds.num_videos == 3 and ds[0][0].shape == (3, 4, 32, 32)
+    assert ds.num_videos == 3 and ds[0][0].shape == (4, 32, 32, 3)
     with pytest.raises(VideoDecodeError, match="12_000001.jpg is missing"):
         ds.open_video(1).get_frames([0])
     (tmp_path / "videos" / "12.webm").write_bytes(good_video)  # the fix the message asks for

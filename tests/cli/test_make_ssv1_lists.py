@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets.helpers import clip_numbers, make_ssv1
+from tests.datasets.helpers import frame_numbers, make_ssv1
 from tests.helpers import small_cfg
 from vov3d.cli.make_ssv1_lists import main as make_lists
 from vov3d.cli.make_ssv1_lists import video_frames
@@ -33,7 +33,7 @@ def test_lists_match_the_frame_folders(tmp_path: Path) -> None:
     cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = 1, 1
     ds = build_dataset(cfg, "test")
     assert [len(paths) for paths in ds.frame_paths] == [12, 9, 10]
-    assert clip_numbers(ds[1][0], cfg) == [1, 3, 5, 7]  # the middle of 4 segments of 9 frames
+    assert frame_numbers(ds[1][0]) == [1, 3, 5, 7]  # the middle of 4 segments of 9 frames
 
 
 def test_the_lists_name_the_frames_a_folder_read_by_its_path_gives(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vov3d.config import CfgNode
 from vov3d.datasets.encode import write_video
 from vov3d.datasets.timestamps import iter_frames
 
@@ -40,15 +39,6 @@ def frame_numbers(frames: torch.Tensor) -> list[int]:
     colours = frames.reshape(frames.shape[0], -1, 3).double().mean(1)
     digits = torch.round((colours - 8) / 16).long().clamp(0, 15)
     return (digits[:, 0] + 16 * digits[:, 1] + 256 * digits[:, 2]).tolist()
-
-
-def clip_numbers(clip: torch.Tensor, cfg: CfgNode) -> list[int]:
-    """Frame numbers of a normalised 3 x T x H x W clip, undoing DATA.MEAN/STD and BGR."""
-    mean, std = torch.tensor(cfg.DATA.MEAN), torch.tensor(cfg.DATA.STD)
-    if cfg.DATA.REVERSE_INPUT_CHANNEL:
-        clip, mean, std = clip.flip(0), mean.flip(0), std.flip(0)
-    pixels = (clip * std.view(3, 1, 1, 1) + mean.view(3, 1, 1, 1)) * 255
-    return frame_numbers(pixels.permute(1, 2, 3, 0))
 
 
 def make_video(path: Path, count: int, fps: float = 30, size: tuple[int, int] = (48, 64), **kwargs) -> str:

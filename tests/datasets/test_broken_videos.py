@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.datasets.helpers import clip_numbers, make_ssv1, make_video
+from tests.datasets.helpers import frame_numbers, make_ssv1, make_video
 from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.datasets import TooManyBrokenVideosError, VideoDecodeError, build_dataset, build_loader
 
@@ -45,7 +45,7 @@ def test_training_uses_another_video_and_warns_once_per_file(root: Path, vov3d_l
     for _ in range(4):
         for i in range(len(ds)):
             frames, label, index, meta = ds[i]
-            assert index == i and frames.shape == (3, 4, 32, 32) and meta["valid"]
+            assert index == i and frames.shape == (4, 32, 32, 3) and meta["valid"]
             # a good video, or a clip of the truncated one before the cut; always its own label
             assert meta["video_index"] in (0, 1, 5) and label == meta["video_index"]
             # the item says which unreadable video it stands in for
@@ -91,7 +91,7 @@ def test_evaluation_can_skip_broken_videos(root: Path, vov3d_log: pytest.LogCapt
     # stream duration is decoded whole, so every clip of it sees that it ends before its header says)
     assert valid == [True] * 12 + [False] * 24
     frames, label, index, meta = items[20]
-    assert frames.shape == (3, 4, 40, 40) and not frames.any() and (label, index, meta["video_index"]) == (3, 20, 3)
+    assert frames.shape == (4, 40, 40, 3) and not frames.any() and (label, index, meta["video_index"]) == (3, 20, 3)
     for name in BROKEN:
         assert len(warnings_about(vov3d_log, name)) == 1
 
@@ -110,6 +110,6 @@ def test_missing_and_corrupt_jpeg_frames(tmp_path: Path, vov3d_log: pytest.LogCa
     train = build_dataset(cfg, "train")
     frames, _, _, meta = train[0]
     spans = [(round(7 * i / 8), round(7 * (i + 1) / 8)) for i in range(8)]  # the original's SS segments
-    assert meta["video_index"] == 2 and all(a <= n <= b for n, (a, b) in zip(clip_numbers(frames, cfg), spans))
+    assert meta["video_index"] == 2 and all(a <= n <= b for n, (a, b) in zip(frame_numbers(frames), spans))
     assert len(warnings_about(vov3d_log, "1_000003.jpg")) == 1
     assert torch.isfinite(frames).all()

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tests.datasets.helpers import (
-    clip_numbers,
     frame_numbers,
     make_ssv1,
     make_ssv2,
@@ -66,7 +65,7 @@ def ssv2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def check_item(item: tuple, index: int, shape: tuple) -> dict:
     frames, label, item_index, meta = item
-    assert frames.shape == shape and frames.dtype == torch.float32
+    assert frames.shape == shape and frames.dtype == torch.uint8
     assert isinstance(label, int) and item_index == index
     assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid", "substituted"}
     assert all(type(meta[k]) is int for k in ("video_index", "temporal_index", "spatial_index", "substituted"))
@@ -82,10 +81,10 @@ def test_kinetics_train_clips(kinetics_root: Path) -> None:
     for i in range(len(KINETICS)):
         ds.reseed(i)
         frames, label, _, meta = ds[i]
-        check_item((frames, label, i, meta), i, (3, 4, 32, 32))
+        check_item((frames, label, i, meta), i, (4, 32, 32, 3))
         assert (label, meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (i, i, -1, -1)
         # the clip's start is the first draw of the item
-        assert clip_numbers(frames, cfg) == original_clip(ds.paths[i], None, 1, np.random.default_rng(i))
+        assert frame_numbers(frames) == original_clip(ds.paths[i], None, 1, np.random.default_rng(i))
         ds.reseed(i)
         assert torch.equal(ds[i][0], frames)  # same seed, same clip and crop
 
@@ -97,13 +96,13 @@ def test_kinetics_every_test_view(kinetics_root: Path) -> None:
     for i in range(len(ds)):
         video, view = divmod(i, 6)
         frames, label, index, meta = ds[i]
-        check_item((frames, label, index, meta), i, (3, 4, 40, 40))
+        check_item((frames, label, index, meta), i, (4, 40, 40, 3))
         assert (meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (
             video,
             view // 3,
             view % 3,
         )
-        assert clip_numbers(frames, cfg) == original_clip(ds.paths[video], view // 3, 2)
+        assert frame_numbers(frames) == original_clip(ds.paths[video], view // 3, 2)
 
 
 def test_kinetics_offset_sampling_views(kinetics_root: Path) -> None:
@@ -111,9 +110,9 @@ def test_kinetics_offset_sampling_views(kinetics_root: Path) -> None:
     cfg = small_cfg(kinetics_root, kinetics_root / "videos")
     cfg.DATA.USE_OFFSET_SAMPLING = True
     ds = build_dataset(cfg, "test")
-    assert clip_numbers(ds[0][0], cfg) == [0, 2, 4, 6]
-    assert clip_numbers(ds[3][0], cfg) == [83, 85, 87, 89]  # a.mp4 has 90 frames
-    assert clip_numbers(build_dataset(cfg, "val")[0][0], cfg) == [41, 43, 45, 47]  # the middle
+    assert frame_numbers(ds[0][0]) == [0, 2, 4, 6]
+    assert frame_numbers(ds[3][0]) == [83, 85, 87, 89]  # a.mp4 has 90 frames
+    assert frame_numbers(build_dataset(cfg, "val")[0][0]) == [41, 43, 45, 47]  # the middle
 
 
 def test_the_crops_of_a_test_clip_share_one_decode(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,9 +133,9 @@ def test_kinetics_val_is_the_middle_clip(kinetics_root: Path) -> None:
     ds = build_dataset(cfg, "val")
     assert (len(ds), ds.num_views) == (4, 1)
     frames, _, _, meta = ds[0]
-    check_item(ds[0], 0, (3, 4, 40, 40))
+    check_item(ds[0], 0, (4, 40, 40, 3))
     assert (meta["temporal_index"], meta["spatial_index"]) == (0, 0)
-    assert clip_numbers(frames, cfg) == original_clip(ds.paths[0], 1, 2)  # view 1 of 2: delta / 2
+    assert frame_numbers(frames) == original_clip(ds.paths[0], 1, 2)  # view 1 of 2: delta / 2
 
 
 @pytest.mark.parametrize("mode", ["frames", "webm"])
@@ -152,14 +151,14 @@ def test_ssv2_segments_and_distinct_reproducible_views(ssv2_root: Path, tmp_path
     assert train.labels == [0, 1, 2]  # brackets removed before the label lookup
     for i, count in enumerate(SS.values()):
         frames, *_ = train[i]
-        check_item(train[i], i, (3, 4, 32, 32))
-        numbers = clip_numbers(frames, cfg)  # BGR is on for SS configs; clip_numbers undoes it
+        check_item(train[i], i, (4, 32, 32, 3))
+        numbers = frame_numbers(frames)  # BGR is on for SS configs; frame_numbers undoes it
         assert all(a <= n <= b for n, (a, b) in zip(numbers, original_spans(count)))  # one frame per span
     test = build_dataset(cfg, "test")
     assert len(test) == 3 * 6
     for video, count in enumerate(SS.values()):
         views = [test[video * 6 + view] for view in range(6)]
-        clips = [clip_numbers(v[0], cfg) for v in views]
+        clips = [frame_numbers(v[0]) for v in views]
         for view, clip in enumerate(clips):
             assert clip == segment_indices(count, 4, view=view // 3, num_views=2).tolist()
         if count >= 8:
@@ -174,8 +173,8 @@ def test_ssv1(tmp_path: Path) -> None:
     ds = build_dataset(cfg, "val")
     assert (len(ds), ds.labels, ds.paths[0]) == (3, [0, 1, 2], str(tmp_path / "frames" / "1001"))
     frames, *_ = ds[1]
-    check_item(ds[1], 1, (3, 4, 40, 40))
-    assert clip_numbers(frames, cfg) == [(a + b) // 2 for a, b in original_spans(40)]
+    check_item(ds[1], 1, (4, 40, 40, 3))
+    assert frame_numbers(frames) == [(a + b) // 2 for a, b in original_spans(40)]
     (tmp_path / "val.csv").unlink()
     with pytest.raises(ConfigError, match="DATA.PATH_TO_DATA_DIR.*val.csv"):
         build_dataset(cfg, "test")
@@ -228,7 +227,7 @@ def test_decoding_backend_alias_and_unknown(kinetics_root: Path, vov3d_log: pyte
     cfg.DATA.DECODING_BACKEND = "torchvision"  # as in PySlowFast-era configs
     ds = build_dataset(cfg, "train")
     build_dataset(cfg, "val")
-    assert ds[0][0].shape == (3, 4, 32, 32)
+    assert ds[0][0].shape == (4, 32, 32, 3)
     assert sum("torchvision is read as pyav" in r.getMessage() for r in vov3d_log.records) == 1
     cfg.DATA.DECODING_BACKEND = "decord"
     with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND = 'decord'.*available: pyav"):
@@ -275,9 +274,9 @@ def test_kinetics_28fps_views_by_pixels(tmp_path: Path, count: int, views: int) 
     cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = views, 1
     ds = build_dataset(cfg, "test")
     for k in range(views):
-        assert clip_numbers(ds[k][0], cfg) == original_clip(ds.paths[0], k, views, frames=8, rate=5)
+        assert frame_numbers(ds[k][0]) == original_clip(ds.paths[0], k, views, frames=8, rate=5)
     if count < 37:
-        assert clip_numbers(ds[views - 1][0], cfg) == clip_numbers(ds[0][0], cfg)  # delta 0: one clip
+        assert frame_numbers(ds[views - 1][0]) == frame_numbers(ds[0][0])  # delta 0: one clip
 
 
 @pytest.mark.parametrize("dataset", ["kinetics", "ssv1", "ssv2", "folder"])
@@ -305,4 +304,4 @@ def test_the_test_views_of_other_files_are_the_tests(ssv2_root: Path) -> None:
     for i in range(len(test)):
         assert torch.equal(views[i][0], test[i][0])
     webm = build_dataset(cfg, "test", paths=[str(ssv2_root / "videos" / "1002.webm")], labels=[0])
-    assert [clip_numbers(webm[i][0], cfg) for i in range(2)] == [clip_numbers(test[2 + i][0], cfg) for i in range(2)]
+    assert [frame_numbers(webm[i][0]) for i in range(2)] == [frame_numbers(test[2 + i][0]) for i in range(2)]

@@ -32,7 +32,7 @@ def test_train_batches(root: Path) -> None:
     batches = list(loader)
     assert len(batches) == 2  # 5 videos, batches of 2, the last partial one dropped
     frames, labels, index, meta = batches[0]
-    assert frames.shape == (2, 3, 4, 32, 32) and frames.dtype == torch.float32
+    assert frames.shape == (2, 4, 32, 32, 3) and frames.dtype == torch.uint8
     assert labels.dtype == torch.int64 and index.shape == (2,)
     assert set(meta) == {"video_index", "temporal_index", "spatial_index", "valid", "substituted"}
     assert meta["valid"].dtype == torch.bool and torch.equal(meta["video_index"], labels)

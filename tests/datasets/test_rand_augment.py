@@ -81,7 +81,7 @@ def test_interpolation_and_magnitude_reach_torchvision() -> None:
     assert moved >= 3  # rotations, shears and translations are 5 of torchvision's 14 ops
 
 
-def test_the_training_transform_augments_the_crop_before_normalising() -> None:
+def test_the_training_transform_augments_the_uint8_crop() -> None:
     seen = []
 
     def augment(clip: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -89,10 +89,10 @@ def test_the_training_transform_augments_the_crop_before_normalising() -> None:
         return torch.zeros_like(clip)
 
     frames = torch.full((4, 40, 48, 3), 200, dtype=torch.uint8)
-    transform = ClipTransform(32, (36, 40), True, augment=augment, mean=(0.0,) * 3, std=(1.0,) * 3)
+    transform = ClipTransform(32, (36, 40), True, augment=augment)
     generator = torch.Generator()
     out = transform(frames, rng=np.random.default_rng(0), generator=generator)
-    assert seen == [(torch.uint8, (4, 3, 32, 32), generator)] and (out == 0).all()
+    assert seen == [(torch.uint8, (4, 3, 32, 32), generator)] and (out == 0).all() and out.shape == (4, 32, 32, 3)
 
 
 @pytest.mark.parametrize("magnitude_std", [0.0, 0.5])

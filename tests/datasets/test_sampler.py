@@ -141,7 +141,7 @@ def test_a_training_item_is_a_function_of_its_key(root: Path) -> None:
     items = {key: dataset[key] for key in keys}
     assert global_draws() == expected
     for key, (frames, label, index, meta) in items.items():
-        assert index == key.index and frames.shape == (3, 4, 32, 32)
+        assert index == key.index and frames.shape == (4, 32, 32, 3)
         assert meta["substituted"] == (BROKEN if key.index == BROKEN else -1)
         assert label == meta["video_index"] != BROKEN
     for workers in (0, 2):

@@ -23,7 +23,8 @@ def test_a_fresh_run_has_every_part_from_the_cfg(colour_data: Path, tmp_path: Pa
     cfg = quick_cfg(colour_data, tmp_path, "MIXUP.ENABLE", True, "TRAIN.FREEZE_BACKBONE_EPOCHS", 2,
                     "BN.USE_PRECISE_STATS", False, "LOG_PERIOD", 3)  # fmt: skip
     run = build_run(cfg)
-    assert run.execution == Execution(torch.device("cpu"), None, cfg.MODEL.CHANNELS_LAST)
+    assert run.execution == Execution.from_cfg(cfg, torch.device("cpu"))
+    assert (run.execution.amp_dtype, run.execution.channels_last) == (None, cfg.MODEL.CHANNELS_LAST)
     assert run.net is run.model  # one process, no compile: nothing wraps the network
     assert {id(p) for g in run.optimizer.param_groups for p in g["params"]} == {id(p) for p in run.model.parameters()}
     assert (run.start_epoch, run.resumed, run.max_epoch) == (0, None, cfg.SOLVER.MAX_EPOCH)

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from vov3d.config import get_cfg
 from vov3d.datasets import TooManyBrokenVideosError
+from vov3d.datasets.transforms import Normalize
 from vov3d.engine.runtime import Execution
 from vov3d.engine.substituted import MAX_LISTED, SubstitutedClips
 from vov3d.engine.train import optimizer_step
@@ -147,16 +148,21 @@ def test_stats_log_writes_the_line_and_the_chosen_scalars(tmp_path: Path) -> Non
 
 def test_execution_is_resolved_from_the_cfg_once() -> None:
     cfg = get_cfg()
-    cfg.merge_from_list(["TRAIN.MIXED_PRECISION", True, "MODEL.CHANNELS_LAST", True])
+    cfg.merge_from_list(["TRAIN.MIXED_PRECISION", True, "MODEL.CHANNELS_LAST", True, "DATA.MEAN", [0.5, 0.4, 0.3]])
     execution = Execution.from_cfg(cfg, CPU)
-    assert execution == Execution(CPU, torch.bfloat16, True)
-    clips = execution.to_input(torch.randn(2, 3, 4, 5, 5))
+    assert execution == Execution(CPU, torch.bfloat16, True, Normalize((0.5, 0.4, 0.3), (0.225,) * 3, False))
+    batch = torch.randint(0, 256, (2, 4, 5, 5, 3), dtype=torch.uint8)
+    clips = execution.to_input(batch)  # the loader's uint8 B x T x H x W x 3
+    assert clips.shape == (2, 3, 4, 5, 5) and clips.dtype == torch.float32
     assert clips.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(clips, execution.normalize(batch))
     with execution.autocast():
         assert torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3)).dtype == torch.bfloat16
     with Execution(CPU).autocast():
         assert torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3)).dtype == torch.float32
-    assert not Execution(CPU).to_input(torch.randn(2, 3, 4, 5, 5)).is_contiguous(memory_format=torch.channels_last_3d)
+    assert Execution(CPU).to_input(batch).is_contiguous()
+    with pytest.raises(ValueError, match="uint8"):
+        execution.to_input(torch.randn(2, 3, 4, 5, 5))
 
 
 def test_logging_only_from_the_main_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

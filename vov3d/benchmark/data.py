@@ -29,7 +29,7 @@ from vov3d.datasets.decoder import PtsWindow, PyAVVideo
 from vov3d.datasets.encode import write_video
 from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
 from vov3d.datasets.prepare import RANDOM_ACCESS_X264, resize_video
-from vov3d.datasets.transforms import ClipTransform, CropPlan
+from vov3d.datasets.transforms import CropPlan, Normalize
 
 from .common import endless, load_average, markdown_table, median, time_calls
 
@@ -183,17 +183,17 @@ def _naive_window(decoded: Iterable[av.VideoFrame], window: PtsWindow) -> list[a
     return [listed[min(p, len(listed) - 1)] for p in np.asarray(window.positions).tolist()]
 
 
-def naive_clip(path: str, selection: Selection, plan: CropPlan, transform: ClipTransform) -> torch.Tensor:
-    """The clip ``transform`` makes with ``plan`` (3 x T x crop x crop), resized and cropped in float."""
+def naive_clip(path: str, selection: Selection, plan: CropPlan, crop: int, norm: Normalize) -> torch.Tensor:
+    """The network's input of the clip ``plan`` crops (3 x T x crop x crop), resized, cropped and
+    normalised in float in the loader, the way older video trainers made it."""
     clip = naive_frames(path, selection).permute(0, 3, 1, 2)
     clip = F.interpolate(clip, size=(plan.height, plan.width), mode="bilinear", align_corners=False)
-    crop = transform.crop_size
     clip = clip[..., plan.top : plan.top + crop, plan.left : plan.left + crop]
     if plan.flip:
         clip = clip.flip(-1)
-    mean, std = torch.tensor(transform.mean).view(1, 3, 1, 1), torch.tensor(transform.std).view(1, 3, 1, 1)
+    mean, std = torch.tensor(norm.mean).view(1, 3, 1, 1), torch.tensor(norm.std).view(1, 3, 1, 1)
     clip = (clip / 255 - mean) / std
-    if transform.bgr:
+    if norm.bgr:
         clip = clip.flip(1)
     return clip.transpose(0, 1).contiguous()
 
@@ -272,10 +272,11 @@ def kinetics_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     items = list(range(min(settings.clips, train.num_videos)))
     ours = in_process(train, items, cfg.RNG_SEED, settings)
     drawn = draw_clips(train, items, cfg.RNG_SEED)
+    norm = Normalize.from_cfg(cfg)
 
     def naive() -> None:
         for video, selection, plan in drawn:
-            naive_clip(train.paths[video], selection, plan, train.transform)
+            naive_clip(train.paths[video], selection, plan, train.transform.crop_size, norm)
 
     base = timed(naive, len(drawn), settings)
     report(

@@ -1,6 +1,7 @@
 """The base of every dataset: splits and test views, the transform, and broken videos.
 
-Items are ``(frames, label, index, meta)``: frames float32 3 x T x H x W, the integer label, the
+Items are ``(frames, label, index, meta)``: frames the uint8 T x H x W x 3 crop (``Normalize``
+makes the network's input of a batch of them, on its device), the integer label, the
 item index, and ``meta`` = {"video_index", "temporal_index", "spatial_index", "valid",
 "substituted"} (python ints and a bool, so the default collate makes tensors of them). In the test
 split item ``i`` is view ``i % num_views`` of video ``i // num_views``; train and val have one item
@@ -169,7 +170,6 @@ class ClipDataset(Dataset):
         low, high = data.TRAIN_JITTER_SCALES
         if data.TRAIN_CROP_SIZE > low:
             raise cfg_error(cfg, "DATA.TRAIN_CROP_SIZE", f"must not exceed DATA.TRAIN_JITTER_SCALES[0] = {low}")
-        norm = dict(mean=tuple(data.MEAN), std=tuple(data.STD), bgr=data.REVERSE_INPUT_CHANNEL)
         crops = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         if split == "train":
             transform = ClipTransform(
@@ -179,13 +179,12 @@ class ClipDataset(Dataset):
                 flip=data.RANDOM_FLIP,
                 inv_uniform=data.INV_UNIFORM_SAMPLE,
                 augment=ClipRandAugment.from_cfg(cfg) if cfg.AUG.ENABLE else None,
-                **norm,
             )
         else:  # 3 crops: short side = crop size; 1 crop (and val): short side = jitter min
             short = data.TEST_CROP_SIZE if crops == 3 else low
             if data.TEST_CROP_SIZE > short:
                 raise cfg_error(cfg, "DATA.TEST_CROP_SIZE", f"must not exceed the short side {short} of 1-crop views")
-            transform = ClipTransform(data.TEST_CROP_SIZE, (short, short), False, num_crops=crops, **norm)
+            transform = ClipTransform(data.TEST_CROP_SIZE, (short, short), False, num_crops=crops)
         return dict(
             split=split,
             transform=transform,
@@ -281,7 +280,7 @@ class ClipDataset(Dataset):
                 self._failed[video] = str(e)
                 logger.warning("skipping %s video (TEST.SKIP_BROKEN_VIDEOS): %s", self.split, e)
             crop = self.transform.crop_size
-            frames, valid = torch.zeros(3, self.num_frames, crop, crop), False
+            frames, valid = torch.zeros(self.num_frames, crop, crop, 3, dtype=torch.uint8), False
         meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid, substituted=-1)
         return frames, self.labels[video], index, meta
 

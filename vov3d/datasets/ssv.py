@@ -96,10 +96,8 @@ class SomethingSomething(ClipDataset):
         ``view % NUM_SPATIAL_CROPS`` of left/centre/right: with one crop, the left (top) one."""
         kwargs = super().view_arguments(cfg, split)
         if split == "test":
-            size, base = cfg.DATA.TEST_CROP_SIZE, kwargs["transform"]
-            kwargs["transform"] = ClipTransform(
-                size, (size, size), False, num_crops=3, mean=base.mean, std=base.std, bgr=base.bgr
-            )
+            size = cfg.DATA.TEST_CROP_SIZE
+            kwargs["transform"] = ClipTransform(size, (size, size), False, num_crops=3)
         return kwargs
 
     @staticmethod

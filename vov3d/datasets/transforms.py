@@ -1,10 +1,12 @@
-"""The one spatial transform stack: short-side scale, crop, flip, channel order, normalisation.
+"""The one spatial transform stack: short-side scale, crop, flip (in the loader, on uint8), then
+channel order and normalisation (``Normalize``, on the device the network runs on).
 
-Everything stays uint8 until the last step: the clip is resized as uint8 (skipped when the size
-already fits), cropped (a view), flipped, and only the crop is converted to float and normalised.
-The crop follows the resize because cropping first is not equivalent: bilinear pixels at a crop
-border blend with neighbours outside it. Resizing 16 uint8 frames of 320p takes a few
-milliseconds, little beside decoding them.
+A clip leaves the loader as the uint8 crop, T x crop x crop x 3: a quarter of the bytes of the
+float clip through shared memory and to the GPU, and no float work in the loader's workers.
+``resize_crop`` computes only the pixels the crop keeps where that gives the same pixels: bilinear
+resizing is separable (a pass along rows, then one along columns, with uint8 in between, in
+PyTorch's CPU kernels), so the second pass runs on the crop's columns alone. Cropping the input
+first is not equivalent: bilinear pixels at a crop border blend with neighbours outside it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from vov3d.config import CfgNode
 
 
 class CropPlan(NamedTuple):
@@ -39,6 +43,23 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
     return int(math.floor(height / width * short_side)), short_side
 
 
+def resize_crop(clip: torch.Tensor, plan: CropPlan, crop: int) -> torch.Tensor:
+    """The ``crop`` x ``crop`` window at ``plan``'s offset of the uint8 T x 3 x H x W ``clip``
+    bilinearly resized to ``plan``'s size: the same pixels as resizing whole and cropping (tests
+    compare them on each CPU kernel), for less work. The row pass skips the rows the crop does not
+    keep when no column pass follows; the column pass runs on the crop's columns only."""
+    height, width = clip.shape[-2:]
+    rows = slice(plan.top, plan.top + crop)
+    if plan.height == height:
+        clip = clip[..., rows, :]  # no column pass: the crop's rows are all the row pass needs
+    if plan.width != width:
+        clip = F.interpolate(clip, size=(clip.shape[-2], plan.width), mode="bilinear", align_corners=False)
+    clip = clip[..., plan.left : plan.left + crop]
+    if plan.height != height:
+        clip = F.interpolate(clip, size=(plan.height, crop), mode="bilinear", align_corners=False)[..., rows, :]
+    return clip
+
+
 def crop_offset(free: int, position: int) -> int:
     """Offset of a crop with ``free`` pixels to spare: position 0 / 1 / 2 is the start, the centre
     (rounded up, as the original's ``ceil(free / 2)``) and the end."""
@@ -53,10 +74,9 @@ class ClipTransform:
     spatial index 0/1/2 is the left/centre/right crop (top/centre/bottom for portrait videos),
     with 1 the centre crop. Sizes and offsets round as the original's (``short_side_size``,
     ``crop_offset``); the random crop never starts at the last offset, as the original's
-    ``randint(0, free)``. ``mean`` and ``std`` are per RGB channel of [0, 1] pixels; ``bgr``
-    reverses the channel order of the output. ``augment`` (training RandAugment, AUG.ENABLE) maps
-    the cropped uint8 T x 3 x crop x crop clip to another before it is normalised, drawing from the
-    torch generator it is given (None: torch's default generator).
+    ``randint(0, free)``. ``augment`` (training RandAugment, AUG.ENABLE) maps the cropped uint8
+    T x 3 x crop x crop clip to another, drawing from the torch generator it is given (None: torch's
+    default generator). The result is uint8 RGB; ``Normalize`` makes the network's input of it.
     """
 
     crop_size: int
@@ -65,9 +85,6 @@ class ClipTransform:
     num_crops: int = 1
     flip: bool = False
     inv_uniform: bool = False
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
-    bgr: bool = False
     augment: Optional[Callable[[torch.Tensor, Optional[torch.Generator]], torch.Tensor]] = None
 
     def __post_init__(self) -> None:
@@ -114,26 +131,48 @@ class ClipTransform:
         rng: Optional[np.random.Generator] = None,
         generator: Optional[torch.Generator] = None,
     ) -> torch.Tensor:
-        """uint8 T x H x W x 3 RGB frames -> normalised float32 3 x T x crop x crop; training draws
-        the crop from ``rng`` and ``augment``'s ops from ``generator``."""
+        """uint8 T x H x W x 3 RGB frames -> the uint8 T x crop x crop x 3 crop (contiguous);
+        training draws the crop from ``rng`` and ``augment``'s ops from ``generator``."""
         return self.apply(frames, self.plan(frames.shape[1], frames.shape[2], spatial_index, rng), generator)
 
     def apply(self, frames: torch.Tensor, plan: CropPlan, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 T x H x W x 3, got {frames.dtype} {tuple(frames.shape)}")
-        clip = frames.permute(0, 3, 1, 2)  # T x 3 x H x W, channels-last in memory
-        if clip.shape[-2:] != (plan.height, plan.width):
-            clip = F.interpolate(clip, size=(plan.height, plan.width), mode="bilinear", align_corners=False)
-        clip = clip[..., plan.top : plan.top + self.crop_size, plan.left : plan.left + self.crop_size]
-        if plan.flip:
-            clip = clip.flip(-1)
+        clip = resize_crop(frames.permute(0, 3, 1, 2), plan, self.crop_size)  # T x 3 x H x W, channels-last in memory
         if self.augment is not None:
-            clip = self.augment(clip, generator)
+            clip = self.augment(clip.flip(-1) if plan.flip else clip, generator)
+            return clip.permute(0, 2, 3, 1).contiguous()
+        clip = clip.permute(0, 2, 3, 1)
+        return (clip.flip(2) if plan.flip else clip).contiguous()
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """The network's input of uint8 clips: float32, the RGB channels reversed when ``bgr``
+    (DATA.REVERSE_INPUT_CHANNEL), then ``(x / 255 - mean) / std`` with ``mean`` and ``std`` per RGB
+    channel of [0, 1] pixels (DATA.MEAN, DATA.STD). It runs where the network does (``to_input``),
+    as the scale and shift of the float clip, in that order."""
+
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    bgr: bool = False
+
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode) -> Normalize:
+        return cls(tuple(cfg.DATA.MEAN), tuple(cfg.DATA.STD), cfg.DATA.REVERSE_INPUT_CHANNEL)
+
+    def __call__(self, clips: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 B x T x H x W x 3 -> float32 B x 3 x T x H x W on the same device; in
+        channels_last_3d when ``channels_last``, which is the uint8 layout permuted (one copy)."""
+        if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
+            raise ValueError(f"clips must be a uint8 B x T x H x W x 3 batch, got {clips.dtype} {tuple(clips.shape)}")
         mean, std = np.asarray(self.mean), np.asarray(self.std)
+        clips = clips.permute(0, 4, 1, 2, 3)
         if self.bgr:
-            clip, mean, std = clip.flip(1), mean[::-1], std[::-1]
-        out = torch.empty((3,) + (clip.shape[0],) + clip.shape[2:], dtype=torch.float32)
-        out.copy_(clip.transpose(0, 1))
-        scale = torch.as_tensor(1.0 / (255.0 * std), dtype=torch.float32).view(3, 1, 1, 1)
-        shift = torch.as_tensor(-mean / std, dtype=torch.float32).view(3, 1, 1, 1)
-        return out.mul_(scale).add_(shift)
+            clips, mean, std = clips.flip(1), mean[::-1], std[::-1]
+        layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+        out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device, memory_format=layout)
+        out.copy_(clips)
+        scale = torch.as_tensor(1.0 / (255.0 * std), dtype=torch.float32).view(1, 3, 1, 1, 1)
+        shift = torch.as_tensor(-mean / std, dtype=torch.float32).view(1, 3, 1, 1, 1)
+        return out.mul_(scale.to(out.device)).add_(shift.to(out.device))

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from vov3d.config import CfgNode, cfg_error
+from vov3d.datasets.transforms import Normalize
 from vov3d.models import build_model
 from vov3d.models.fuse import fold_bn
 from vov3d.utils.complexity import log_model_info
@@ -56,30 +57,31 @@ def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> Optional[
 
 @dataclass(frozen=True)
 class Execution:
-    """Where and how the model runs: its device, the autocast dtype (None: full precision) and
-    whether clips go in as channels_last_3d. Resolved from the cfg once; the loops take it."""
+    """Where and how the model runs: its device, the autocast dtype (None: full precision),
+    whether clips go in as channels_last_3d, and how the loaders' uint8 clips become its input.
+    Resolved from the cfg once; the loops take it."""
 
     device: torch.device
     amp_dtype: Optional[torch.dtype] = None
     channels_last: bool = False
+    normalize: Normalize = Normalize()
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, device: Optional[torch.device] = None) -> Execution:
         """On ``device`` (by default this process's, ``current_device``): TRAIN.MIXED_PRECISION's
-        dtype for it and MODEL.CHANNELS_LAST."""
+        dtype for it, MODEL.CHANNELS_LAST and DATA.MEAN, DATA.STD, DATA.REVERSE_INPUT_CHANNEL."""
         device = current_device(cfg) if device is None else device
-        return cls(device, autocast_dtype(cfg, device), cfg.MODEL.CHANNELS_LAST)
+        return cls(device, autocast_dtype(cfg, device), cfg.MODEL.CHANNELS_LAST, Normalize.from_cfg(cfg))
 
     def autocast(self) -> torch.autocast:
         """Mixed precision in ``amp_dtype`` on the device's type; a no-op context without one."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def to_input(self, frames: torch.Tensor) -> torch.Tensor:
-        """A batch of clips on the device, in channels_last_3d when ``channels_last``."""
-        frames = frames.to(self.device, non_blocking=True)
-        if self.channels_last:
-            frames = frames.contiguous(memory_format=torch.channels_last_3d)
-        return frames
+    def to_input(self, clips: torch.Tensor) -> torch.Tensor:
+        """A loader's batch of uint8 B x T x H x W x 3 clips as the network's input on the device:
+        the uint8 bytes are what travels, the float clip is made there (``normalize``), in
+        channels_last_3d when ``channels_last``."""
+        return self.normalize(clips.to(self.device, non_blocking=True), self.channels_last)
 
 
 def prepare_model(cfg: CfgNode, device: torch.device, train: bool) -> nn.Module:
