@@ -46,18 +46,35 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
 def resize_crop(clip: torch.Tensor, plan: CropPlan, crop: int) -> torch.Tensor:
     """The ``crop`` x ``crop`` window at ``plan``'s offset of the uint8 T x 3 x H x W ``clip``
     bilinearly resized to ``plan``'s size: the same pixels as resizing whole and cropping (tests
-    compare them on each CPU kernel), for less work. The row pass skips the rows the crop does not
-    keep when no column pass follows; the column pass runs on the crop's columns only."""
+    compare them on each CPU kernel), for less work. The row pass, most of the cost, runs on the
+    input rows that the crop's rows read; the column pass on the crop's columns, over a frame
+    whose other rows are blank (the rows it computes from them are cut away)."""
     height, width = clip.shape[-2:]
-    rows = slice(plan.top, plan.top + crop)
-    if plan.height == height:
-        clip = clip[..., rows, :]  # no column pass: the crop's rows are all the row pass needs
+    first, last = source_rows(plan.top, crop, height, plan.height)
+    rows = clip[..., first:last, :]
     if plan.width != width:
-        clip = F.interpolate(clip, size=(clip.shape[-2], plan.width), mode="bilinear", align_corners=False)
-    clip = clip[..., plan.left : plan.left + crop]
-    if plan.height != height:
-        clip = F.interpolate(clip, size=(plan.height, crop), mode="bilinear", align_corners=False)[..., rows, :]
-    return clip
+        rows = F.interpolate(rows, size=(last - first, plan.width), mode="bilinear", align_corners=False)
+    rows = rows[..., plan.left : plan.left + crop]
+    if plan.height == height:
+        return rows
+    frame = rows.new_zeros(rows.shape[:2] + (height, crop)).contiguous(memory_format=torch.channels_last)
+    frame[..., first:last, :] = rows
+    return F.interpolate(frame, size=(plan.height, crop), mode="bilinear", align_corners=False)[
+        ..., plan.top : plan.top + crop, :
+    ]
+
+
+def source_rows(top: int, crop: int, height: int, scaled_height: int) -> tuple[int, int]:
+    """The rows [first, last) of a frame ``height`` rows high that bilinear resizing to
+    ``scaled_height`` rows reads for rows ``top`` to ``top + crop`` of the result: each reads the
+    two rows about ``(row + 0.5) * height / scaled_height - 0.5``; one more row each side covers
+    rounding. Without resizing, those rows themselves."""
+    if scaled_height == height:
+        return top, top + crop
+    scale = height / scaled_height
+    first = math.floor(scale * (top + 0.5) - 0.5) - 1
+    last = math.floor(scale * (top + crop - 0.5) + 1.5) + 1
+    return max(first, 0), min(last, height)
 
 
 def crop_offset(free: int, position: int) -> int:
