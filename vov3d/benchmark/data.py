@@ -65,8 +65,9 @@ class Timing:
 @dataclass(frozen=True)
 class DataSettings(Timing):
     """What ``run`` measures: the Kinetics and SSv1 configs and the overrides of both, the folder
-    ``make_inputs`` (data_inputs.py) wrote, clips per timed repeat, the loader's batch size and worker counts,
-    the AUG.NUM_SAMPLE values of the train rows, and torch threads (0: one, as in a loader worker)."""
+    ``make_inputs`` (data_inputs.py) wrote, clips per timed repeat, the loader's batch size and
+    worker counts, the AUG.NUM_SAMPLE values of the train rows, and torch threads (0: one, as in a
+    loader worker)."""
 
     cfg: str
     ssv1_cfg: str

@@ -1,5 +1,8 @@
 """The inputs of ``benchmark data`` and ``benchmark keyframes`` (``make_inputs``): Kinetics videos
-with their CSVs and SSv1 frame folders of the same content, from real videos or synthetic ones.
+with their CSVs, and SSv1 frame folders of the same content. The videos are H.264 encoded as
+tools/resize_videos.py writes them (or with x264's defaults) from real videos (``--source``) or
+from the motion demo's moving shapes (10 s, 30 fps, 426x320 by default), or the real videos
+copied as users download them.
 """
 
 from __future__ import annotations
