@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Speed of the models, the data path, training and checkpoints:
-``python tools/benchmark.py {model,data,train,checkpoint} ...``."""
+"""Speed of the models, the data path, video keyframe intervals, training and checkpoints:
+``python tools/benchmark.py {model,data,keyframes,train,checkpoint} ...``."""
 
 import sys
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CONFIGS
-from vov3d.benchmark import data
+from vov3d.benchmark import data_inputs
 from vov3d.cli.args import parse_with_overrides
 from vov3d.cli.benchmark import build_parser
 
 
 def test_tiny_config_reports_a_data_share(tmp_path: Path) -> None:
-    data.make_inputs(str(tmp_path), videos=2, seconds=1.0, size=(48, 64))
+    data_inputs.make_inputs(str(tmp_path), videos=2, seconds=1.0, size=(48, 64))
     kinetics = str(tmp_path / "kinetics")
     args = parse_with_overrides(
         build_parser(),

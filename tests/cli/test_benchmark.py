@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from tests.conftest import CONFIGS, REPO
 from vov3d.cli.benchmark import main
+from vov3d.datasets.encode import write_video
+from vov3d.datasets.motion_demo import DemoSpec, render_video
 
 
 def test_model_subcommand_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -64,4 +67,30 @@ def test_script_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "tools/benchmark.py"), "--help"], capture_output=True, text=True, check=True
     )
-    assert all(command in result.stdout for command in ("model", "data", "train", "checkpoint"))
+    assert all(command in result.stdout for command in ("model", "data", "keyframes", "train", "checkpoint"))
+
+
+def test_keyframes_subcommand_has_a_row_per_interval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two 2-second videos as downloaded, then encoded with a keyframe every 2, 1 and 0.25 s: the
+    more keyframes, the larger the files; every row counts the decoding work of its clips."""
+    sources = []
+    spec = DemoSpec(height=48, width=64, fps=30, min_frames=60, max_frames=60)
+    for label in range(2):
+        sources.append(tmp_path / f"downloaded_{label}.mp4")
+        write_video(str(sources[-1]), render_video(label, np.random.default_rng(label), spec), 30)
+    out = tmp_path / "keyframes.json"
+    argv = ["--json", str(out), "keyframes", "--seconds", "2,1,0.25", "--folder", str(tmp_path / "encoded")]
+    argv += ["--clips", "2", "--warmup", "0", "--repeats", "1", "--source", *map(str, sources)]
+    argv += ["DATA.SAMPLING_RATE", "2", "DATA.TRAIN_JITTER_SCALES", "[36, 44]", "DATA.TRAIN_CROP_SIZE", "32"]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["keyframes"] for row in rows] == ["as downloaded", "every 2 s", "every 1 s", "every 0.25 s"]
+    assert rows[0]["megabytes"] == sum(source.stat().st_size for source in sources) / 1e6  # copied as they are
+    sizes = [row["megabytes"] for row in rows[1:]]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3  # strictly larger as the interval shrinks
+    for row in rows:
+        assert row["clips"] == 2 and row["clips_per_s_per_core"] == row["clips_per_s"] > 0
+        assert row["packets_per_clip"] >= row["frames_per_clip"] >= 16
+    printed = capsys.readouterr().out
+    for row in rows:  # as it is measured, and in the table at the end
+        assert printed.count(f"| {row['keyframes']} | {row['megabytes']:.3g} |") == 2

@@ -2,19 +2,19 @@
 in this process and through ``build_loader`` with N workers, for Kinetics videos and SSv1 JPEG
 folders; against a naive decoder for videos and against bare JPEG decoding for frame folders.
 
-``--make-inputs DIR`` writes the inputs first: H.264 videos encoded as tools/resize_videos.py
-writes them (or with x264's defaults) from real videos (``--source``) or from the motion demo's
-moving shapes (10 s, 30 fps, 426x320 by default), with Kinetics CSVs, and SSv1 frame folders of
-the same content.
+Besides the time, rows give what a clip costs (clip_costs.py): packets and frames decoded, bytes
+sent by the loader, and the loader workers' CPU time; train rows are repeated for each
+``--num-samples`` (AUG.NUM_SAMPLE: clips per opened and decoded video).
+
+``--make-inputs DIR`` writes the inputs first (data_inputs.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import av
 import numpy as np
@@ -25,30 +25,28 @@ from PIL import Image
 from vov3d.config import CfgNode, config_root, load_config
 from vov3d.datasets import build_dataset, build_loader
 from vov3d.datasets.clip_dataset import Selection, read_frames
-from vov3d.datasets.decoder import PtsWindow, PyAVVideo
-from vov3d.datasets.encode import write_video
-from vov3d.datasets.motion_demo import CLASSES, DemoSpec, render_video
-from vov3d.datasets.prepare import RANDOM_ACCESS_X264, resize_video
+from vov3d.datasets.decoder import PtsWindow
 from vov3d.datasets.transforms import CropPlan, Normalize
 
+from .clip_costs import clip_counts, loader_cpu_clock
 from .common import endless, load_average, markdown_table, median, time_calls
 
 CONFIGS = config_root()
 KINETICS_CFG = str(CONFIGS / "Kinetics/vov3d/vov3d_M.yaml")
 SSV1_CFG = str(CONFIGS / "SSv1/vov3d/vov3d_M_F16.yaml")
-FPS = 30
-SSV1_FRAMES = 48  # frames per SSv1 folder: its videos are a few seconds long
-SSV1_HEIGHT = 100  # SSv1's JPEG frames are 100 pixels high
-# train.csv lists every video this many times, so that a loader epoch is long enough for its
-# start and end (workers idle while the last batches are consumed) not to dominate the figure.
-TRAIN_LIST_REPEATS = 8
 CPU = torch.device("cpu")
 COLUMNS = [
     ("path", "path"),
     ("split", "split"),
+    ("samples", "samples"),
     ("workers", "workers"),
     ("clips_per_s", "clips/s"),
+    ("clips_per_s_per_core", "clips/s/core"),
     ("ms_per_clip", "ms/clip"),
+    ("worker_cpu_ms_per_clip", "worker CPU ms/clip"),
+    ("packets_per_clip", "packets/clip"),
+    ("frames_per_clip", "frames/clip"),
+    ("bytes_per_clip", "bytes/clip"),
     ("speedup", "x naive"),
     ("jpeg_share", "JPEG share"),
     ("transform_share", "transform share"),
@@ -57,10 +55,19 @@ COLUMNS = [
 
 
 @dataclass(frozen=True)
-class DataSettings:
+class Timing:
+    """Untimed and timed repeats of each figure (``timed``: the median of the timed ones)."""
+
+    warmup: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class DataSettings(Timing):
     """What ``run`` measures: the Kinetics and SSv1 configs and the overrides of both, the folder
-    ``make_inputs`` wrote, clips per timed repeat, the loader's batch size and worker counts,
-    untimed and timed repeats, and torch threads (0: one, as in a loader worker)."""
+    ``make_inputs`` (data_inputs.py) wrote, clips per timed repeat, the loader's batch size and
+    worker counts, the AUG.NUM_SAMPLE values of the train rows, and torch threads (0: one, as in a
+    loader worker)."""
 
     cfg: str
     ssv1_cfg: str
@@ -69,78 +76,8 @@ class DataSettings:
     clips: int
     batch_size: int
     workers: list[int]
-    warmup: int
-    repeats: int
+    num_samples: list[int]
     threads: int = 0
-
-
-ENCODINGS = {  # --encoding: (keyframe seconds, x264 options) given to resize_video
-    "tool": (1.0, RANDOM_ACCESS_X264),  # tools/resize_videos.py's defaults
-    "x264": (0.0, ""),  # x264's defaults: a keyframe every 250 frames, B-frames referenced
-}
-
-
-def make_inputs(
-    folder: str,
-    videos: int = 8,
-    seconds: float = 10.0,
-    size: tuple[int, int] = (320, 426),
-    encoding: str = "tool",
-    sources: Sequence[str] = (),
-) -> None:
-    """Write ``folder/kinetics`` (``videos/NNN.mp4`` and the three CSVs of ``videos`` entries) and
-    ``folder/ssv1`` (the SSv1 annotation files, frame lists and ``20bn-something-something-v1/NNN``
-    folders of the first SSV1_FRAMES frames of the same content, SSV1_HEIGHT pixels high as in
-    SSv1). The Kinetics videos are re-encoded by tools/resize_videos.py's ``resize_video`` to the
-    short side of ``size`` (height, width) with ``encoding`` (see ENCODINGS), from ``sources``
-    (real videos, listed in turn) or else from ``videos`` synthetic ones of ``size`` and
-    ``seconds`` (moving shapes on textured, noisy backgrounds). Skips the work when a previous
-    call finished (the annotation files are written last)."""
-    kinetics, ssv1 = os.path.join(folder, "kinetics"), os.path.join(folder, "ssv1")
-    if os.path.isfile(os.path.join(kinetics, "test.csv")) and os.path.isfile(os.path.join(ssv1, "val.csv")):
-        return
-    keyframe_seconds, x264_params = ENCODINGS[encoding]
-    count = max(int(round(seconds * FPS)), 1)
-    spec = DemoSpec(height=size[0], width=size[1], fps=FPS, min_frames=count, max_frames=count)
-    rng = np.random.default_rng(0)
-    files = min(videos, len(sources)) if sources else videos
-    frame_rows = ["original_vido_id video_id frame_id path labels"]
-    os.makedirs(os.path.join(kinetics, "videos"), exist_ok=True)
-    for i in range(files):
-        video_id = f"{i:03d}"
-        dst = os.path.join(kinetics, "videos", f"{video_id}.mp4")
-        if sources:
-            src = sources[i]
-            with PyAVVideo(src) as video:
-                frames = [video.rgb(frame) for _, frame in itertools.islice(video.frames(), SSV1_FRAMES)]
-        else:
-            src = os.path.join(folder, f"source_{video_id}.mp4")
-            frames = render_video(i % len(CLASSES), rng, spec)
-            write_video(src, frames, FPS)
-        resize_video(src, dst, min(size), keyframe_seconds=keyframe_seconds, x264_params=x264_params, upscale=True)
-        if not sources:
-            os.remove(src)
-        os.makedirs(os.path.join(ssv1, "20bn-something-something-v1", video_id), exist_ok=True)
-        for k, frame in enumerate(frames[:SSV1_FRAMES]):
-            name = f"{video_id}/{k + 1:05d}.jpg"
-            height, width = frame.shape[:2]
-            ssv1_size = (round(width * min(SSV1_HEIGHT, height) / height), min(SSV1_HEIGHT, height))
-            image = Image.fromarray(frame).resize(ssv1_size, Image.BILINEAR)
-            image.save(os.path.join(ssv1, "20bn-something-something-v1", name), quality=90)
-            frame_rows.append(f'{video_id} {i} {k} {name} ""')
-    _write(os.path.join(ssv1, "something-something-v1-labels.csv"), [f"action {c}" for c in range(len(CLASSES))])
-    split = [f"{i % files:03d};action {i % len(CLASSES)}" for i in range(videos)]
-    for name in ("something-something-v1-train.csv", "something-something-v1-validation.csv", "train.csv"):
-        _write(os.path.join(ssv1, name), split if name.startswith("some") else frame_rows)
-    _write(os.path.join(ssv1, "val.csv"), frame_rows)
-    lines = [f"videos/{i % files:03d}.mp4 {i % len(CLASSES)}" for i in range(videos)]
-    for name in ("train.csv", "val.csv", "test.csv"):
-        _write(os.path.join(kinetics, name), lines * (TRAIN_LIST_REPEATS if name == "train.csv" else 1))
-
-
-def _write(path: str, lines: Sequence[str]) -> None:
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def naive_frames(path: str, selection: Selection) -> torch.Tensor:
@@ -227,51 +164,101 @@ def dataset_cfg(path: str, opts: Sequence[str], data_dir: str, prefix: str, **ex
     return load_config([path], fixed + list(opts))
 
 
-def timed(fn: Callable[[], Any], clips: int, settings: DataSettings) -> dict[str, Any]:
-    """clips/s and ms/clip of ``fn`` (which makes ``clips`` clips): median after warm-up."""
+def timed(
+    fn: Callable[[], Any], clips: int, timing: Timing, cpu: Optional[Callable[[], float]] = None
+) -> dict[str, Any]:
+    """clips/s and ms/clip of ``fn`` (which makes ``clips`` clips, recorded): median after warm-up; with
+    ``cpu`` (a clock of the CPU seconds of the processes doing the work), their CPU ms per clip
+    over the timed calls."""
     load = load_average()
-    time_calls(fn, settings.warmup, CPU)
-    seconds = median(time_calls(fn, settings.repeats, CPU))
-    return {
+    time_calls(fn, timing.warmup, CPU)
+    cpu_before = cpu() if cpu is not None else 0.0
+    seconds = median(time_calls(fn, timing.repeats, CPU))
+    result = {
+        "clips": clips,
         "clips_per_s": clips / seconds,
         "ms_per_clip": 1e3 * seconds / clips,
         "load": max(load or 0.0, load_average() or 0.0),
     }
+    if cpu is not None:
+        result["worker_cpu_ms_per_clip"] = 1e3 * (cpu() - cpu_before) / (clips * timing.repeats)
+    return result
 
 
-def in_process(dataset: Any, items: Sequence[int], seed: int, settings: DataSettings) -> dict[str, Any]:
-    """``dataset[i]`` for ``items``; the same clips on every repeat."""
+def train_items(dataset: Any, clips: int) -> list[int]:
+    """The first ``clips`` train items (at most one per listed video)."""
+    return list(range(min(clips, dataset.num_videos)))
+
+
+def in_process(dataset: Any, items: Sequence[int], seed: int, timing: Timing) -> dict[str, Any]:
+    """``dataset[i]`` for ``items`` on one core, the same clips on every repeat, with what the
+    clips cost (``clip_counts``, counted in an untimed pass first: what is timed stays as it was)."""
+    clips, counts = clip_counts(dataset, items, seed)
 
     def load() -> None:
         dataset.reseed(seed)
         for i in items:
             dataset[i]
 
-    return timed(load, len(items), settings)
+    result = timed(load, clips, timing)
+    return {**result, "clips_per_s_per_core": result["clips_per_s"], **counts}
 
 
 def through_loader(cfg: CfgNode, clips: int, settings: DataSettings) -> dict[str, Any]:
-    """Train batches of ``build_loader`` in a row, across epochs: what a training loop waits for."""
+    """Train batches of ``build_loader`` in a row, across epochs: what a training loop waits for;
+    per core (the workers, or this process without them), with the workers' CPU time and the
+    bytes of the frames they send."""
     loader = build_loader(cfg, "train")
     batches = endless(loader)
-    count = max(clips // loader.batch_size, 1)
-    next(batches)  # the workers start
-    return timed(lambda: [next(batches) for _ in range(count)], count * loader.batch_size, settings)
+    frames = next(batches)[0]  # the workers start
+    per_batch = len(frames)  # clips: items of AUG.NUM_SAMPLE clips come flattened
+    count = max(clips // per_batch, 1)
+    cpu = loader_cpu_clock(loader)
+    result = timed(lambda: [next(batches) for _ in range(count)], count * per_batch, settings, cpu)
+    cores = max(loader.num_workers, 1)
+    return {
+        **result,
+        "clips_per_s_per_core": result["clips_per_s"] / cores,
+        "bytes_per_clip": frames.nbytes / per_batch,
+    }
 
 
-def report(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+def report(rows: list[dict[str, Any]], row: dict[str, Any], columns: Sequence[tuple[str, str]] = COLUMNS) -> None:
     rows.append(row)
-    print(markdown_table([row], COLUMNS).splitlines()[-1], flush=True)
+    print(markdown_table([row], columns).splitlines()[-1], flush=True)
+
+
+def train_rows(
+    settings: DataSettings,
+    rows: list[dict[str, Any]],
+    path: str,
+    cfg_file: str,
+    folder: str,
+    prefix: str,
+    against: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """The train rows of ``path`` for each ``num_samples``: in this process (one-clip items with
+    ``against``'s comparisons with the references) and through the loader with each worker count."""
+    for samples in settings.num_samples:
+        # Passed only when set: the paper's configs keep 1 (and older trees lack the key).
+        opts = {"AUG.NUM_SAMPLE": samples} if samples != 1 else {}
+        cfg = dataset_cfg(cfg_file, settings.opts, folder, prefix, **opts)
+        train = build_dataset(cfg, "train")
+        ours = in_process(train, train_items(train, settings.clips), cfg.RNG_SEED, settings)
+        compared = against(ours) if samples == 1 else {}
+        report(rows, {"path": path, "split": "train", "samples": samples, "workers": "in-process", **ours, **compared})
+        for workers in settings.workers:
+            loader_cfg = dataset_cfg(cfg_file, settings.opts, folder, prefix, **opts, **loader_opts(settings, workers))
+            result = through_loader(loader_cfg, settings.clips, settings)
+            report(rows, {"path": path, "split": "train", "samples": samples, "workers": workers, **result})
 
 
 def kinetics_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
-    """Our train path, the naive decoder on the same clips, the loader, and the test views."""
+    """Our train path, the naive decoder on the same clips (as one-clip items), and the test views."""
     folder = os.path.join(settings.inputs, "kinetics")
     cfg = dataset_cfg(settings.cfg, settings.opts, folder, folder)
     train = build_dataset(cfg, "train")
-    items = list(range(min(settings.clips, train.num_videos)))
-    ours = in_process(train, items, cfg.RNG_SEED, settings)
-    drawn = draw_clips(train, items, cfg.RNG_SEED)
+    drawn = draw_clips(train, train_items(train, settings.clips), cfg.RNG_SEED)
     norm = Normalize.from_cfg(cfg)
 
     def naive() -> None:
@@ -279,29 +266,21 @@ def kinetics_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
             naive_clip(train.paths[video], selection, plan, train.transform.crop_size, norm)
 
     base = timed(naive, len(drawn), settings)
-    report(
-        rows,
-        {
-            "path": "kinetics",
-            "split": "train",
-            "workers": "in-process",
-            **ours,
-            "speedup": ours["clips_per_s"] / base["clips_per_s"],
-        },
-    )
+
+    def against(ours: dict[str, Any]) -> dict[str, Any]:
+        return {"speedup": ours["clips_per_s"] / base["clips_per_s"]}
+
+    train_rows(settings, rows, "kinetics", settings.cfg, folder, folder, against)
     report(rows, {"path": "kinetics naive decoder", "split": "train", "workers": "in-process", **base})
-    for workers in settings.workers:
-        loader_cfg = dataset_cfg(settings.cfg, settings.opts, folder, folder, **loader_opts(settings, workers))
-        result = through_loader(loader_cfg, settings.clips, settings)
-        report(rows, {"path": "kinetics", "split": "train", "workers": workers, **result})
     test = build_dataset(cfg, "test")
+    views = views_in_test_order(test, settings.clips)
     report(
         rows,
         {
             "path": "kinetics",
             "split": "test",
             "workers": "in-process",
-            **in_process(test, views_in_test_order(test, settings.clips), cfg.RNG_SEED, settings),
+            **in_process(test, views, cfg.RNG_SEED, settings),
         },
     )
 
@@ -313,9 +292,7 @@ def ssv1_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
     prefix = os.path.join(folder, "20bn-something-something-v1")
     cfg = dataset_cfg(settings.ssv1_cfg, settings.opts, folder, prefix)
     train = build_dataset(cfg, "train")
-    items = list(range(min(settings.clips, train.num_videos)))
-    ours = in_process(train, items, cfg.RNG_SEED, settings)
-    drawn = draw_clips(train, items, cfg.RNG_SEED)
+    drawn = draw_clips(train, train_items(train, settings.clips), cfg.RNG_SEED)
     files = [[train.frame_paths[v][k] for k in np.unique(i)] for v, i, _ in drawn]
     decoded = []
     for video, indices, plan in drawn:
@@ -333,23 +310,16 @@ def ssv1_rows(settings: DataSettings, rows: list[dict[str, Any]]) -> None:
             train.transform.apply(frames, plan)
 
     decode, resize = timed(jpeg, len(files), settings), timed(transform, len(decoded), settings)
-    report(
-        rows,
-        {
-            "path": "ssv1 JPEG",
-            "split": "train",
-            "workers": "in-process",
-            **ours,
+
+    def against(ours: dict[str, Any]) -> dict[str, Any]:
+        return {
             "jpeg_share": decode["ms_per_clip"] / ours["ms_per_clip"],
             "transform_share": resize["ms_per_clip"] / ours["ms_per_clip"],
-        },
-    )
+        }
+
+    train_rows(settings, rows, "ssv1 JPEG", settings.ssv1_cfg, folder, prefix, against)
     report(rows, {"path": "ssv1 Pillow decode only", "split": "train", "workers": "in-process", **decode})
     report(rows, {"path": "ssv1 transform only", "split": "train", "workers": "in-process", **resize})
-    for workers in settings.workers:
-        loader_cfg = dataset_cfg(settings.ssv1_cfg, settings.opts, folder, prefix, **loader_opts(settings, workers))
-        result = through_loader(loader_cfg, settings.clips, settings)
-        report(rows, {"path": "ssv1 JPEG", "split": "train", "workers": workers, **result})
 
 
 def loader_opts(settings: DataSettings, workers: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
     vov3d-benchmark model [--configs FILE ...] [--variants base,cl,...] [--device cuda]
     vov3d-benchmark data --make-inputs DIR | --cfg FILE [KEY VALUE ...]
+    vov3d-benchmark keyframes --source VIDEO ... [--seconds 0.25,0.5,1,2] [--folder DIR] [KEY VALUE ...]
     vov3d-benchmark train --cfg FILE [KEY VALUE ...]
     vov3d-benchmark checkpoint [--configs FILE ...] [--folder DIR] [KEY VALUE ...]
 
@@ -20,7 +21,7 @@ from typing import Any, Optional, Sequence, TypeVar
 
 import torch
 
-from vov3d.benchmark import checkpoint, data, model, train
+from vov3d.benchmark import checkpoint, data, data_inputs, keyframes, model, train
 from vov3d.benchmark.common import environment, environment_line, load_average
 from vov3d.cli.args import add_overrides, parse_with_overrides
 
@@ -39,10 +40,14 @@ def run_model(args: argparse.Namespace) -> dict[str, Any]:
 def run_data(args: argparse.Namespace) -> dict[str, Any]:
     """``--make-inputs DIR`` writes the inputs into DIR first (unless there) and reads them."""
     if args.make_inputs:
-        height, width = args.size
-        data.make_inputs(args.make_inputs, args.videos, args.seconds, (height, width), args.encoding, args.sources)
+        encoding = data_inputs.ENCODINGS[args.encoding]
+        data_inputs.make_inputs(args.make_inputs, args.videos, args.seconds, args.size, encoding, args.sources)
         args.inputs = args.make_inputs
     return data.run(_settings(data.DataSettings, args))
+
+
+def run_keyframes(args: argparse.Namespace) -> dict[str, Any]:
+    return keyframes.run(_settings(keyframes.KeyframeSettings, args))
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,6 +83,10 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
 def add_data_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("data", help="clips/s of the data paths (decode, sample, transform)")
     p.add_argument("--cfg", default=data.KINETICS_CFG, help="Kinetics config (sampling, crops)")
@@ -92,9 +101,10 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--encoding",
-        choices=sorted(data.ENCODINGS),
+        choices=sorted(data_inputs.ENCODINGS),
         default="tool",
-        help="how --make-inputs encodes: as tools/resize_videos.py (default) or with x264's defaults",
+        help="how --make-inputs encodes: as tools/resize_videos.py (default), with x264's defaults, "
+        "or not at all (original: the --source files copied as they are)",
     )
     p.add_argument(
         "--source", dest="sources", action="append", default=[], metavar="VIDEO", help="a real video (repeatable)"
@@ -102,9 +112,32 @@ def add_data_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
     p.add_argument("--batch-size", type=int, default=4, help="loader batch size")
     p.add_argument("--workers", type=_ints, default=[0, 2], help="comma-separated loader worker counts")
+    p.add_argument(
+        "--num-samples", type=_ints, default=[1], help="comma-separated AUG.NUM_SAMPLE values of the train rows"
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed repeats")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     p.set_defaults(func=run_data)
+
+
+def add_keyframes_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "keyframes", help="file size and clips/s per core against tools/resize_videos.py's keyframe interval"
+    )
+    p.add_argument(
+        "--source", dest="sources", nargs="+", action="extend", required=True, metavar="VIDEO", help="real videos"
+    )
+    p.add_argument("--seconds", type=_floats, default=[0.25, 0.5, 1.0, 2.0], help="comma-separated keyframe intervals")
+    p.add_argument(
+        "--folder", default="benchmark_inputs/keyframes", help="where the encodings are written (a rerun reads them)"
+    )
+    p.add_argument("--cfg", default=data.KINETICS_CFG, help="Kinetics config whose training clips are read")
+    add_overrides(p)
+    p.add_argument("--videos", type=int, default=8, help="videos listed (the sources in turn)")
+    p.add_argument("--clips", type=int, default=8, help="clips per timed repeat")
+    p.add_argument("--warmup", type=int, default=1, help="untimed repeats")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    p.set_defaults(func=run_keyframes, overrides_after="sources")
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -143,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="where to write the results (default: benchmark_<command>.json)")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (add_model_parser, add_data_parser, add_train_parser, add_checkpoint_parser):
+    for add in (add_model_parser, add_data_parser, add_keyframes_parser, add_train_parser, add_checkpoint_parser):
         add(commands)
     return parser
 

@@ -90,6 +90,7 @@ class PyAVVideo(PtsWindowReader):
             self._at_start = True
             self._can_skip = self._stream.codec_context.name in _SKIP_CODECS and self._stream.thread_count == 1
             self.decoded_frames = 0  # frames the decoder produced so far: tests check seeking
+            self.decoded_packets = 0  # packets sent to the decoder so far: the benchmark's packets per clip
             # One reformatter keeps its swscale context (frame.to_ndarray makes a new one per frame,
             # which costs more than the conversion). Single-threaded: swscale's own thread pool
             # would hang a loader worker forked while a reader is alive.
@@ -262,11 +263,14 @@ class PyAVVideo(PtsWindowReader):
         skippable: Optional[Callable[[int], bool]] = None,
         from_keyframe: bool = False,
     ) -> Iterator[tuple[int, av.VideoFrame]]:
-        """``iter_frames`` of ``packets`` (raw timestamps), counted in ``decoded_frames``."""
+        """``iter_frames`` of ``packets`` (raw timestamps), counted in ``decoded_frames`` and ``decoded_packets``."""
         self._at_start = False
-        for ts, frame in iter_frames(packets, self._stream, skippable, from_keyframe):
+        for ts, frame in iter_frames(packets, self._stream, skippable, from_keyframe, self._count_packet):
             self.decoded_frames += 1
             yield ts, frame
+
+    def _count_packet(self) -> None:
+        self.decoded_packets += 1
 
     def _skippable(self, times: np.ndarray, dropped: list[float]) -> Callable[[int], bool]:
         """Whether the packet with a pts may be dropped: its frame is shown outside every window

@@ -33,6 +33,7 @@ def iter_frames(
     stream: av.video.stream.VideoStream,
     skippable: Optional[Callable[[int], bool]] = None,
     from_keyframe: bool = False,
+    on_packet: Optional[Callable[[], None]] = None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Decoded frames of ``packets`` (of ``stream``; ``container.demux(stream)`` for all) in display
     order with a timestamp in ``stream.time_base`` units.
@@ -40,7 +41,8 @@ def iter_frames(
     ``skippable(pts)`` says which packets the decoder may drop when no other frame refers to them
     (FFmpeg's ``skip_frame`` NONREF, set per packet); packets without a trusted pts are decoded.
     With ``from_keyframe`` (after a seek) packets before the first keyframe are dropped: VP8 and
-    VP9 decoders refuse an inter frame as the first packet.
+    VP9 decoders refuse an inter frame as the first packet. ``on_packet()`` is called for each
+    packet sent to the decoder (what decoding costs: the benchmark's packets per clip).
 
     The timestamp is the pts, unless pts go backwards while dts do not (packed B-frames in AVI,
     as in FFmpeg's best-effort timestamp); then dts from there on. Frames are yielded one late so
@@ -59,6 +61,8 @@ def iter_frames(
         if skippable is not None:
             trusted = packet.pts is not None and not use_dts
             context.skip_frame = "NONREF" if trusted and skippable(packet.pts) else "DEFAULT"
+        if on_packet is not None:
+            on_packet()
         for frame in packet.decode():
             pts, dts = frame.pts, frame.dts
             if (
