@@ -318,6 +318,10 @@ _C.AUG.AA_TYPE = "rand-m7-n4-mstd0.5-inc1"
 # Resampling of RandAugment's rotations, shears and translations: bilinear or nearest
 # (PySlowFast's bicubic does not exist for torchvision's tensor ops).
 _C.AUG.INTERPOLATION = "bilinear"
+# Repeated augmentation: clips per training video, each with its own position, scale, crop, flip
+# and RandAugment draws, from one decode. TRAIN.BATCH_SIZE still counts clips, so a batch holds
+# BATCH_SIZE / NUM_SAMPLE videos and an epoch NUM_SAMPLE times the steps (see DATA.md). 1: off.
+_C.AUG.NUM_SAMPLE = 1
 
 # ---------------------------------------------------------------------------- #
 # Data loader.

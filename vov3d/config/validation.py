@@ -66,12 +66,24 @@ def planned_processes(cfg: CfgNode) -> int:
 
 def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * NUM_SHARDS") -> None:
     """TRAIN.BATCH_SIZE and TEST.BATCH_SIZE are global: each must split evenly over the run's
-    ``processes`` (``counted`` says how they were counted). Checked when the cfg is loaded, and
-    again before any process starts when a launcher (torchrun, srun) decided their number."""
+    ``processes`` (``counted`` says how they were counted), and a process's training batch into
+    whole videos of AUG.NUM_SAMPLE clips. Checked when the cfg is loaded, and again before any
+    process starts when a launcher (torchrun, srun) decided their number."""
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         size = cfg[key.split(".")[0]].BATCH_SIZE
         if size < 1 or size % processes:
             raise cfg_error(cfg, key, f"the global batch size must be a positive multiple of {counted} = {processes}")
+    samples = cfg.AUG.NUM_SAMPLE
+    if samples < 1:
+        raise cfg_error(cfg, "AUG.NUM_SAMPLE", "must be 1 (one clip per training video) or more")
+    if cfg.TRAIN.BATCH_SIZE // processes % samples:
+        raise cfg_error(
+            cfg,
+            "AUG.NUM_SAMPLE",
+            f"each video gives {samples} clips, so the training batch of each process, TRAIN.BATCH_SIZE "
+            f"{cfg.TRAIN.BATCH_SIZE} (set in {key_source(cfg, 'TRAIN.BATCH_SIZE')}) / ({counted}) = "
+            f"{cfg.TRAIN.BATCH_SIZE // processes} clips, must be a multiple of {samples}",
+        )
 
 
 def _warn_warmup_past_the_end(cfg: CfgNode) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler, default_collate
 
 from vov3d.config import CfgNode, cfg_error
 from vov3d.config.validation import check_batch_sizes, signal_numbers
@@ -91,6 +91,9 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     shards whose last is padded with repeated items, which ``index`` identifies. The loader has a
     generator of its own for its workers' seeds, so it never draws from the global torch generator.
     Its workers serve on through TRAIN.STOP_SIGNALS (``WorkerStopSignals``): the main process stops the run.
+    With AUG.NUM_SAMPLE N > 1 a training item holds N clips and the batches count clips: EpochBatches
+    takes TRAIN.BATCH_SIZE / N videos per global batch and ``flatten_clips`` makes each process's
+    batch of TRAIN.BATCH_SIZE / world clips (``loader.batch_size`` counts videos).
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -99,8 +102,13 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     world = get_world_size()
     if is_distributed():
         check_batch_sizes(cfg, world, "the processes of torch.distributed")
+    samples = cfg.AUG.NUM_SAMPLE if train else 1
+    global_batch //= samples  # items (videos) per global batch: check_batch_sizes saw that it divides
     if train and len(dataset) < global_batch:
-        raise cfg_error(cfg, key, f"the train split has {len(dataset)} clips, fewer than one batch of {global_batch}")
+        held = f"{len(dataset)} clips, fewer than one batch of {global_batch}"
+        if samples > 1:
+            held = f"{len(dataset)} videos, fewer than one batch of {global_batch} videos of {samples} clips"
+        raise cfg_error(cfg, key, f"the train split has {held}")
     if train:
         sampler = EpochBatches(len(dataset), global_batch, get_rank(), world, cfg.RNG_SEED)
     elif is_distributed():
@@ -112,6 +120,7 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         dataset,
         batch_size=global_batch // world,
         sampler=sampler,
+        collate_fn=flatten_clips if samples > 1 else None,
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available(),  # CPU runs: no CUDA
         drop_last=train,
@@ -119,6 +128,12 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
         worker_init_fn=WorkerStopSignals(signal_numbers(cfg.TRAIN.STOP_SIGNALS)),
     )
+
+
+def flatten_clips(items: Sequence[tuple[Any, ...]]) -> Any:
+    """Collate training items of N clips each (AUG.NUM_SAMPLE) into one batch of their clips, an
+    item's clips consecutive, each with the item's label, index and meta."""
+    return default_collate([(clip, *rest) for frames, *rest in items for clip in frames])
 
 
 def shuffle_loader(loader: DataLoader, epoch: int) -> None:

@@ -13,12 +13,21 @@ The training loader indexes the train split with ``TrainKey``s (see sampler.py):
 of such an item comes from generators seeded from (seed, epoch, index), so the item is the same in
 any process or loader worker. A plain index draws from the dataset's own stream (``rng``,
 ``reseed``), as tools and tests that index a dataset directly do.
+
+With AUG.NUM_SAMPLE N > 1 a training item holds N clips of its video, each drawn on its own, from
+one open and one decode, stacked in a new first dimension (``load_clips``).
+
+Each process (loader worker) keeps the last video it opened open while the next item is of the same
+video (the test views of a video are consecutive items), so a video is opened and probed once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import os
+from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -28,8 +37,8 @@ from torch.utils.data import Dataset
 from vov3d.config import CfgNode, cfg_error
 from vov3d.utils.distributed import get_rank
 
-from .decoder import VIDEO_BACKENDS, PtsWindow, PyAVVideo, VideoDecodeError, open_video_file, worker_message
-from .frames import JpegFrames
+from .decoder import VIDEO_BACKENDS, VideoDecodeError, open_video_file, worker_message
+from .multi_clip import Selection, Source, read_clips, read_frames
 from .rand_augment import ClipRandAugment
 from .sampler import TrainKey
 from .transforms import ClipTransform
@@ -41,9 +50,6 @@ SPLITS = ("train", "val", "test")
 # so that a few broken files early on do not stop a run whose overall fraction is small.
 MIN_CLIPS_CHECKED = 100
 
-Source = Union[PyAVVideo, JpegFrames]
-# What a dataset asks a source for: frame indices, or (Kinetics, as the original) a pts window.
-Selection = Union[np.ndarray, PtsWindow]
 Item = tuple[torch.Tensor, int, int, dict[str, Any]]
 _backend_alias_logged = False
 
@@ -59,11 +65,6 @@ def check_substituted(substituted: int, clips: int, max_fraction: float, epoch_d
     """Whether ``substituted`` of ``clips`` training clips (all processes) is more than
     ``max_fraction``, judged once MIN_CLIPS_CHECKED clips were loaded or the epoch is done."""
     return (clips >= MIN_CLIPS_CHECKED or epoch_done) and substituted > max_fraction * clips
-
-
-def read_frames(source: Source, selection: Selection) -> torch.Tensor:
-    """The frames ``selection`` names in ``source`` as uint8 T x H x W x 3 RGB."""
-    return source.get_window(selection) if isinstance(selection, PtsWindow) else source.get_frames(selection)
 
 
 def decoding_backend(cfg: CfgNode) -> str:
@@ -87,7 +88,8 @@ class ClipDataset(Dataset):
     ``view_arguments`` and define ``open_video`` (a file or a frame folder) and ``sample_frames``
     (which frame indices make a clip) or ``select_frames`` (which frames, by index or pts window).
     Video files are read with ``video_backend`` (DATA.DECODING_BACKEND), multi-threaded with
-    ``multi_thread_decode``."""
+    ``multi_thread_decode``. A training item holds ``num_samples`` clips of its video
+    (AUG.NUM_SAMPLE), each drawn on its own."""
 
     reads_frame_folders = False  # whether a folder in ``paths`` is one video's frames
 
@@ -104,11 +106,14 @@ class ClipDataset(Dataset):
         seed: int = 0,
         video_backend: str = "pyav",
         multi_thread_decode: bool = False,
+        num_samples: int = 1,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        if num_samples < 1:
+            raise ValueError(f"num_samples (clips per training item) must be 1 or more, got {num_samples}")
         self.paths, self.labels = list(paths), [int(label) for label in labels]
         self.split = split
         self.transform = transform
@@ -119,8 +124,10 @@ class ClipDataset(Dataset):
         self.rng = np.random.default_rng(seed)
         self.video_backend = video_backend
         self.multi_thread_decode = multi_thread_decode
+        self.num_samples = num_samples if split == "train" else 1
         self._failed: dict[int, str] = {}  # video index -> reason, in this process
         self._last_clip: Optional[tuple[tuple[int, int], torch.Tensor]] = None  # see load_clip
+        self._open: Optional[tuple[int, int, Source, contextlib.ExitStack]] = None  # see _source
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str, **overrides: Any) -> dict[str, Any]:
@@ -195,6 +202,7 @@ class ClipDataset(Dataset):
             seed=cfg.RNG_SEED + get_rank(),
             video_backend=decoding_backend(cfg),
             multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
+            num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
         )
 
     def open_video(self, video_index: int) -> Source:
@@ -227,28 +235,57 @@ class ClipDataset(Dataset):
         """Restart the stream that plain training indices draw from (``TrainKey``s use their own)."""
         self.rng = np.random.default_rng(seed)
 
-    def load_clip(
-        self,
-        video_index: int,
-        temporal_index: Optional[int],
-        spatial_index: int,
-        rng: Optional[np.random.Generator] = None,
-        generator: Optional[torch.Generator] = None,
-    ) -> torch.Tensor:
-        """Decode and transform one clip; ``temporal_index=None`` draws a random clip, position and
-        crop from ``rng`` (by default the dataset's ``rng``), RandAugment's ops from ``generator``
-        (by default torch's). The spatial crops of a test clip, consecutive items, share one
-        decode: the last clip's frames are kept."""
-        rng = self.rng if rng is None else rng
+    def load_clip(self, video_index: int, temporal_index: int, spatial_index: int) -> torch.Tensor:
+        """Decode and transform test view (``temporal_index``, ``spatial_index``) of a video. The
+        spatial crops of a test clip, consecutive items, share one decode: the last clip's frames
+        are kept."""
         key = (video_index, temporal_index)
-        if temporal_index is not None and self._last_clip is not None and self._last_clip[0] == key:
+        if self._last_clip is not None and self._last_clip[0] == key:
             frames = self._last_clip[1]
         else:
-            with self.open_video(video_index) as video:
-                frames = read_frames(video, self.select_frames(video, temporal_index, rng))
-            if temporal_index is not None and self.num_spatial_crops > 1:
+            with self._source(video_index) as video:
+                frames = read_frames(video, self.select_frames(video, temporal_index, self.rng))
+            if self.num_spatial_crops > 1:
                 self._last_clip = (key, frames)
-        return self.transform(frames, spatial_index, rng, generator)
+        return self.transform(frames, spatial_index, self.rng)
+
+    def load_clips(
+        self, video_index: int, rng: np.random.Generator, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        """``num_samples`` random training clips of a video, from one open and one decode
+        (``read_clips``): the clips' positions are drawn from ``rng`` one after another, then each
+        clip's scale, crop and flip from ``rng`` and RandAugment's ops from ``generator`` (None:
+        torch's), clip after clip. One clip, or the N clips stacked in a new first dimension."""
+        with self._source(video_index) as video:
+            selections = [self.select_frames(video, None, rng) for _ in range(self.num_samples)]
+            decoded = read_clips(video, selections)
+        clips = [self.transform(frames, 0, rng, generator) for frames in decoded]
+        return clips[0] if self.num_samples == 1 else torch.stack(clips)
+
+    @contextlib.contextmanager
+    def _source(self, video_index: int) -> Iterator[Source]:
+        """The open video ``video_index``, kept open for the next item of the same video and closed
+        when another video comes (one open source per process; a forked worker opens its own) or
+        when reading it fails."""
+        if self._open is None or self._open[:2] != (os.getpid(), video_index):
+            self._close_source()
+            stack = contextlib.ExitStack()
+            source = stack.enter_context(self.open_video(video_index))
+            self._open = (os.getpid(), video_index, source, stack)
+        try:
+            yield self._open[2]
+        except BaseException:
+            self._close_source()
+            raise
+
+    def _close_source(self) -> None:
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened[3].close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The dataset without its open source, which cannot be pickled (spawned loader workers)."""
+        return {**self.__dict__, "_open": None}
 
     def __getitem__(self, index: Union[int, TrainKey]) -> Item:
         """Item ``index``; a ``TrainKey`` (train split only) draws from generators of its own."""
@@ -285,13 +322,13 @@ class ClipDataset(Dataset):
         return frames, self.labels[video], index, meta
 
     def _train_item(self, index: int, rng: np.random.Generator, generator: Optional[torch.Generator]) -> Item:
-        """Load ``index`` with draws from ``rng`` and ``generator`` (see ``load_clip``); if it
+        """Load ``index`` with draws from ``rng`` and ``generator`` (see ``load_clips``); if it
         cannot be read, warn (once per file in this process) and load a random other video, drawn
         from ``rng``, recording ``index`` in the item's "substituted"."""
         video = index
         while True:
             try:
-                frames = self.load_clip(video, None, 0, rng, generator)
+                frames = self.load_clips(video, rng, generator)
             except VideoDecodeError as e:
                 self._record_failure(video, e)
                 video = int(rng.integers(self.num_videos))

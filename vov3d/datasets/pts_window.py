@@ -12,7 +12,7 @@ The decoded frames are checked against that list.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Optional
 
 import av
@@ -54,23 +54,33 @@ class PtsWindowReader:
         drop the unreferenced frames that are not picked; where the decoded frames contradict that
         list (frames without pts, re-timed packed B-frames), the window is decoded to list them.
         """
-        positions = np.asarray(window.positions, dtype=np.int64)
-        if len(positions) == 0 or positions.min() < 0:
-            raise ValueError(f"window positions must be a non-empty list of positions >= 0, got {positions.tolist()}")
+        return self.get_windows([window])[0]
+
+    def get_windows(self, windows: Sequence[PtsWindow]) -> list[torch.Tensor]:
+        """The frames of each of ``windows`` (all with a ``first`` or all without), each exactly as
+        ``get_window`` gives it, from one decode from the earliest window's start to the latest's
+        end: every frame of that span is decoded at most once, and each window's positions are
+        taken from its own list (AUG.NUM_SAMPLE's clips of one video)."""
+        if not windows or len({window.first is None for window in windows}) > 1:
+            raise ValueError("give one or more windows, all with a first pts or all without one")
+        positions = [np.asarray(window.positions, dtype=np.int64) for window in windows]
+        for p in positions:
+            if len(p) == 0 or p.min() < 0:
+                raise ValueError(f"window positions must be a non-empty list of positions >= 0, got {p.tolist()}")
         try:
-            listed = self.timestamps_from_zero() if window.first is None else None
+            lists = [self.timestamps_from_zero()] * len(windows) if windows[0].first is None else None
             try:
                 try:
-                    listed, arrays = self._read_window(window, positions, listed, skip=self._can_skip)
+                    lists, arrays = self._read_windows(windows, positions, lists, skip=self._can_skip)
                 except DroppedNeededFrame:
-                    listed, arrays = self._read_window(window, positions, listed, skip=False)
+                    lists, arrays = self._read_windows(windows, positions, lists, skip=False)
             except _PacketsMisled:
-                listed, arrays = self._read_window(window, positions, self._window_timestamps(window), skip=False)
+                lists, arrays = self._read_windows(windows, positions, self._window_timestamps(windows), skip=False)
         except av.FFmpegError as e:
             reason = getattr(e, "strerror", None) or str(e)
             raise decode_error(self.path, f"decoding failed: {reason} (damaged or truncated)") from None
-        picks = listed[np.minimum(positions, len(listed) - 1)]
-        return torch.from_numpy(np.stack([arrays[ts] for ts in picks.tolist()]))
+        picked = [_picks(listed, p).tolist() for listed, p in zip(lists, positions)]
+        return [torch.from_numpy(np.stack([arrays[ts] for ts in pts])) for pts in picked]
 
     def timestamps_from_zero(self) -> np.ndarray:
         """The sorted pts of every frame from pts 0 on: the list the original makes of a video without
@@ -81,15 +91,18 @@ class PtsWindowReader:
             raise decode_error(self.path, "every frame has a negative pts: the original loader keeps none of them")
         return timestamps
 
-    def _read_window(
-        self, window: PtsWindow, positions: np.ndarray, listed: Optional[np.ndarray], skip: bool
-    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """The window's frame list (``listed``, or when None the packets' pts in the window and the next) and
-        the RGB frames picked from it, by pts."""
-        start = window.first if listed is None else int(listed[min(positions.min(), len(listed) - 1)])
+    def _read_windows(
+        self, windows: Sequence[PtsWindow], positions: list[np.ndarray], lists: Optional[list[np.ndarray]], skip: bool
+    ) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+        """Each window's frame list (``lists``, or when None from the packets' pts) and the RGB frames
+        picked from them, by pts."""
+        if lists is None:
+            start = min(window.first for window in windows)
+        else:
+            start = min(int(_picks(listed, p).min()) for listed, p in zip(lists, positions))
 
-        def scan(from_start: bool) -> Optional[tuple[np.ndarray, dict[int, np.ndarray]]]:
-            return self._window_pass(window, positions, listed, skip, start, from_start)
+        def scan(from_start: bool) -> Optional[tuple[list[np.ndarray], dict[int, np.ndarray]]]:
+            return self._window_pass(windows, positions, lists, skip, start, from_start)
 
         return self._from_keyframe_before(self._seconds(start), scan)
 
@@ -107,36 +120,39 @@ class PtsWindowReader:
 
     def _window_pass(
         self,
-        window: PtsWindow,
-        positions: np.ndarray,
-        listed: Optional[np.ndarray],
+        windows: Sequence[PtsWindow],
+        positions: list[np.ndarray],
+        lists: Optional[list[np.ndarray]],
         skip: bool,
         start: int,
         from_start: bool,
-    ) -> Optional[tuple[np.ndarray, dict[int, np.ndarray]]]:
-        """One decode from here (see ``_read_window``); None when the seek landed too late.
+    ) -> Optional[tuple[list[np.ndarray], dict[int, np.ndarray]]]:
+        """One decode from here (see ``_read_windows``); None when the seek landed too late.
 
-        Listed from packets (``_listed_from_packets``), a decoded frame after the listed frame past
-        the window ends the pass. Raises _PacketsMisled when a decoded frame from the window's start
-        on is not listed or, decoding every frame, a listed one before the last pick did not come;
-        DroppedNeededFrame when a pick was dropped with ``skip``.
+        Listed from packets (``_shown_in_packets``), a decoded frame after the frame past the latest
+        window ends the pass. Raises _PacketsMisled when a decoded frame from the earliest window's
+        start on is not in the packets or, decoding every frame, a listed one before the last pick
+        did not come; DroppedNeededFrame when a pick was dropped with ``skip``.
         """
         packets = self._packets_from(start, from_start)
         if packets is None:
             return None
-        from_packets = listed is None
+        from_packets, past, shown = lists is None, None, set()
         if from_packets:
-            listed, packets = _listed_from_packets(packets, window)
-        past = int(listed[-1]) if from_packets and listed[-1] > window.last else None  # the frame after the window
-        picks = set(listed[np.minimum(positions, len(listed) - 1)].tolist())
-        listed_set = set(listed.tolist())
+            shown_pts, packets = _shown_in_packets(packets, windows)
+            lists = [_window_list(shown_pts, window) for window in windows]
+            latest = max(range(len(windows)), key=lambda i: windows[i].last)
+            past = int(lists[latest][-1]) if lists[latest][-1] > windows[latest].last else None  # after the windows
+            shown = set(shown_pts.tolist())
+        first = min(window.first for window in windows) if from_packets else None
+        picks = set(np.concatenate([_picks(listed, p) for listed, p in zip(lists, positions)]).tolist())
         arrays: dict[int, np.ndarray] = {}
         seen = set()
         try:
             for ts, frame in self._decoded(packets, (lambda pts: pts not in picks) if skip else None):
                 if past is not None and ts > past:
                     break
-                if from_packets and ts >= window.first and ts not in listed_set:
+                if from_packets and ts >= first and ts not in shown:
                     raise _PacketsMisled
                 seen.add(ts)
                 if ts in picks:
@@ -151,29 +167,42 @@ class PtsWindowReader:
             if from_packets:
                 raise _PacketsMisled
             raise decode_error(self.path, "frames seen in an earlier decode did not come again (damaged file)")
+        listed = np.concatenate(lists)
         if from_packets and not skip and not set(listed[listed <= max(picks)].tolist()) <= seen:
             raise _PacketsMisled
-        return listed, arrays
+        return lists, arrays
 
-    def _window_timestamps(self, window: PtsWindow) -> np.ndarray:
-        """The sorted distinct pts of the frames the original keeps of ``window``, by decoding as it
-        does: from ``first`` on, up to ``last`` and the first frame decoded after it."""
+    def _window_timestamps(self, windows: Sequence[PtsWindow]) -> list[np.ndarray]:
+        """For each window, the sorted distinct pts of the frames the original keeps of it, by
+        decoding as it does: from ``first`` on, up to ``last`` and the first frame decoded after it
+        (one decode from the earliest ``first`` to the latest ``last``)."""
+        first, last = min(window.first for window in windows), max(window.last for window in windows)
 
-        def scan(from_start: bool) -> Optional[np.ndarray]:
-            packets = self._packets_from(window.first, from_start)
+        def scan(from_start: bool) -> Optional[list[int]]:
+            packets = self._packets_from(first, from_start)
             if packets is None:
                 return None
-            kept = []
+            order = []  # the decoder's order, from the earliest first on
             for ts, _ in self._decoded(packets):
-                if ts < window.first:
-                    continue
-                kept.append(ts)
-                if ts > window.last:
+                if ts >= first:
+                    order.append(ts)
+                if ts > last:
                     break
-            return np.unique(np.asarray(kept, dtype=np.int64))
+            return order
 
-        listed = self._from_keyframe_before(self._seconds(window.first), scan)
-        if len(listed) == 0:
+        order = self._from_keyframe_before(self._seconds(first), scan)
+        return [self._kept(order, window) for window in windows]
+
+    def _kept(self, order: list[int], window: PtsWindow) -> np.ndarray:
+        """What the original keeps of ``window`` from frames decoded in ``order``."""
+        kept = []
+        for ts in order:
+            if ts < window.first:
+                continue
+            kept.append(ts)
+            if ts > window.last:
+                break
+        if not kept:
             first, last = self._seconds(window.first), self._seconds(window.last)
             raise decode_error(
                 self.path,
@@ -181,23 +210,40 @@ class PtsWindowReader:
                 f"{window.first} to {window.last}), but the header promises {self.num_frames} frames at "
                 f"{self.fps:.2f} fps from pts {self._origin}: the file is truncated or damaged",
             )
-        return listed
+        return np.unique(np.asarray(kept, dtype=np.int64))
 
 
-def _listed_from_packets(packets: Iterator[av.Packet], window: PtsWindow) -> tuple[np.ndarray, Iterator[av.Packet]]:
-    """The pts the original keeps of ``window`` as the packets list them (those in it and the
-    smallest after ``last``), and the packets again from the first. Packets come in decode order,
-    B-frames after the later frames they refer to, so they are read ahead until one is decoded
-    after that smallest pts (pts >= dts: no later packet is shown before it)."""
+def _picks(listed: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The pts at list ``positions``, clamped to the list."""
+    return listed[np.minimum(positions, len(listed) - 1)]
+
+
+def _window_list(shown: np.ndarray, window: PtsWindow) -> np.ndarray:
+    """The original's list of ``window`` from the sorted pts ``shown`` by the packets: those in it
+    and the smallest after ``last``."""
+    inside = shown[(shown >= window.first) & (shown <= window.last)]
+    listed = np.concatenate([inside, shown[shown > window.last][:1]])
+    if len(listed) == 0:  # a truncated file, or packets without pts: decode to know
+        raise _PacketsMisled
+    return listed
+
+
+def _shown_in_packets(
+    packets: Iterator[av.Packet], windows: Sequence[PtsWindow]
+) -> tuple[np.ndarray, Iterator[av.Packet]]:
+    """The sorted pts of the packets from the earliest window's ``first`` up to the smallest after the
+    latest ``last`` (from which ``_window_list`` makes each window's list), and the packets again
+    from the first. Packets come in decode order, B-frames after the later frames they refer to, so
+    they are read ahead until one is decoded after that smallest pts (pts >= dts: no later packet
+    is shown before it)."""
+    first, last = min(window.first for window in windows), max(window.last for window in windows)
     ahead, past = [], None
     for packet in packets:
         ahead.append(packet)
-        if packet.pts is not None and packet.pts > window.last and (past is None or packet.pts < past):
+        if packet.pts is not None and packet.pts > last and (past is None or packet.pts < past):
             past = packet.pts
         decode_ts = packet.dts if packet.dts is not None else packet.pts
         if past is not None and decode_ts is not None and decode_ts > past:
             break
-    listed = [p.pts for p in ahead if p.pts is not None and window.first <= p.pts <= window.last]
-    if not listed and past is None:  # a truncated file, or packets without pts: decode to know
-        raise _PacketsMisled
-    return np.unique(listed + ([] if past is None else [past])), itertools.chain(ahead, packets)
+    shown = np.unique([p.pts for p in ahead if p.pts is not None and p.pts >= first]).astype(np.int64)
+    return shown, itertools.chain(ahead, packets)

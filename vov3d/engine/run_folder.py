@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
 # What must also agree to resume mid-epoch: the epoch's order of global batches depends on them.
-MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED")
+MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED", "AUG.NUM_SAMPLE")
 
 
 def newest_checkpoint(output_dir: str, trust: bool = False, mid_epoch: bool = False) -> Optional[Found]:
