@@ -20,7 +20,8 @@ from tests.datasets.helpers import (
 )
 from tests.helpers import small_cfg, write_kinetics_csvs
 from vov3d.config import ConfigError
-from vov3d.datasets import AnnotationError, build_dataset
+from vov3d.datasets import AnnotationError, build_dataset, clip_dataset
+from vov3d.datasets.clip_dataset import read_frames
 from vov3d.datasets.decoder import VIDEO_BACKENDS, PyAVVideo
 from vov3d.datasets.sampling import segment_indices
 
@@ -116,14 +117,20 @@ def test_kinetics_offset_sampling_views(kinetics_root: Path) -> None:
 
 
 def test_the_crops_of_a_test_clip_share_one_decode(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Items in order open each (video, temporal view) once, and give what each item gives alone."""
+    """Items in order decode each (video, temporal view) once (and open each video once, see
+    test_open_once.py), and give what each item gives alone."""
     cfg = small_cfg(kinetics_root, kinetics_root / "videos")
     ds = build_dataset(cfg, "test")
     opened: list[int] = []
+    read: list[str] = []
     open_video = ds.open_video
     monkeypatch.setattr(ds, "open_video", lambda video: opened.append(video) or open_video(video))
+    monkeypatch.setattr(
+        clip_dataset, "read_frames", lambda source, sel: read.append(source.path) or read_frames(source, sel)
+    )
     items = [ds[i][0] for i in range(len(ds))]
-    assert opened == [video for video in range(4) for _ in range(2)]  # 2 temporal views x 3 crops each
+    assert opened == list(range(4))
+    assert read == [path for path in ds.paths for _ in range(2)]  # 2 temporal views x 3 crops each
     for i in (0, 1, 2, 5, 23):
         assert torch.equal(build_dataset(cfg, "test")[i][0], items[i])
 

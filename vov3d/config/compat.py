@@ -1,5 +1,5 @@
 """Keys and values that published PySlowFast / VoV3D YAML files set and that vov3d handles in its
-own way. MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION are real keys (defaults.py), not listed here.
+own way. MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION / NUM_SAMPLE are real keys (defaults.py), not listed here.
 
 IGNORED_KEYS have no effect here and are accepted with a one-line warning. A value other than
 ``ANY`` must match: another value would ask for behaviour vov3d does not have, and is a config
@@ -27,9 +27,8 @@ IGNORED_KEYS = {
     "MODEL.HEAD_ACT": "softmax",
     "MODEL.SINGLE_PATHWAY_ARCH": ANY,
     "MODEL.MULTI_PATHWAY_ARCH": ANY,
-    # PySlowFast's AUG keys beyond RandAugment (AUG.ENABLE, AA_TYPE, INTERPOLATION): repeated augmentation
-    # and random erasing are not implemented, so only their "off" values are accepted.
-    "AUG.NUM_SAMPLE": 1,
+    # PySlowFast's AUG keys beyond RandAugment and repeated augmentation (AUG.ENABLE, AA_TYPE,
+    # INTERPOLATION, NUM_SAMPLE): random erasing is not implemented, so only its "off" values are accepted.
     "AUG.RE_PROB": 0.0,
     "AUG.RE_MODE": ANY,
     "AUG.RE_COUNT": ANY,
