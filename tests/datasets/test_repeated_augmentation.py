@@ -60,12 +60,8 @@ def test_each_clip_is_the_clip_its_draws_give_alone(roots: dict[str, Path], kind
     for video in range(3):
         key = TrainKey(video, 2, 7)
         clips, label, index, meta = ds[key]
-        assert clips.shape[0] == 3 and (label, index, meta["video_index"], meta["substituted"]) == (
-            video,
-            video,
-            video,
-            -1,
-        )
+        assert clips.shape == (3, 4, 32, 32, 3) and clips.dtype == torch.uint8  # N x T x H x W x 3
+        assert (label, index, meta["video_index"], meta["substituted"]) == (video, video, video, -1)
         rng, generator = key.generators()
         with ds.open_video(video) as source:
             selections = [ds.select_frames(source, None, rng) for _ in range(3)]
@@ -81,7 +77,7 @@ def test_each_clip_is_the_clip_its_draws_give_alone(roots: dict[str, Path], kind
 
 def test_one_sample_is_an_item_of_one_clip(roots: dict[str, Path]) -> None:
     one, two = (build_dataset(repeat_cfg(roots, "window", n), "train") for n in (1, 2))
-    assert one[TrainKey(0, 0, 0)][0].shape == two[TrainKey(0, 0, 0)][0].shape[1:]
+    assert one[TrainKey(0, 0, 0)][0].shape == (4, 32, 32, 3) == two[TrainKey(0, 0, 0)][0].shape[1:]
     assert build_dataset(repeat_cfg(roots, "window", 2), "val").num_samples == 1
     assert build_dataset(repeat_cfg(roots, "window", 2), "test")[0][0].ndim == one[TrainKey(0, 0, 0)][0].ndim
 
@@ -190,7 +186,7 @@ def test_batches_count_clips_and_an_epoch_has_n_times_the_steps(roots: dict[str,
     assert loader.sampler.num_batches == 3 == len(loader)  # 1 video of 2 clips per step
     batches = list(loader)
     for clips, labels, index, meta in batches:
-        assert clips.shape[0] == 2 and clips.dtype == loader.dataset[0][0].dtype
+        assert clips.shape == (2, 4, 32, 32, 3) and clips.dtype == torch.uint8
         assert labels.tolist() == [labels[0].item()] * 2 and index.tolist() == [index[0].item()] * 2
         assert meta["video_index"].tolist() == index.tolist() and meta["substituted"].tolist() == [-1, -1]
         assert not torch.equal(clips[0], clips[1])
