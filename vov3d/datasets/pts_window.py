@@ -6,7 +6,8 @@ frame before stopping), sorts them by pts and takes list positions, clamped to t
 ``sampling.kinetics_window``). Here the list is made from the demuxer's packets before decoding (a
 frame's position depends only on the pts of the frames, which the packets carry), so the decoder
 may drop unreferenced frames that are not picked and only the picked frames are converted to RGB.
-The decoded frames are checked against that list.
+The decoded frames are checked against that list. Several windows of one video (AUG.NUM_SAMPLE's
+clips) are read in one decode over their span, each window's list made from it as if alone.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class PtsWindowReader:
     def get_windows(self, windows: Sequence[PtsWindow]) -> list[torch.Tensor]:
         """The frames of each of ``windows`` (all with a ``first`` or all without), each exactly as
         ``get_window`` gives it, from one decode from the earliest window's start to the latest's
-        end: every frame of that span is decoded at most once, and each window's positions are
-        taken from its own list (AUG.NUM_SAMPLE's clips of one video)."""
+        end: every frame of that span is decoded once (unless a check makes the reader decode
+        again, as for one window), and each window's positions are taken from its own list."""
         if not windows or len({window.first is None for window in windows}) > 1:
             raise ValueError("give one or more windows, all with a first pts or all without one")
         positions = [np.asarray(window.positions, dtype=np.int64) for window in windows]
