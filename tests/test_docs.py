@@ -420,7 +420,7 @@ def test_readme_something_something_paths_fit_data_md_layouts(dataset: str, sand
     argv = [t.replace(f"path/to/your/{dataset}", root) for t in program(command)[1]]
     cfg = run_net.setup_cfg(run_net.parse_args(argv + ["DATA.NUM_FRAMES", "4"]))
     frames, *_ = build_dataset(cfg, "train")[0]
-    assert frames.shape[1] == 4
+    assert frames.shape[0] == 4  # uint8 T x H x W x 3
 
 
 def test_readme_speed_figures_are_those_of_its_benchmark_command() -> None:
