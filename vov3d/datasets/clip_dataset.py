@@ -255,7 +255,7 @@ class ClipDataset(Dataset):
         """``num_samples`` random training clips of a video, from one open and one decode
         (``read_clips``): the clips' positions are drawn from ``rng`` one after another, then each
         clip's scale, crop and flip from ``rng`` and RandAugment's ops from ``generator`` (None:
-        torch.s), clip after clip. One clip, or the N clips stacked (N x T x H x W x 3)."""
+        torch's), clip after clip. One clip, or the N clips stacked (N x T x H x W x 3)."""
         with self._source(video_index) as video:
             selections = [self.select_frames(video, None, rng) for _ in range(self.num_samples)]
             decoded = read_clips(video, selections)
