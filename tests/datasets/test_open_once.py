@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from tests.datasets.helpers import make_video
 from tests.helpers import small_cfg, write_kinetics_csvs
@@ -120,3 +120,18 @@ def test_loader_workers_open_their_own(root: Path, tmp_path: Path, monkeypatch: 
     opens = [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
     workers = {pid for pid, _ in opens} - {os.getpid()}
     assert len(workers) == 2 and sorted(video for pid, video in opens if pid in workers) == [0, 0, 1, 1]
+
+
+def test_a_multi_threaded_reader_is_closed_before_workers_fork(root: Path) -> None:
+    """Freeing an inherited multi-threaded FFmpeg decoder in a forked worker waits forever on threads
+    that stayed in the parent, so the dataset closes its open video before a fork: workers forked
+    after this process read a view go on reading (the loader's timeout turns a hang into an error)."""
+    cfg = views_cfg(root)
+    cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = True
+    ds = build_dataset(cfg, "test")
+    first = ds[0][0]
+    assert ds._open is not None  # the video is held open here
+    loader = DataLoader(Subset(ds, range(30, 36)), batch_size=3, num_workers=1, timeout=120)
+    loaded = torch.cat([batch[0] for batch in loader])
+    assert torch.equal(loaded, torch.stack(each_view_anew(views_cfg(root), range(30, 36))))
+    assert ds._open is None and torch.equal(ds[0][0], first)  # closed at the fork, opened again

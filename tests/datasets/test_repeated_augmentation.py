@@ -1,6 +1,7 @@
-"""AUG.NUM_SAMPLE: N clips of one video per training item, each the clip its own draws give when
-read alone, from one open of the file and one decode of each frame; batches of clips; the config
-checks and the mid-epoch resume key."""
+"""AUG.NUM_SAMPLE: N clips of one video per training item, of one temporal position (PySlowFast's)
+or of one each (AUG.INDEPENDENT_POSITIONS), each the clip its own draws give when read alone, from
+one open of the file and one decode of each frame; batches of clips; the config checks and the
+mid-epoch resume key."""
 
 from __future__ import annotations
 
@@ -52,11 +53,14 @@ def repeat_cfg(roots: dict[str, Path], kind: str, samples: int, *opts: object) -
     return cfg
 
 
+@pytest.mark.parametrize("independent", [False, True])
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_clip_is_the_clip_its_draws_give_alone(roots: dict[str, Path], kind: str) -> None:
-    """The item's clips: positions drawn one after another, then each clip's scale, crop, flip and
-    RandAugment ops, and each clip's frames as reading its selection alone gives them."""
-    ds = build_dataset(repeat_cfg(roots, kind, 3), "train")
+def test_each_clip_is_the_clip_its_draws_give_alone(roots: dict[str, Path], kind: str, independent: bool) -> None:
+    """The item's clips: one position (as PySlowFast) or, independent, the positions of all drawn
+    one after another; then each clip's scale, crop, flip and RandAugment ops, and each clip's
+    frames as reading its selection alone gives them."""
+    ds = build_dataset(repeat_cfg(roots, kind, 3, "AUG.INDEPENDENT_POSITIONS", independent), "train")
+    positions = 3 if independent else 1
     for video in range(3):
         key = TrainKey(video, 2, 7)
         clips, label, index, meta = ds[key]
@@ -64,13 +68,13 @@ def test_each_clip_is_the_clip_its_draws_give_alone(roots: dict[str, Path], kind
         assert (label, index, meta["video_index"], meta["substituted"]) == (video, video, video, -1)
         rng, generator = key.generators()
         with ds.open_video(video) as source:
-            selections = [ds.select_frames(source, None, rng) for _ in range(3)]
+            selections = [ds.select_frames(source, None, rng) for _ in range(positions)]
         alone = []
         for selection in selections:
             with ds.open_video(video) as source:
                 alone.append(read_frames(source, selection))
-        for clip, decoded in zip(clips, alone):
-            assert torch.equal(clip, ds.transform(decoded, 0, rng, generator))
+        for k, clip in enumerate(clips):
+            assert torch.equal(clip, ds.transform(alone[k % positions], 0, rng, generator))
         assert not torch.equal(clips[0], clips[1]) and not torch.equal(clips[1], clips[2])
         assert torch.equal(ds[key][0], clips)  # the same key, the same clips
 
@@ -159,13 +163,19 @@ def test_a_video_without_duration_reads_its_windows_together(tmp_path: Path, mon
     assert len(counts.decoded) == len(set(counts.decoded))
 
 
-def test_jpeg_frames_are_decoded_once(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("independent", [False, True])
+def test_jpeg_frames_are_decoded_once(
+    roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch, independent: bool
+) -> None:
+    """One position: the 4 frames of one clip, read once for 4 clips; positions of their own: the
+    files of all 4, each read once."""
     read: list[int] = []
     jpeg_read = frames.JpegFrames._read
     monkeypatch.setattr(frames.JpegFrames, "_read", lambda self, i: read.append(i) or jpeg_read(self, i))
-    ds = build_dataset(repeat_cfg(roots, "jpeg", 4), "train")
+    ds = build_dataset(repeat_cfg(roots, "jpeg", 4, "AUG.INDEPENDENT_POSITIONS", independent), "train")
     clips = ds[TrainKey(2, 0, 0)][0]
-    assert clips.shape[0] == 4 and len(read) == len(set(read)) > 4
+    assert clips.shape[0] == 4 and len(read) == len(set(read))
+    assert len(read) > 4 if independent else len(read) == 4
 
 
 def test_overlapping_groups() -> None:
@@ -176,7 +186,7 @@ def test_overlapping_groups() -> None:
 def test_batches_count_clips_and_an_epoch_has_n_times_the_steps(roots: dict[str, Path]) -> None:
     """TRAIN.BATCH_SIZE clips per batch, BATCH_SIZE / N videos: each video's N clips in a row with
     its label, index and meta; every video once per epoch."""
-    cfg = repeat_cfg(roots, "jpeg", 1)  # 3 videos
+    cfg = repeat_cfg(roots, "jpeg", 1, "AUG.INDEPENDENT_POSITIONS", True)  # 3 videos; clips of other frames
     assert len(build_loader(cfg, "train")) == 1  # 1 step of 2 clips of 2 videos
     cfg.AUG.NUM_SAMPLE, cfg.TRAIN.BATCH_SIZE = 2, 4
     loader = build_loader(cfg, "train")  # 4 clips of 2 videos per step

@@ -24,8 +24,8 @@ from PIL import Image
 
 from vov3d.config import CfgNode, config_root, load_config
 from vov3d.datasets import build_dataset, build_loader
-from vov3d.datasets.clip_dataset import Selection, read_frames
 from vov3d.datasets.decoder import PtsWindow
+from vov3d.datasets.multi_clip import Selection, read_frames
 from vov3d.datasets.transforms import CropPlan, Normalize
 
 from .clip_costs import clip_counts, loader_cpu_clock

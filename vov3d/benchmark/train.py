@@ -39,7 +39,8 @@ class Batches:
     warm-up and timed runs share the loader's workers and prefetched batches."""
 
     def __init__(self, loader: DataLoader) -> None:
-        self.batch_size = loader.batch_size
+        # clips per batch: the loader's batch counts videos, of AUG.NUM_SAMPLE clips each
+        self.batch_size = loader.batch_size * getattr(loader.dataset, "num_samples", 1)
         self.dataset = loader.dataset
         self._batches = endless(loader)
 

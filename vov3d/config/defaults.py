@@ -318,10 +318,13 @@ _C.AUG.AA_TYPE = "rand-m7-n4-mstd0.5-inc1"
 # Resampling of RandAugment's rotations, shears and translations: bilinear or nearest
 # (PySlowFast's bicubic does not exist for torchvision's tensor ops).
 _C.AUG.INTERPOLATION = "bilinear"
-# Repeated augmentation: clips per training video, each with its own position, scale, crop, flip
-# and RandAugment draws, from one decode. TRAIN.BATCH_SIZE still counts clips, so a batch holds
-# BATCH_SIZE / NUM_SAMPLE videos and an epoch NUM_SAMPLE times the steps (see DATA.md). 1: off.
+# Repeated augmentation: clips per training video, as PySlowFast's: one decoded clip, each copy
+# with its own scale, crop, flip and RandAugment draws. TRAIN.BATCH_SIZE still counts clips, so a
+# batch holds BATCH_SIZE / NUM_SAMPLE videos and an epoch NUM_SAMPLE times the steps (DATA.md). 1: off.
 _C.AUG.NUM_SAMPLE = 1
+# With NUM_SAMPLE > 1, draw each clip's temporal position too (MMAction2's repeated augmentation);
+# clips that overlap are decoded together, others read one after another from the open file.
+_C.AUG.INDEPENDENT_POSITIONS = False
 
 # ---------------------------------------------------------------------------- #
 # Data loader.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from vov3d.utils.registry import Registry
 from .sampler import EpochBatches
 from .worker_signals import WorkerStopSignals
 
+logger = logging.getLogger(__name__)
 DATASET_REGISTRY = Registry("dataset", case_insensitive=True)
 # Videos per split whose existence check_splits looks up: enough to catch a wrong folder at once,
 # few enough to be instant on network storage.
@@ -109,6 +111,12 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
         if samples > 1:
             held = f"{len(dataset)} videos, fewer than one batch of {global_batch} videos of {samples} clips"
         raise cfg_error(cfg, key, f"the train split has {held}")
+    if train and samples > 1:
+        logger.info(
+            "AUG.NUM_SAMPLE %d: a global batch of TRAIN.BATCH_SIZE %d clips holds %d videos of %d clips each "
+            "(PySlowFast's batch would hold %d videos, %d clips)",
+            samples, global_batch * samples, global_batch, samples, global_batch * samples, global_batch * samples**2,
+        )  # fmt: skip
     if train:
         sampler = EpochBatches(len(dataset), global_batch, get_rank(), world, cfg.RNG_SEED)
     elif is_distributed():

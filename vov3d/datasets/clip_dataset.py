@@ -14,11 +14,15 @@ of such an item comes from generators seeded from (seed, epoch, index), so the i
 any process or loader worker. A plain index draws from the dataset's own stream (``rng``,
 ``reseed``), as tools and tests that index a dataset directly do.
 
-With AUG.NUM_SAMPLE N > 1 a training item holds N clips of its video, each drawn on its own, from
-one open and one decode, stacked in a new first dimension (``load_clips``).
+With AUG.NUM_SAMPLE N > 1 a training item holds N clips of its video, stacked in a new first
+dimension (``load_clips``): as PySlowFast, N scales, crops, flips and RandAugment draws of one
+decoded clip, or with AUG.INDEPENDENT_POSITIONS N clips at positions of their own, decoded
+together where they overlap.
 
 Each process (loader worker) keeps the last video it opened open while the next item is of the same
-video (the test views of a video are consecutive items), so a video is opened and probed once.
+video (the test views of a video are consecutive items), so a video is opened and probed once. It
+closes it before forking: freeing a multi-threaded FFmpeg decoder in a child, whose threads stayed
+in the parent, waits forever.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import inspect
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
@@ -89,7 +94,7 @@ class ClipDataset(Dataset):
     (which frame indices make a clip) or ``select_frames`` (which frames, by index or pts window).
     Video files are read with ``video_backend`` (DATA.DECODING_BACKEND), multi-threaded with
     ``multi_thread_decode``. A training item holds ``num_samples`` clips of its video
-    (AUG.NUM_SAMPLE), each drawn on its own."""
+    (AUG.NUM_SAMPLE), of one temporal position or, with ``independent_positions``, of one each."""
 
     reads_frame_folders = False  # whether a folder in ``paths`` is one video's frames
 
@@ -107,6 +112,7 @@ class ClipDataset(Dataset):
         video_backend: str = "pyav",
         multi_thread_decode: bool = False,
         num_samples: int = 1,
+        independent_positions: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -125,9 +131,10 @@ class ClipDataset(Dataset):
         self.video_backend = video_backend
         self.multi_thread_decode = multi_thread_decode
         self.num_samples = num_samples if split == "train" else 1
+        self.independent_positions = independent_positions
         self._failed: dict[int, str] = {}  # video index -> reason, in this process
         self._last_clip: Optional[tuple[tuple[int, int], torch.Tensor]] = None  # see load_clip
-        self._open: Optional[tuple[int, int, Source, contextlib.ExitStack]] = None  # see _source
+        self._open: Optional[tuple[int, Source]] = None  # (video index, source): see _source
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode, split: str, **overrides: Any) -> dict[str, Any]:
@@ -203,6 +210,7 @@ class ClipDataset(Dataset):
             video_backend=decoding_backend(cfg),
             multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
             num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
+            independent_positions=cfg.AUG.INDEPENDENT_POSITIONS,
         )
 
     def open_video(self, video_index: int) -> Source:
@@ -252,28 +260,28 @@ class ClipDataset(Dataset):
     def load_clips(
         self, video_index: int, rng: np.random.Generator, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
-        """``num_samples`` random training clips of a video, from one open and one decode
-        (``read_clips``): the clips' positions are drawn from ``rng`` one after another, then each
-        clip's scale, crop and flip from ``rng`` and RandAugment's ops from ``generator`` (None:
-        torch's), clip after clip. One clip, or the N clips stacked (N x T x H x W x 3)."""
+        """``num_samples`` random training clips of a video, from one open and one decode: the
+        clip's position is drawn from ``rng`` (with ``independent_positions`` the positions of
+        all, one after another, read together by ``read_clips``), then each clip's scale, crop and
+        flip from ``rng`` and RandAugment's ops from ``generator`` (None: torch's), clip after clip.
+        One clip, or the N clips stacked (N x T x H x W x 3)."""
+        positions = self.num_samples if self.independent_positions else 1
         with self._source(video_index) as video:
-            selections = [self.select_frames(video, None, rng) for _ in range(self.num_samples)]
-            decoded = read_clips(video, selections)
-        clips = [self.transform(frames, 0, rng, generator) for frames in decoded]
+            decoded = read_clips(video, [self.select_frames(video, None, rng) for _ in range(positions)])
+        clips = [self.transform(decoded[k % positions], 0, rng, generator) for k in range(self.num_samples)]
         return clips[0] if self.num_samples == 1 else torch.stack(clips)
 
     @contextlib.contextmanager
     def _source(self, video_index: int) -> Iterator[Source]:
         """The open video ``video_index``, kept open for the next item of the same video and closed
-        when another video comes (one open source per process; a forked worker opens its own) or
-        when reading it fails."""
-        if self._open is None or self._open[:2] != (os.getpid(), video_index):
+        when another video comes (one open source per process), when reading it fails, or before
+        this process forks (``_close_before_fork``)."""
+        if self._open is None or self._open[0] != video_index:
             self._close_source()
-            stack = contextlib.ExitStack()
-            source = stack.enter_context(self.open_video(video_index))
-            self._open = (os.getpid(), video_index, source, stack)
+            self._open = (video_index, self.open_video(video_index))
+            _HOLDING.add(self)
         try:
-            yield self._open[2]
+            yield self._open[1]
         except BaseException:
             self._close_source()
             raise
@@ -281,7 +289,7 @@ class ClipDataset(Dataset):
     def _close_source(self) -> None:
         opened, self._open = self._open, None
         if opened is not None:
-            opened[3].close()
+            opened[1].__exit__(None, None, None)
 
     def __getstate__(self) -> dict[str, Any]:
         """The dataset without its open source, which cannot be pickled (spawned loader workers)."""
@@ -346,3 +354,14 @@ class ClipDataset(Dataset):
                 f"none of the {self.num_videos} videos of the {self.split} split could be read; "
                 f"the last: {error}. Check DATA.PATH_PREFIX and DATA.PATH_TO_DATA_DIR"
             )
+
+
+_HOLDING: weakref.WeakSet[ClipDataset] = weakref.WeakSet()  # datasets that opened a video in this process
+
+
+def _close_before_fork() -> None:
+    for dataset in list(_HOLDING):
+        dataset._close_source()
+
+
+os.register_at_fork(before=_close_before_fork)

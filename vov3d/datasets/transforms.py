@@ -11,6 +11,7 @@ first is not equivalent: bilinear pixels at a crop border blend with neighbours 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
@@ -183,13 +184,25 @@ class Normalize:
         channels_last_3d when ``channels_last``, which is the uint8 layout permuted (one copy)."""
         if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
             raise ValueError(f"clips must be a uint8 B x T x H x W x 3 batch, got {clips.dtype} {tuple(clips.shape)}")
-        mean, std = np.asarray(self.mean), np.asarray(self.std)
         clips = clips.permute(0, 4, 1, 2, 3)
         if self.bgr:
-            clips, mean, std = clips.flip(1), mean[::-1], std[::-1]
+            clips = clips.flip(1)
         layout = torch.channels_last_3d if channels_last else torch.contiguous_format
         out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device, memory_format=layout)
         out.copy_(clips)
-        scale = torch.as_tensor(1.0 / (255.0 * std), dtype=torch.float32).view(1, 3, 1, 1, 1)
-        shift = torch.as_tensor(-mean / std, dtype=torch.float32).view(1, 3, 1, 1, 1)
-        return out.mul_(scale.to(out.device)).add_(shift.to(out.device))
+        scale, shift = _scale_and_shift(tuple(self.mean), tuple(self.std), self.bgr, clips.device)
+        return out.mul_(scale).add_(shift)
+
+
+@functools.cache
+def _scale_and_shift(
+    mean: tuple[float, ...], std: tuple[float, ...], bgr: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Normalize``'s float32 1 / (255 std) and -mean / std per channel (in BGR order when
+    ``bgr``), made once per device: a copy to a GPU every batch would wait for its queued work."""
+    mean_, std_ = np.asarray(mean), np.asarray(std)
+    if bgr:
+        mean_, std_ = mean_[::-1], std_[::-1]
+    scale = torch.as_tensor(1.0 / (255.0 * std_), dtype=torch.float32).view(1, 3, 1, 1, 1)
+    shift = torch.as_tensor(-mean_ / std_, dtype=torch.float32).view(1, 3, 1, 1, 1)
+    return scale.to(device), shift.to(device)
