@@ -17,7 +17,6 @@ from tests.conftest import CONFIGS
 from vov3d.benchmark import clip_costs, data, data_inputs
 from vov3d.cli.args import parse_with_overrides
 from vov3d.cli.benchmark import build_parser
-from vov3d.config import get_cfg
 from vov3d.datasets import build_dataset
 from vov3d.datasets.clip_dataset import read_frames
 from vov3d.datasets.decoder import PtsWindow, PyAVVideo
@@ -52,24 +51,15 @@ def parse(*argv: str) -> argparse.Namespace:
     return parse_with_overrides(build_parser(), ["--threads", "1", "data", *argv])
 
 
+def quick(inputs: Path, *argv: str) -> argparse.Namespace:
+    """``parse`` of a run over ``inputs`` of 2 clips, timed once without warm-up, tiny configs."""
+    return parse("--inputs", str(inputs), "--clips", "2", "--warmup", "0", "--repeats", "1", *argv, *TINY)
+
+
 def test_rows_have_positive_figures(inputs: Path) -> None:
     """Every row, with what its clips cost: decoding work, the bytes of the clip a worker sends
     (read back from the dataset), the workers' CPU and clips/s per core."""
-    args = parse(
-        "--inputs",
-        str(inputs),
-        "--clips",
-        "2",
-        "--batch-size",
-        "1",
-        "--workers",
-        "0,2",
-        "--warmup",
-        "0",
-        "--repeats",
-        "1",
-        *TINY,
-    )
+    args = quick(inputs, "--batch-size", "1", "--workers", "0,2")
     results = args.func(args)
     rows = {(row["path"], row["split"], row["workers"]): row for row in results["rows"]}
     assert set(rows) == {
@@ -243,26 +233,9 @@ def test_loader_cpu_clock_counts_the_processes_that_load(workers: int) -> None:
     assert 0.08 <= used <= elapsed + 0.05  # 4 x 30 ms, less what a worker did before the first reading
 
 
-@pytest.mark.skipif("NUM_SAMPLE" not in get_cfg().AUG, reason="AUG.NUM_SAMPLE (repeated augmentation) not in the tree")
 def test_num_samples_repeats_the_train_rows(inputs: Path) -> None:
     """``--num-samples 1,2``: the train rows again with AUG.NUM_SAMPLE 2, every clip counted."""
-    args = parse(
-        "--inputs",
-        str(inputs),
-        "--clips",
-        "2",
-        "--batch-size",
-        "2",
-        "--workers",
-        "1",
-        "--num-samples",
-        "1,2",
-        "--warmup",
-        "0",
-        "--repeats",
-        "1",
-        *TINY,
-    )
+    args = quick(inputs, "--batch-size", "2", "--workers", "1", "--num-samples", "1,2")
     rows = {(row["path"], row["split"], row.get("samples"), row["workers"]): row for row in args.func(args)["rows"]}
     for path in ("kinetics", "ssv1 JPEG"):
         one, two = rows[path, "train", 1, "in-process"], rows[path, "train", 2, "in-process"]
