@@ -82,7 +82,7 @@ def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) ->
     path.write_text(
         "TRAIN:\n  CHECKPOINT_TYPE: pytorch\n  BATCH_SIZ: 8\n"
         "DEMO:\n  ENABLE: False\n"
-        "MULTIGRID:\n  LONG_CYCLE: False\n  SHORT_CYCLE: False\n"
+        "AVA:\n  FULL_TEST_ON_VAL: False\n  DETECTION_SCORE_THRESH: 0.8\n"
         "TEST:\n  CHECKPOINT_TYPE: pytorch\n"
     )
     with pytest.raises(ConfigError) as err:
@@ -92,8 +92,8 @@ def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) ->
     assert [line.strip() for line in lines] == [
         "unknown config key TRAIN.BATCH_SIZ; did you mean TRAIN.BATCH_SIZE?",
         "unknown config key DEMO.ENABLE (there is no DEMO section)",
-        "unknown config key MULTIGRID.LONG_CYCLE (there is no MULTIGRID section)",
-        "unknown config key MULTIGRID.SHORT_CYCLE (there is no MULTIGRID section)",
+        "unknown config key AVA.FULL_TEST_ON_VAL (there is no AVA section)",
+        "unknown config key AVA.DETECTION_SCORE_THRESH (there is no AVA section)",
     ]
 
 

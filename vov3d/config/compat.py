@@ -1,5 +1,6 @@
 """Keys and values that published PySlowFast / VoV3D YAML files set and that vov3d handles in its
-own way. MIXUP.* and AUG.ENABLE / AA_TYPE / INTERPOLATION / NUM_SAMPLE are real keys (defaults.py), not listed here.
+own way. MIXUP.*, AUG.ENABLE / AA_TYPE / INTERPOLATION / NUM_SAMPLE and MULTIGRID's settings are real
+keys (defaults.py), not listed here.
 
 IGNORED_KEYS have no effect here and are accepted with a one-line warning. A value other than
 ``ANY`` must match: another value would ask for behaviour vov3d does not have, and is a config
@@ -36,11 +37,20 @@ IGNORED_KEYS = {
     # vov3d reads PyTorch checkpoint files only, which is what "pytorch" names.
     "TRAIN.CHECKPOINT_TYPE": "pytorch",
     "TEST.CHECKPOINT_TYPE": "pytorch",
+    # PySlowFast overwrites these at start ("no need to specify"); vov3d derives them.
+    "MULTIGRID.DEFAULT_B": ANY,
+    "MULTIGRID.DEFAULT_T": ANY,
+    "MULTIGRID.DEFAULT_S": ANY,
+    "MULTIGRID.LONG_CYCLE_SAMPLING_RATE": ANY,
 }
 # The one-line warning of an ignored key, where "no effect on X3D or VoV3D" would not be the reason.
 IGNORE_NOTES = {
     "TRAIN.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
     "TEST.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
+    "MULTIGRID.DEFAULT_B": "the multigrid schedule derives it from TRAIN.BATCH_SIZE",
+    "MULTIGRID.DEFAULT_T": "the multigrid schedule derives it from DATA.NUM_FRAMES",
+    "MULTIGRID.DEFAULT_S": "the multigrid schedule derives it from DATA.TRAIN_CROP_SIZE",
+    "MULTIGRID.LONG_CYCLE_SAMPLING_RATE": "the multigrid schedule derives it from DATA.SAMPLING_RATE",
 }
 
 _CAFFE2 = (

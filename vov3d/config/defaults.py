@@ -240,6 +240,32 @@ _C.SOLVER.OPTIMIZING_METHOD = "sgd"
 _C.SOLVER.BACKBONE_LR_MULT = 1.0
 
 # ---------------------------------------------------------------------------- #
+# Multigrid training (Wu et al., CVPR 2020), PySlowFast's names and defaults; the schedules are in
+# vov3d/engine/multigrid.py. Not wired into the training loop yet (issue 27): LONG_CYCLE or
+# SHORT_CYCLE True stops at load. PySlowFast's DEFAULT_B/T/S and LONG_CYCLE_SAMPLING_RATE, which
+# it sets itself at start, are derived from TRAIN.BATCH_SIZE, DATA.NUM_FRAMES,
+# DATA.TRAIN_CROP_SIZE and DATA.SAMPLING_RATE here, and accepted with a warning (compat.py).
+# ---------------------------------------------------------------------------- #
+_C.MULTIGRID = CfgNode()
+# Train for EPOCH_FACTOR times SOLVER.MAX_EPOCH epochs (cheaper epochs; the paper's 1.5).
+_C.MULTIGRID.EPOCH_FACTOR = 1.5
+# Short cycle: iterations cycle through crops of SHORT_CYCLE_FACTORS times DATA.TRAIN_CROP_SIZE,
+# then the current shape, with the batch scaled up by the square of the crop ratio.
+_C.MULTIGRID.SHORT_CYCLE = False
+# Two crop factors, relative to DATA.TRAIN_CROP_SIZE.
+_C.MULTIGRID.SHORT_CYCLE_FACTORS = [0.5, 0.5**0.5]
+# Long cycle: each LR stage of SOLVER.STEPS trains these shapes coarse to fine, with the batch
+# scaled up by the drop in frames x crop^2; the last stage fine-tunes at the last shape.
+_C.MULTIGRID.LONG_CYCLE = False
+# (frames, crop) factors relative to (DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE), coarse first.
+_C.MULTIGRID.LONG_CYCLE_FACTORS = [[0.25, 0.5**0.5], [0.5, 0.5**0.5], [0.5, 1], [1, 1]]
+# Clips per BatchNorm statistic, whatever the long cycle's batch (sub-batch or synchronised BN).
+_C.MULTIGRID.BN_BASE_SIZE = 8
+# Validations (and checkpoints) per long-cycle shape, instead of TRAIN.EVAL_PERIOD: multigrid
+# epochs differ in cost.
+_C.MULTIGRID.EVAL_FREQ = 3
+
+# ---------------------------------------------------------------------------- #
 # Data.
 # ---------------------------------------------------------------------------- #
 _C.DATA = CfgNode()

@@ -42,7 +42,46 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise cfg_error(cfg, "TRAIN.STOP_SIGNALS", str(e)) from None
     if cfg.TRAIN.CHECKPOINT_MINUTES < 0:
         raise cfg_error(cfg, "TRAIN.CHECKPOINT_MINUTES", "must be 0 (checkpoints only at epoch ends) or more")
+    check_multigrid(cfg)
     _warn_warmup_past_the_end(cfg)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_multigrid(cfg: CfgNode) -> None:
+    """MULTIGRID.*: a run that asks for multigrid training stops rather than silently training
+    without it, as the training loop does not use the schedules yet (issue 27); the values are
+    checked even while it is off, so a PySlowFast file with a wrong one is caught now."""
+    m = cfg.MULTIGRID
+    for key in ("LONG_CYCLE", "SHORT_CYCLE"):
+        if m[key]:
+            raise cfg_error(
+                cfg,
+                f"MULTIGRID.{key}",
+                "multigrid training is not wired into the training loop yet (issue 27); set it to False "
+                "(or drop it) to train with the fixed shape of DATA.NUM_FRAMES and DATA.TRAIN_CROP_SIZE",
+            )
+    factors = m.LONG_CYCLE_FACTORS
+    if not factors or not all(
+        isinstance(f, (list, tuple)) and len(f) == 2 and all(_is_number(x) and 0 < x <= 1 for x in f) for f in factors
+    ):
+        raise cfg_error(
+            cfg,
+            "MULTIGRID.LONG_CYCLE_FACTORS",
+            "must be a non-empty list of [frames, crop] factors, each in (0, 1], coarse first, "
+            "e.g. [[0.25, 0.7071], [0.5, 0.7071], [0.5, 1], [1, 1]]",
+        )
+    short = m.SHORT_CYCLE_FACTORS
+    if len(short) != 2 or not all(_is_number(x) and 0 < x <= 1 for x in short):
+        raise cfg_error(cfg, "MULTIGRID.SHORT_CYCLE_FACTORS", "must be two crop factors in (0, 1], e.g. [0.5, 0.7071]")
+    if m.EPOCH_FACTOR <= 0:
+        raise cfg_error(cfg, "MULTIGRID.EPOCH_FACTOR", "must be more than 0 (the paper's 1.5)")
+    if m.BN_BASE_SIZE < 1:
+        raise cfg_error(cfg, "MULTIGRID.BN_BASE_SIZE", "must be 1 clip or more (the paper's 8)")
+    if m.EVAL_FREQ < 1:
+        raise cfg_error(cfg, "MULTIGRID.EVAL_FREQ", "must be 1 validation per long-cycle shape or more")
 
 
 def signal_numbers(names: Sequence[str]) -> list[signal.Signals]:
