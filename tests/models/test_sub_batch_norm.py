@@ -11,6 +11,8 @@ import torch.nn as nn
 from tests.conftest import CONFIGS
 from tests.models.test_variants import random_bn_statistics
 from vov3d.config import ConfigError, load_config
+from vov3d.engine.runtime import Execution
+from vov3d.engine.train import update_precise_bn
 from vov3d.models import SubBatchNorm3d, aggregate_sub_batch_stats, build_model
 
 C = 4
@@ -133,6 +135,22 @@ def test_channels_last_and_bf16_autocast() -> None:
         plain = nn.BatchNorm3d(C)(x.bfloat16())
     assert low.dtype == plain.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), want, rtol=0.05, atol=0.05)
+
+
+def test_precise_bn_gives_each_split_its_statistics_then_aggregates() -> None:
+    """update_precise_bn (fvcore) recomputes split_bn's statistics over the batches; the model then
+    holds the rule's aggregate of each split's population mean and (biased) variance."""
+    k, execution = 2, Execution(torch.device("cpu"))
+    model = nn.Sequential(SubBatchNorm3d(3, num_splits=k))
+    g = torch.Generator().manual_seed(4)
+    loader = [(torch.randint(0, 256, (4, 2, 3, 3, 3), dtype=torch.uint8, generator=g), None) for _ in range(3)]
+    update_precise_bn(model, loader, 3, execution)
+    splits = [torch.cat([execution.to_input(clips)[s::k] for clips, _ in loader]).double() for s in range(k)]
+    means = torch.stack([x.mean((0, 2, 3, 4)) for x in splits])
+    variances = torch.stack([x.var((0, 2, 3, 4), unbiased=False) for x in splits])
+    mean, var = aggregated(means, variances)
+    torch.testing.assert_close(model[0].running_mean.double(), mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model[0].running_var.double(), var, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("network", ["x3d_tiny", "vov3d_tiny"])
