@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.engine.conftest import quick_cfg
+from tests.engine.conftest import final_weights, quick_cfg
 from tests.helpers import Tiny, run_epoch, tiny_cfg
 from vov3d.engine import assembly, launch, train
 from vov3d.engine.solver import LRSchedule
+from vov3d.models import SubBatchNorm3d
 from vov3d.utils.logging import setup_logging
 from vov3d.utils.run_layout import RunFolder
 
@@ -107,3 +108,29 @@ def test_channels_last_3d_with_mixed_precision(tmp_path: Path) -> None:
     stats = run_epoch(model, cfg)
     assert math.isfinite(stats["loss"]) and dtypes == {torch.bfloat16}
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_a_sub_batch_norm_run_evaluates_and_saves_its_splits_aggregated_statistics(
+    colour_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training moves only the splits' statistics. Without precise BN, validation (epoch 1, no
+    checkpoint before it) must see their aggregate, not the initial zeros and ones, and the epoch 2
+    checkpoint (written before validating) the aggregate of the end of epoch 2, as validated."""
+    validated: list[dict[str, torch.Tensor]] = []
+
+    def validate_model(model: nn.Module, *args, **kwargs):
+        assert any(isinstance(m, SubBatchNorm3d) for m in model.modules())
+        validated.append({n: t.clone() for n, t in model.state_dict().items() if n.endswith(("_mean", "_var"))})
+        return original(model, *args, **kwargs)
+
+    original = train.validate_model
+    monkeypatch.setattr(train, "validate_model", validate_model)
+    opts = ("BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 2, "BN.USE_PRECISE_STATS", False,
+            "SOLVER.MAX_EPOCH", 2, "TRAIN.CHECKPOINT_PERIOD", 2)  # fmt: skip
+    train.train(quick_cfg(colour_data, tmp_path, *opts))
+    first, second = validated
+    for name, stats in first.items():
+        assert not torch.all(stats == (0.0 if name.endswith("mean") else 1.0)), name
+    saved = final_weights(tmp_path, 2)
+    for name, stats in second.items():
+        assert torch.equal(saved[name], stats) and not torch.equal(stats, first[name]), name

@@ -198,10 +198,15 @@ _C.BN.WEIGHT_DECAY = 0.0
 # contains "bn"; VoV3D's a.1 / c.1 BatchNorms then get SOLVER.WEIGHT_DECAY), or type (the
 # parameters of every BatchNorm layer, PySlowFast's later rule).
 _C.BN.WEIGHT_DECAY_GROUPS = "name"
-# batchnorm, or sync_batchnorm (statistics over groups of NUM_SYNC_DEVICES processes).
+# batchnorm, sync_batchnorm (statistics over groups of NUM_SYNC_DEVICES processes), or
+# sub_batchnorm (statistics over each of NUM_SPLITS sub-batches of a process's batch apart, as
+# PySlowFast's multigrid training uses; the state dict is BatchNorm's).
 _C.BN.NORM_TYPE = "batchnorm"
 # Processes per sync_batchnorm group.
 _C.BN.NUM_SYNC_DEVICES = 1
+# Sub-batches per process batch for sub_batchnorm (clip i in sub-batch i % NUM_SPLITS); the
+# per-process batch size must be a multiple of it.
+_C.BN.NUM_SPLITS = 1
 
 # ---------------------------------------------------------------------------- #
 # Optimiser and learning-rate schedule.

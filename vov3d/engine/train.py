@@ -20,6 +20,7 @@ from vov3d.config import CfgNode
 from vov3d.datasets import shuffle_loader, skip_batches
 from vov3d.datasets.mixup import MixUp
 from vov3d.datasets.readable import fix_advice
+from vov3d.models import aggregate_sub_batch_stats
 from vov3d.utils.distributed import all_reduce_sum, barrier, get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import Timer, topk_correct
@@ -223,7 +224,8 @@ def optimizer_step(
 def update_precise_bn(model: nn.Module, loader: DataLoader, num_batches: int, execution: Execution) -> None:
     """Recompute BN statistics as true averages over ``num_batches`` training batches
     (BN.NUM_BATCHES_PRECISE) with the weights fixed (fvcore's precise BN), then average them over
-    processes so that every rank evaluates and saves the same model."""
+    processes so that every rank evaluates and saves the same model. Sub-batch BN gets precise
+    statistics per split (its ``split_bn``), then aggregated, in PySlowFast's order."""
     with warnings.catch_warnings():  # fvcore's import uses APIs that torch marks deprecated
         warnings.simplefilter("ignore", FutureWarning)
         from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
@@ -237,6 +239,7 @@ def update_precise_bn(model: nn.Module, loader: DataLoader, num_batches: int, ex
     for bn in get_bn_modules(net):
         for stats in (bn.running_mean, bn.running_var):
             stats.copy_(all_reduce_sum(stats.clone()) / world)
+    aggregate_sub_batch_stats(net)
 
 
 def train(cfg: CfgNode, signals: Optional[StopSignals] = None) -> dict[str, Any]:
@@ -274,6 +277,7 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
     results: dict[str, Any] = {}
 
     def save(epoch: int, position: Optional[MidEpoch] = None, validate_next: bool = False) -> None:
+        aggregate_sub_batch_stats(run.net)  # sub-batch BN: the saved running statistics are the splits'
         save_training_checkpoint(
             cfg, epoch, run.net, run.optimizer, run.schedule, run.scaler, run.class_names,
             position=position, validate=validate_next, train_split=run.train_split,
@@ -281,6 +285,7 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
         control.checkpointed()
 
     def validate(epoch: int) -> None:
+        aggregate_sub_batch_stats(run.net)  # sub-batch BN: evaluation uses the running statistics
         device = run.execution.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # draws nothing a resume misses
             results["val"] = validate_model(run.net, run.val_loader, epoch, run.max_epoch, run.execution, run.log)

@@ -10,14 +10,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .sub_batch_norm import SubBatchNorm3d
+
 # Makes a norm layer for a number of channels (timm's habit: the norm is an argument of blocks).
 NormFactory = Callable[[int], nn.Module]
 
 # BN.NORM_TYPE -> norm layer. sync_batchnorm builds plain BatchNorm3d: the engine converts it
 # with torch.nn.SyncBatchNorm.convert_sync_batchnorm once the process group exists.
-NORM_LAYERS: dict[str, NormFactory] = {
+# sub_batchnorm also takes num_splits (BN.NUM_SPLITS).
+NORM_LAYERS: dict[str, Callable[..., nn.Module]] = {
     "batchnorm": nn.BatchNorm3d,
     "sync_batchnorm": nn.BatchNorm3d,
+    "sub_batchnorm": SubBatchNorm3d,
 }
 
 # Swish(x) = x * sigmoid(x) is torch's SiLU, which has a fused kernel.

@@ -8,6 +8,7 @@ legacy PySlowFast names, so published X3D and VoV3D checkpoints load without any
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Union
@@ -94,7 +95,7 @@ def init_weights(model: nn.Module, zero_init_final_bn: bool, fc_init_std: float 
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:  # not SubBatchNorm3d's split_bn
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
@@ -122,8 +123,6 @@ def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
         raise cfg_error(cfg, "MODEL.FC_INIT_STD", "must be positive")
     if not 0.0 <= cfg.MODEL.DROPOUT_RATE < 1.0:
         raise cfg_error(cfg, "MODEL.DROPOUT_RATE", "must be in [0, 1)")
-    if cfg.BN.NORM_TYPE not in NORM_LAYERS:
-        raise cfg_error(cfg, "BN.NORM_TYPE", f"must be one of {', '.join(NORM_LAYERS)}")
     return {
         "num_classes": cfg.MODEL.NUM_CLASSES,
         "num_frames": cfg.DATA.NUM_FRAMES,
@@ -133,5 +132,16 @@ def common_kwargs(cfg: CfgNode) -> dict[str, Any]:
         "dropout_rate": cfg.MODEL.DROPOUT_RATE,
         "zero_init_final_bn": cfg.RESNET.ZERO_INIT_FINAL_BN,
         "fc_init_std": cfg.MODEL.FC_INIT_STD,
-        "norm": NORM_LAYERS[cfg.BN.NORM_TYPE],
+        "norm": norm_from_cfg(cfg),
     }
+
+
+def norm_from_cfg(cfg: CfgNode) -> NormFactory:
+    """The norm layer BN.NORM_TYPE names; sub_batchnorm gets its BN.NUM_SPLITS here."""
+    if cfg.BN.NORM_TYPE not in NORM_LAYERS:
+        raise cfg_error(cfg, "BN.NORM_TYPE", f"must be one of {', '.join(NORM_LAYERS)}")
+    if cfg.BN.NORM_TYPE != "sub_batchnorm":
+        return NORM_LAYERS[cfg.BN.NORM_TYPE]
+    if cfg.BN.NUM_SPLITS < 1:
+        raise cfg_error(cfg, "BN.NUM_SPLITS", "must be 1 or more (sub-batches per process batch)")
+    return functools.partial(NORM_LAYERS["sub_batchnorm"], num_splits=cfg.BN.NUM_SPLITS)

@@ -1,0 +1,116 @@
+"""Sub-batch BatchNorm (BN.NORM_TYPE sub_batchnorm): statistics over fixed-size sub-batches, as
+PySlowFast's SubBatchNorm3d, for multigrid training whose per-process batch grows with the cycle.
+
+The state dict is BatchNorm3d's (weight, bias, running_mean, running_var, num_batches_tracked), so
+published checkpoints load strictly into a model built with it, and its checkpoints into a plain one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class SubBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics are computed over ``num_splits`` sub-batches apart.
+
+    Training: a batch of N clips is seen as N/k x (C*k) x T x H x W, so clip ``i`` belongs to
+    split ``i % k`` (splits 0..k-1 take clips 0, k, 2k, ... / 1, k+1, ... as PySlowFast's view
+    does), and each split is normalised by its own mean and variance, then scaled and shifted by
+    the one shared ``weight`` and ``bias``. ``split_bn``, a BatchNorm3d over C*k channels without
+    an affine map (this layer's eps and momentum), does this and keeps one set of running
+    statistics per split; its buffers are not saved. A channels_last_3d batch costs a copy in
+    and out (clips cannot merge into channels in that layout). Evaluation: exactly BatchNorm3d
+    with ``running_mean`` / ``running_var``.
+
+    ``aggregate_stats`` turns the splits' statistics into ``running_mean`` (the mean of their
+    means) and ``running_var`` (the mean of their variances plus the variance of their means). The
+    engine calls it, through ``aggregate_sub_batch_stats``, after precise BN (which recomputes the
+    splits' statistics, as fvcore finds ``split_bn``), before every checkpoint and before every
+    evaluation of a model that has been training. Loading a state dict copies the loaded
+    statistics into every split, as PySlowFast does, so aggregating right after a load changes
+    nothing; a resumed run's splits thus restart from their aggregate (its running statistics,
+    not its weights, then differ slightly from those of a run never interrupted).
+
+    Per process only: PySlowFast does not combine it with SyncBatchNorm, and
+    ``nn.SyncBatchNorm.convert_sync_batchnorm`` would turn it into a plain SyncBatchNorm; the
+    engine converts models only for BN.NORM_TYPE sync_batchnorm.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_splits: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine)
+        if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
+            raise ValueError(f"num_splits (BN.NUM_SPLITS) must be an integer of 1 or more, got {num_splits!r}")
+        self.num_splits = num_splits
+        self.split_bn = SplitStatistics(num_features * num_splits, eps, momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        n, c = x.shape[:2]
+        if n % self.num_splits:
+            raise ValueError(
+                f"sub-batch BN: a batch of {n} clips does not split into num_splits (BN.NUM_SPLITS) = "
+                f"{self.num_splits} equal sub-batches; use a per-process batch size divisible by it"
+            )
+        # A view for a contiguous batch; a channels_last_3d one is copied, and its layout restored below.
+        y = self.split_bn(x.reshape(n // self.num_splits, c * self.num_splits, *x.shape[2:])).reshape(x.shape)
+        if self.affine:  # in y's dtype, so a bf16 output under autocast stays bf16 as BatchNorm3d's
+            shape = (-1, 1, 1, 1)
+            y = y * self.weight.view(shape).to(y.dtype) + self.bias.view(shape).to(y.dtype)
+        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+            y = y.contiguous(memory_format=torch.channels_last_3d)
+        return y
+
+    @torch.no_grad()
+    def aggregate_stats(self) -> None:
+        """``running_mean`` / ``running_var`` from the splits' running statistics: the mean of
+        their means, and the mean of their variances plus the (population) variance of their means."""
+        means = self.split_bn.running_mean.view(self.num_splits, -1)
+        variances = self.split_bn.running_var.view(self.num_splits, -1)
+        mean = means.mean(0)
+        self.running_mean.copy_(mean)
+        self.running_var.copy_(variances.mean(0) + (means - mean).square().mean(0))
+        self.num_batches_tracked.copy_(self.split_bn.num_batches_tracked)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        with torch.no_grad():  # every split starts from the loaded statistics
+            self.split_bn.running_mean.copy_(self.running_mean.repeat(self.num_splits))
+            self.split_bn.running_var.copy_(self.running_var.repeat(self.num_splits))
+            self.split_bn.num_batches_tracked.copy_(self.num_batches_tracked)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_splits={self.num_splits}"
+
+
+class SplitStatistics(nn.BatchNorm3d):
+    """``split_bn``: a BatchNorm3d without an affine map whose statistics stay out of the state
+    dict; SubBatchNorm3d fills them from its own when a state dict is loaded. Being a BatchNorm3d,
+    precise BN (fvcore's ``update_bn_stats``) recomputes them as it does any BN layer's."""
+
+    def __init__(self, num_features: int, eps: float, momentum: float | None) -> None:
+        super().__init__(num_features, eps, momentum, affine=False)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, getattr(self, name), persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, *_):
+        # BatchNorm's own would add a num_batches_tracked entry (it expects one in state dicts
+        # older than version 2) and then find it unexpected; nothing here is loaded.
+        unexpected_keys.extend(key for key in state_dict if key.startswith(prefix))
+
+
+def aggregate_sub_batch_stats(model: nn.Module) -> int:
+    """``aggregate_stats`` of every SubBatchNorm3d in ``model`` (wrapped or not); returns how many.
+    Does nothing to a model without sub-batch BN."""
+    layers = [m for m in model.modules() if isinstance(m, SubBatchNorm3d)]
+    for layer in layers:
+        layer.aggregate_stats()
+    return len(layers)
