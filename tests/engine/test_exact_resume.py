@@ -165,3 +165,16 @@ def test_stopped_at_the_last_iteration_of_an_epoch(
     assert not RunFolder(str(tmp_path)).read_stats("val_epoch")
     assert launch(args, 1) == [0]
     assert_same_run(tmp_path, uninterrupted[1])
+
+
+def test_a_sub_batch_norm_run_resumes_its_splits_statistics(small_motion: Path, tmp_path: Path) -> None:
+    """BN.NORM_TYPE sub_batchnorm keeps per-split statistics outside the state dict: the training
+    checkpoint carries them, so a run stopped inside epoch 2 ends with the uninterrupted run's
+    running statistics too (they restarted from the aggregate before, and differed). Without
+    precise BN, which would recompute them from the final weights and hide the difference."""
+    opts = ("BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 2, "BN.USE_PRECISE_STATS", False)
+    args = {name: run_net_args(small_motion, tmp_path / name, 0, *opts) for name in ("uninterrupted", "stopped")}
+    assert launch(args["uninterrupted"], 1) == [0]
+    assert launch(args["stopped"], 1, ("SIGTERM", ITERS + 3, 0)) == [PREEMPTED_EXIT_CODE]
+    assert launch(args["stopped"], 1) == [0]
+    assert_same_run(tmp_path / "stopped", tmp_path / "uninterrupted")

@@ -13,7 +13,7 @@ from tests.models.test_variants import random_bn_statistics
 from vov3d.config import ConfigError, load_config
 from vov3d.engine.runtime import Execution
 from vov3d.engine.train import update_precise_bn
-from vov3d.models import SubBatchNorm3d, aggregate_sub_batch_stats, build_model
+from vov3d.models import SubBatchNorm3d, aggregate_sub_batch_stats, build_model, load_split_statistics, split_statistics
 
 C = 4
 
@@ -178,3 +178,22 @@ def test_num_splits_is_checked_where_the_model_is_built() -> None:
     path = str(CONFIGS / "quick/x3d_tiny.yaml")
     with pytest.raises(ConfigError, match="BN.NUM_SPLITS"):
         build_model(load_config([path], ["BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", "0"]))
+
+
+def test_split_statistics_travel_outside_the_state_dict() -> None:
+    """``split_statistics`` gives the splits' own running statistics (which the state dict leaves
+    out, and a load replaces by the aggregate); ``load_split_statistics`` puts them back, and names
+    the buffers a checkpoint of another split count has nothing for."""
+    torch.manual_seed(0)
+    model = nn.Sequential(SubBatchNorm3d(3, num_splits=2)).train()
+    model(torch.randn(4, 3, 2, 3, 3) + torch.arange(4.0).view(4, 1, 1, 1, 1))  # splits see different means
+    saved, state = split_statistics(model), model.state_dict()
+    assert set(saved) == {f"0.split_bn.{b}" for b in ("running_mean", "running_var", "num_batches_tracked")}
+    fresh = nn.Sequential(SubBatchNorm3d(3, num_splits=2))
+    fresh.load_state_dict(state)
+    assert not torch.equal(fresh[0].split_bn.running_mean, model[0].split_bn.running_mean)  # the aggregate, repeated
+    assert load_split_statistics(fresh, saved) == []
+    for name, tensor in split_statistics(fresh).items():
+        assert torch.equal(tensor, saved[name]), name
+    other = nn.Sequential(SubBatchNorm3d(3, num_splits=3))
+    assert load_split_statistics(other, saved) == ["0.split_bn.running_mean", "0.split_bn.running_var"]

@@ -34,8 +34,10 @@ from vov3d.checkpoint import (
     load_weights,
     read_checkpoint,
     save_checkpoint,
+    unwrap_model,
 )
 from vov3d.config import CfgNode, cfg_error
+from vov3d.models import load_split_statistics, split_statistics
 from vov3d.utils.distributed import (
     all_gather_objects,
     barrier,
@@ -112,6 +114,20 @@ def chosen_by_rank0(choose: Callable[[], Optional[Found]], trust: bool) -> Optio
     return found
 
 
+def _load_split_statistics(path: str, checkpoint: dict[str, Any], model: nn.Module) -> None:
+    """Give a resumed sub-batch BN model the splits' statistics of its checkpoint; say so when
+    they are missing (a checkpoint written without them, or with another BN.NUM_SPLITS): the splits then
+    restart from the aggregate, and the run's running statistics differ slightly from an
+    uninterrupted run's."""
+    unmatched = load_split_statistics(unwrap_model(model), checkpoint.get("sub_batch_stats") or {})
+    if unmatched:
+        logger.warning(
+            "%s holds no per-split statistics for %d sub-batch BN buffers (e.g. %s): they restart from the "
+            "saved aggregate, so this run's BN statistics will differ slightly from an uninterrupted run's",
+            path, len(unmatched), unmatched[0],
+        )  # fmt: skip
+
+
 def resume_or_initialise(
     cfg: CfgNode,
     model: nn.Module,
@@ -131,6 +147,7 @@ def resume_or_initialise(
         path, checkpoint = found
         _refuse_another_run(cfg, path, checkpoint)
         load_weights(path, checkpoint, model, cfg, optimizer, trained_classifier=False)
+        _load_split_statistics(path, checkpoint, model)
         start, iteration = checkpoint["epoch"] + 1, int(checkpoint.get("iteration") or 0)
         logger.info(
             "resumed from %s (epoch %d%s done); continuing at epoch %d",
@@ -254,6 +271,9 @@ def save_training_checkpoint(
         extra.update(iteration=position.iteration, epoch_iters=position.epoch_iters, epoch_state=position.state)
     if train_split is not None:
         extra["train_split"] = train_split
+    splits = split_statistics(unwrap_model(model))
+    if splits:  # sub-batch BN's per-split statistics, outside the state dict: a resume goes on exactly
+        extra["sub_batch_stats"] = splits
     save_checkpoint(
         path,
         model,

@@ -2,6 +2,13 @@
 
 from . import vov3d, x3d  # noqa: F401  (registers the networks)
 from .build import MODEL_REGISTRY, build_model
-from .sub_batch_norm import SubBatchNorm3d, aggregate_sub_batch_stats
+from .sub_batch_norm import SubBatchNorm3d, aggregate_sub_batch_stats, load_split_statistics, split_statistics
 
-__all__ = ["MODEL_REGISTRY", "SubBatchNorm3d", "aggregate_sub_batch_stats", "build_model"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "SubBatchNorm3d",
+    "aggregate_sub_batch_stats",
+    "build_model",
+    "load_split_statistics",
+    "split_statistics",
+]

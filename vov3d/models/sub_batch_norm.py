@@ -29,8 +29,8 @@ class SubBatchNorm3d(nn.BatchNorm3d):
     splits' statistics, as fvcore finds ``split_bn``), before every checkpoint and before every
     evaluation of a model that has been training. Loading a state dict copies the loaded
     statistics into every split, as PySlowFast does, so aggregating right after a load changes
-    nothing; a resumed run's splits thus restart from their aggregate (its running statistics,
-    not its weights, then differ slightly from those of a run never interrupted).
+    nothing. A training checkpoint also holds the splits' own statistics (``split_statistics``),
+    which a resumed run loads back (``load_split_statistics``), so it goes on exactly.
 
     Per process only: PySlowFast does not combine it with SyncBatchNorm, and
     ``nn.SyncBatchNorm.convert_sync_batchnorm`` would turn it into a plain SyncBatchNorm; the
@@ -105,6 +105,35 @@ class SplitStatistics(nn.BatchNorm3d):
         # BatchNorm's own would add a num_batches_tracked entry (it expects one in state dicts
         # older than version 2) and then find it unexpected; nothing here is loaded.
         unexpected_keys.extend(key for key in state_dict if key.startswith(prefix))
+
+
+def split_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The splits' running statistics of every SubBatchNorm3d of ``model`` (unwrapped), which the
+    state dict leaves out, by buffer name (e.g. ``s2.b0.bn.split_bn.running_mean``); empty without
+    sub-batch BN. A training checkpoint keeps them so that a resumed run continues them exactly."""
+    return {
+        f"{name}.split_bn.{buffer}": tensor.detach().clone()
+        for name, module in model.named_modules()
+        if isinstance(module, SubBatchNorm3d)
+        for buffer, tensor in module.split_bn.named_buffers(recurse=False)
+    }
+
+
+def load_split_statistics(model: nn.Module, statistics: dict[str, torch.Tensor]) -> list[str]:
+    """Copy ``split_statistics`` of a checkpoint into ``model`` (unwrapped); returns the names of
+    the model's split buffers it had no tensor of that shape for (another BN.NUM_SPLITS or norm
+    type), which keep what the state dict gave them."""
+    own = split_statistics(model)
+    buffers = dict(model.named_buffers())
+    unmatched = []
+    for name, tensor in own.items():
+        saved = statistics.get(name)
+        if isinstance(saved, torch.Tensor) and saved.shape == tensor.shape:
+            with torch.no_grad():
+                buffers[name].copy_(saved)
+        else:
+            unmatched.append(name)
+    return unmatched
 
 
 def aggregate_sub_batch_stats(model: nn.Module) -> int:
