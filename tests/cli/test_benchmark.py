@@ -63,6 +63,19 @@ def test_unknown_variant_and_missing_gpu_are_clear_errors(tmp_path: Path, capsys
         assert "no GPU" in capsys.readouterr().err
 
 
+def test_num_samples_that_do_not_divide_the_batch_stop_before_any_input_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    inputs = tmp_path / "inputs"
+    for samples in ("3", "0"):
+        argv = ["data", "--make-inputs", str(inputs), "--batch-size", "4", "--num-samples", f"1,{samples}"]
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert f"--num-samples {samples}: must be 1 or more and divide --batch-size 4" in capsys.readouterr().err
+    assert not inputs.exists()
+
+
 def test_script_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "tools/benchmark.py"), "--help"], capture_output=True, text=True, check=True

@@ -210,6 +210,8 @@ def test_batch_and_sample_count_checks_name_the_keys() -> None:
         ConfigError, match="AUG.NUM_SAMPLE = 2 .*TRAIN.BATCH_SIZE 6 .* = 3 clips, must be a multiple of 2"
     ):
         load_config([], ["NUM_GPUS", 2, "TRAIN.BATCH_SIZE", 6, "AUG.NUM_SAMPLE", 2])
+    # A test-only run (a paper config's NUM_SAMPLE with another batch) makes no training batch.
+    load_config([], ["NUM_GPUS", 2, "TRAIN.BATCH_SIZE", 6, "AUG.NUM_SAMPLE", 2, "TRAIN.ENABLE", False])
     cfg = load_config([], ["NUM_GPUS", 2, "TRAIN.BATCH_SIZE", 8, "AUG.NUM_SAMPLE", 4])
     with pytest.raises(ConfigError, match="AUG.NUM_SAMPLE.*the processes of torch.distributed\\) = 2 clips"):
         check_batch_sizes(cfg, 4, "the processes of torch.distributed")  # a launcher started 4

@@ -186,7 +186,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     directly by KEY VALUE overrides names that argument (``overrides_after``)."""
     parser = build_parser()
     after = getattr(parser.parse_known_args(argv)[0], "overrides_after", None)
-    return parse_with_overrides(parser, argv, after=after)
+    args = parse_with_overrides(parser, argv, after=after)
+    for samples in getattr(args, "num_samples", ()):  # before --make-inputs spends minutes encoding
+        if samples < 1 or args.batch_size % samples:
+            parser.error(f"--num-samples {samples}: must be 1 or more and divide --batch-size {args.batch_size}")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

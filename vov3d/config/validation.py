@@ -106,7 +106,7 @@ def planned_processes(cfg: CfgNode) -> int:
 def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * NUM_SHARDS") -> None:
     """TRAIN.BATCH_SIZE and TEST.BATCH_SIZE are global: each must split evenly over the run's
     ``processes`` (``counted`` says how they were counted), and a process's training batch into
-    whole videos of AUG.NUM_SAMPLE clips. Checked when the cfg is loaded, and again before any
+    whole videos of AUG.NUM_SAMPLE clips (when it trains). Checked when the cfg is loaded, and again before any
     process starts when a launcher (torchrun, srun) decided their number."""
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         size = cfg[key.split(".")[0]].BATCH_SIZE
@@ -115,7 +115,7 @@ def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * N
     samples = cfg.AUG.NUM_SAMPLE
     if samples < 1:
         raise cfg_error(cfg, "AUG.NUM_SAMPLE", "must be 1 (one clip per training video) or more")
-    if cfg.TRAIN.BATCH_SIZE // processes % samples:
+    if cfg.TRAIN.ENABLE and cfg.TRAIN.BATCH_SIZE // processes % samples:  # a test-only run makes no such batch
         raise cfg_error(
             cfg,
             "AUG.NUM_SAMPLE",
