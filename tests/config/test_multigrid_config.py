@@ -84,6 +84,14 @@ def test_asking_for_the_short_cycle_on_the_command_line_stops_too() -> None:
         load_config([], ["MULTIGRID.SHORT_CYCLE", "True"])
 
 
+def test_testing_with_a_multigrid_file_loads(tmp_path: Path) -> None:
+    """A test-only run of a multigrid-trained model's file (TRAIN.ENABLE False) uses no schedule."""
+    path = tmp_path / "multigrid.yaml"
+    path.write_text(PYSLOWFAST_SECTION.format(long=True, short=True))
+    cfg = load_config([str(path)], ["TRAIN.ENABLE", "False"])
+    assert cfg.MULTIGRID.LONG_CYCLE and cfg.MULTIGRID.SHORT_CYCLE
+
+
 @pytest.mark.parametrize(
     "key, value, words",
     [
