@@ -107,8 +107,8 @@ def planned_processes(cfg: CfgNode) -> int:
 def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * NUM_SHARDS") -> None:
     """TRAIN.BATCH_SIZE and TEST.BATCH_SIZE are global: each must split evenly over the run's
     ``processes`` (``counted`` says how they were counted), and a process's training batch into
-    whole videos of AUG.NUM_SAMPLE clips (when it trains). Checked when the cfg is loaded, and again before any
-    process starts when a launcher (torchrun, srun) decided their number."""
+    whole videos of AUG.NUM_SAMPLE clips (when it trains). Checked when the cfg is loaded, and
+    again before any process starts when a launcher (torchrun, srun) decided their number."""
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         size = cfg[key.split(".")[0]].BATCH_SIZE
         if size < 1 or size % processes:
