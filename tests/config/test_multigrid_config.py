@@ -1,5 +1,5 @@
-"""MULTIGRID.*: PySlowFast's keys load, asking for multigrid training stops at load (the training
-loop does not use it yet, issue 27), and wrong values name the key."""
+"""MULTIGRID.*: PySlowFast's keys load, asking for multigrid training stops when training starts
+(the training loop does not use it yet, issue 27), and wrong values name the key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from tests.config.test_config import ALL_CONFIGS
 from tests.conftest import CONFIGS
 from vov3d.config import ConfigError, get_cfg, load_config
+from vov3d.engine.assembly import build_run
 
 # PySlowFast's defaults.py section as a file would spell it, derived keys included.
 PYSLOWFAST_SECTION = """\
@@ -68,12 +69,14 @@ def test_a_pyslowfast_section_with_multigrid_off_loads(tmp_path: Path, vov3d_log
         ("MULTIGRID.SHORT_CYCLE", False, True),
     ],
 )
-def test_asking_for_multigrid_stops_at_load(tmp_path: Path, key: str, long: bool, short: bool) -> None:
-    """PySlowFast's multigrid recipe (both on) among them: no silent training at the fixed shape."""
+def test_asking_for_multigrid_stops_training_when_it_starts(tmp_path: Path, key: str, long: bool, short: bool) -> None:
+    """PySlowFast's multigrid recipe (both on) among them: no silent training at the fixed shape.
+    The file loads (testing, predict and export read it), and ``build_run`` stops first thing."""
     path = tmp_path / "multigrid.yaml"
     path.write_text(PYSLOWFAST_SECTION.format(long=long, short=short))
+    cfg = load_config([str(path)])
     with pytest.raises(ConfigError) as err:
-        load_config([str(path)])
+        build_run(cfg)
     message = str(err.value)
     assert message.startswith(f"{key} = True (set in {path})")
     assert "not wired into the training loop yet (issue 27)" in message
@@ -81,15 +84,7 @@ def test_asking_for_multigrid_stops_at_load(tmp_path: Path, key: str, long: bool
 
 def test_asking_for_the_short_cycle_on_the_command_line_stops_too() -> None:
     with pytest.raises(ConfigError, match=r"^MULTIGRID.SHORT_CYCLE = True \(set in the command line\).*issue 27"):
-        load_config([], ["MULTIGRID.SHORT_CYCLE", "True"])
-
-
-def test_testing_with_a_multigrid_file_loads(tmp_path: Path) -> None:
-    """A test-only run of a multigrid-trained model's file (TRAIN.ENABLE False) uses no schedule."""
-    path = tmp_path / "multigrid.yaml"
-    path.write_text(PYSLOWFAST_SECTION.format(long=True, short=True))
-    cfg = load_config([str(path)], ["TRAIN.ENABLE", "False"])
-    assert cfg.MULTIGRID.LONG_CYCLE and cfg.MULTIGRID.SHORT_CYCLE
+        build_run(load_config([], ["MULTIGRID.SHORT_CYCLE", "True"]))
 
 
 @pytest.mark.parametrize(

@@ -224,3 +224,16 @@ def test_a_mid_epoch_checkpoint_needs_the_same_number_of_samples(tmp_path: Path)
     with pytest.raises(ConfigError, match="AUG.NUM_SAMPLE \\(file 2, run 1\\)"):
         _refuse_another_run(cfg, path, {"cfg": other.dump(), "iteration": 3})
     _refuse_another_run(cfg, path, {"cfg": other.dump()})  # at an epoch's end the epochs may change
+
+
+def test_sub_batch_norm_splits_must_divide_each_process_training_batch() -> None:
+    """BN.NUM_SPLITS is checked with the batch sizes when the cfg is loaded (not at the first
+    forward, after the datasets are built), and again for the processes a launcher started."""
+    with pytest.raises(ConfigError, match="BN.NUM_SPLITS = 3 .*= 8 clips, into equal sub-batches.*divide 8"):
+        load_config([], ["BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 3, "TRAIN.BATCH_SIZE", 8])
+    with pytest.raises(ConfigError, match="BN.NUM_SPLITS = 0 "):
+        load_config([], ["BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 0, "TRAIN.BATCH_SIZE", 8])
+    load_config([], ["BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 3, "TRAIN.ENABLE", False])  # no training batch
+    cfg = load_config([], ["BN.NORM_TYPE", "sub_batchnorm", "BN.NUM_SPLITS", 8, "TRAIN.BATCH_SIZE", 16])
+    with pytest.raises(ConfigError, match="BN.NUM_SPLITS .*the processes of torch.distributed\\) = 4 clips"):
+        check_batch_sizes(cfg, 4, "the processes of torch.distributed")  # a launcher started 4

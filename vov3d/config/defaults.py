@@ -247,7 +247,7 @@ _C.SOLVER.BACKBONE_LR_MULT = 1.0
 # ---------------------------------------------------------------------------- #
 # Multigrid training (Wu et al., CVPR 2020), PySlowFast's names and defaults; the schedules are in
 # vov3d/engine/multigrid.py. Not wired into the training loop yet (issue 27): LONG_CYCLE or
-# SHORT_CYCLE True stops a training run at load. PySlowFast's DEFAULT_B/T/S and
+# SHORT_CYCLE True stops training when it starts. PySlowFast's DEFAULT_B/T/S and
 # LONG_CYCLE_SAMPLING_RATE, which it sets itself at start, are derived from TRAIN.BATCH_SIZE,
 # DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE and DATA.SAMPLING_RATE here, and accepted with a warning
 # (compat.py).

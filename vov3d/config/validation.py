@@ -50,20 +50,25 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_multigrid(cfg: CfgNode) -> None:
-    """MULTIGRID.*: a run that asks for multigrid training stops rather than silently training
-    without it, as the training loop does not use the schedules yet (issue 27); testing with a
-    multigrid file is fine (the test reads the default shape, as PySlowFast's). The values are
-    checked even while it is off, so a PySlowFast file with a wrong one is caught now."""
-    m = cfg.MULTIGRID
+def refuse_multigrid_training(cfg: CfgNode) -> None:
+    """Called when training starts: a run that asks for multigrid training stops rather than
+    silently training without it, as the training loop does not use the schedules yet (issue 27).
+    Testing, predicting with or exporting a model trained with a multigrid file is fine: they read
+    the default shape, as PySlowFast's do."""
     for key in ("LONG_CYCLE", "SHORT_CYCLE"):
-        if m[key] and cfg.TRAIN.ENABLE:
+        if cfg.MULTIGRID[key]:
             raise cfg_error(
                 cfg,
                 f"MULTIGRID.{key}",
                 "multigrid training is not wired into the training loop yet (issue 27); set it to False "
                 "(or drop it) to train with the fixed shape of DATA.NUM_FRAMES and DATA.TRAIN_CROP_SIZE",
             )
+
+
+def check_multigrid(cfg: CfgNode) -> None:
+    """MULTIGRID.*'s values, checked even while multigrid is off, so that a PySlowFast file with a
+    wrong one is caught when it is loaded."""
+    m = cfg.MULTIGRID
     factors = m.LONG_CYCLE_FACTORS
     if not factors or not all(
         isinstance(f, (list, tuple)) and len(f) == 2 and all(_is_number(x) and 0 < x <= 1 for x in f) for f in factors
@@ -107,8 +112,9 @@ def planned_processes(cfg: CfgNode) -> int:
 def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * NUM_SHARDS") -> None:
     """TRAIN.BATCH_SIZE and TEST.BATCH_SIZE are global: each must split evenly over the run's
     ``processes`` (``counted`` says how they were counted), and a process's training batch into
-    whole videos of AUG.NUM_SAMPLE clips (when it trains). Checked when the cfg is loaded, and
-    again before any process starts when a launcher (torchrun, srun) decided their number."""
+    whole videos of AUG.NUM_SAMPLE clips and into BN.NUM_SPLITS sub-batches (sub_batchnorm), when
+    it trains. Checked when the cfg is loaded, and again before any process starts when a launcher
+    (torchrun, srun) decided their number."""
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         size = cfg[key.split(".")[0]].BATCH_SIZE
         if size < 1 or size % processes:
@@ -124,6 +130,15 @@ def check_batch_sizes(cfg: CfgNode, processes: int, counted: str = "NUM_GPUS * N
             f"{cfg.TRAIN.BATCH_SIZE} (set in {key_source(cfg, 'TRAIN.BATCH_SIZE')}) / ({counted}) = "
             f"{cfg.TRAIN.BATCH_SIZE // processes} clips, must be a multiple of {samples}",
         )
+    if cfg.BN.NORM_TYPE == "sub_batchnorm" and cfg.TRAIN.ENABLE:
+        splits, batch = cfg.BN.NUM_SPLITS, cfg.TRAIN.BATCH_SIZE // processes
+        if splits < 1 or batch % splits:
+            raise cfg_error(
+                cfg,
+                "BN.NUM_SPLITS",
+                f"sub_batchnorm splits each process's training batch, TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} / "
+                f"({counted}) = {batch} clips, into equal sub-batches: it must be 1 or more and divide {batch}",
+            )
 
 
 def _warn_warmup_past_the_end(cfg: CfgNode) -> None:

@@ -12,6 +12,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from vov3d.config import CfgNode
+from vov3d.config.validation import refuse_multigrid_training
 from vov3d.datasets import build_dataset, build_loader, check_splits
 from vov3d.datasets.class_names import cfg_class_names
 from vov3d.datasets.mixup import MixUp
@@ -66,6 +67,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     and a resumed run's random generators are restored last, so it draws what an uninterrupted run
     would. Without ``validation`` (benchmarks) only the train split is read."""
     check_finetune_cfg(cfg)
+    refuse_multigrid_training(cfg)
     execution = Execution.from_cfg(cfg)
     model = prepare_model(cfg, execution.device, train=True)
     train_loader = build_loader(cfg, "train")

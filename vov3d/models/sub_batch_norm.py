@@ -29,8 +29,9 @@ class SubBatchNorm3d(nn.BatchNorm3d):
     splits' statistics, as fvcore finds ``split_bn``), before every checkpoint and before every
     evaluation of a model that has been training. Loading a state dict copies the loaded
     statistics into every split, as PySlowFast does, so aggregating right after a load changes
-    nothing. A training checkpoint also holds the splits' own statistics (``split_statistics``),
-    which a resumed run loads back (``load_split_statistics``), so it goes on exactly.
+    nothing but rounding (the last bit of some channels with more than 2 splits). A training
+    checkpoint also holds the splits' own statistics (``split_statistics``), which a resumed run
+    loads back (``load_split_statistics``), so it goes on exactly.
 
     Per process only: PySlowFast does not combine it with SyncBatchNorm, and
     ``nn.SyncBatchNorm.convert_sync_batchnorm`` would turn it into a plain SyncBatchNorm; the
