@@ -204,6 +204,8 @@ def test_batch_must_split_over_the_processes() -> None:
         (64, BNPlan("sub_batchnorm", num_splits=8)),
         (32, BNPlan("sub_batchnorm", num_splits=4)),
         (12, BNPlan("sub_batchnorm", num_splits=1)),  # 1.5 -> int 1, as PySlowFast
+        (44, BNPlan("sub_batchnorm", num_splits=4)),  # 5.5 -> 5 does not divide 44: 4 (PySlowFast fails)
+        (42, BNPlan("sub_batchnorm", num_splits=3)),  # 5.25 -> 5, 4 do not divide 42: 3
         (8, BNPlan("batchnorm")),
         (4, BNPlan("sync_batchnorm", num_sync_devices=2)),
         (2, BNPlan("sync_batchnorm", num_sync_devices=4)),

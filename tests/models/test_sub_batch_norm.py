@@ -4,6 +4,8 @@ evaluation and in the state dict, exactly BatchNorm3d."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -12,8 +14,10 @@ from tests.conftest import CONFIGS
 from tests.models.test_variants import random_bn_statistics
 from vov3d.config import ConfigError, load_config
 from vov3d.engine.runtime import Execution
+from vov3d.engine.solver import _is_bn_parameter
 from vov3d.engine.train import update_precise_bn
 from vov3d.models import SubBatchNorm3d, aggregate_sub_batch_stats, build_model, load_split_statistics, split_statistics
+from vov3d.models.fuse import fold_bn
 
 C = 4
 
@@ -172,6 +176,12 @@ def test_a_network_with_sub_batch_norm_loads_plain_weights_and_back(network: str
     aggregate_sub_batch_stats(sub)
     plain.load_state_dict(sub.state_dict())  # strict, the other way
     assert torch.equal(sub.eval()(x), plain.eval()(x))
+
+    # The test's BN folding (TEST.FOLD_BN) and BN.WEIGHT_DECAY_GROUPS type see it as a BatchNorm.
+    assert torch.equal(fold_bn(copy.deepcopy(sub))(x), fold_bn(copy.deepcopy(plain))(x))
+    in_bn_group = [name for name, p in sub.named_parameters() if _is_bn_parameter(sub, "type")[id(p)]]
+    assert in_bn_group == [name for name, p in plain.named_parameters() if _is_bn_parameter(plain, "type")[id(p)]]
+    assert len(in_bn_group) == 2 * len(layers)
 
 
 def test_num_splits_is_checked_where_the_model_is_built() -> None:

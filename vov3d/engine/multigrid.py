@@ -246,10 +246,13 @@ def short_cycle_shape(s: MultigridSettings, base: ClipShape, iteration: int) -> 
 def bn_plan(batch_per_process: int, bn_base_size: int) -> BNPlan:
     """BatchNorm statistics over BN_BASE_SIZE clips whatever the batch (Sec. 3.4): a larger batch
     is split into int(batch / BN_BASE_SIZE) sub-batches, a smaller one synchronised over
-    int(BN_BASE_SIZE / batch) processes (PySlowFast's ``update_long_cycle``)."""
+    int(BN_BASE_SIZE / batch) processes (PySlowFast's ``update_long_cycle``). Where that count of
+    sub-batches does not divide the batch (44 clips: 5), the largest count below it that does
+    (4; PySlowFast's reshape would fail there)."""
     factor = batch_per_process / bn_base_size
     if factor > 1:
-        return BNPlan("sub_batchnorm", num_splits=int(factor))
+        splits = next(k for k in range(int(factor), 0, -1) if batch_per_process % k == 0)
+        return BNPlan("sub_batchnorm", num_splits=splits)
     if factor < 1:
         return BNPlan("sync_batchnorm", num_sync_devices=int(1.0 / factor))
     return BNPlan("batchnorm")

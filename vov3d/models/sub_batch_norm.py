@@ -7,8 +7,11 @@ published checkpoints load strictly into a model built with it, and its checkpoi
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class SubBatchNorm3d(nn.BatchNorm3d):
@@ -61,11 +64,12 @@ class SubBatchNorm3d(nn.BatchNorm3d):
                 f"sub-batch BN: a batch of {n} clips does not split into num_splits (BN.NUM_SPLITS) = "
                 f"{self.num_splits} equal sub-batches; use a per-process batch size divisible by it"
             )
-        # A view for a contiguous batch; a channels_last_3d one is copied, and its layout restored below.
-        y = self.split_bn(x.reshape(n // self.num_splits, c * self.num_splits, *x.shape[2:])).reshape(x.shape)
-        if self.affine:  # in y's dtype, so a bf16 output under autocast stays bf16 as BatchNorm3d's
-            shape = (-1, 1, 1, 1)
-            y = y * self.weight.view(shape).to(y.dtype) + self.bias.view(shape).to(y.dtype)
+        # One batch norm over N/k x (C*k) channels, the affine map repeated per split: the kernel
+        # BatchNorm3d runs (cuDNN on a GPU), with the weight in float32 under autocast. A view for a
+        # contiguous batch; a channels_last_3d one is copied, and its layout restored below.
+        k = self.num_splits
+        weight, bias = (self.weight.repeat(k), self.bias.repeat(k)) if self.affine else (None, None)
+        y = self.split_bn(x.reshape(n // k, c * k, *x.shape[2:]), weight, bias).reshape(x.shape)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
             y = y.contiguous(memory_format=torch.channels_last_3d)
         return y
@@ -101,6 +105,17 @@ class SplitStatistics(nn.BatchNorm3d):
         super().__init__(num_features, eps, momentum, affine=False)
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             self.register_buffer(name, getattr(self, name), persistent=False)
+
+    def forward(
+        self, x: torch.Tensor, weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Training-mode batch norm of ``x`` with the affine map ``weight`` / ``bias`` (the outer
+        layer's, repeated per split), updating the splits' statistics as BatchNorm3d's forward
+        does (momentum, or a cumulative average where it is None). Called as a module, so that
+        precise BN's hooks see it."""
+        self.num_batches_tracked.add_(1)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        return F.batch_norm(x, self.running_mean, self.running_var, weight, bias, True, factor, self.eps)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, *_):
         # BatchNorm's own would add a num_batches_tracked entry (it expects one in state dicts
