@@ -7,6 +7,7 @@ published checkpoints load strictly into a model built with it, and its checkpoi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Optional
 
 import torch
@@ -20,11 +21,11 @@ class SubBatchNorm3d(nn.BatchNorm3d):
     Training: a batch of N clips is seen as N/k x (C*k) x T x H x W, so clip ``i`` belongs to
     split ``i % k`` (splits 0..k-1 take clips 0, k, 2k, ... / 1, k+1, ... as PySlowFast's view
     does), and each split is normalised by its own mean and variance, then scaled and shifted by
-    the one shared ``weight`` and ``bias``. ``split_bn``, a BatchNorm3d over C*k channels without
-    an affine map (this layer's eps and momentum), does this and keeps one set of running
-    statistics per split; its buffers are not saved. A channels_last_3d batch costs a copy in
-    and out (clips cannot merge into channels in that layout). Evaluation: exactly BatchNorm3d
-    with ``running_mean`` / ``running_var``.
+    the one shared ``weight`` and ``bias``: ``split_bn``, a BatchNorm3d over C*k channels (this
+    layer's eps and momentum) given the weight and bias repeated per split, does this in one
+    batch norm and keeps one set of running statistics per split; its buffers are not saved. A
+    channels_last_3d batch costs a copy in and out (clips cannot merge into channels in that
+    layout). Evaluation: exactly BatchNorm3d with ``running_mean`` / ``running_var``.
 
     ``aggregate_stats`` turns the splits' statistics into ``running_mean`` (the mean of their
     means) and ``running_var`` (the mean of their variances plus the variance of their means). The
@@ -123,30 +124,31 @@ class SplitStatistics(nn.BatchNorm3d):
         unexpected_keys.extend(key for key in state_dict if key.startswith(prefix))
 
 
+def _split_buffers(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, buffer) of the splits' running statistics of every SubBatchNorm3d of ``model``."""
+    for name, module in model.named_modules():
+        if isinstance(module, SubBatchNorm3d):
+            for buffer, tensor in module.split_bn.named_buffers(recurse=False):
+                yield f"{name}.split_bn.{buffer}", tensor
+
+
 def split_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
     """The splits' running statistics of every SubBatchNorm3d of ``model`` (unwrapped), which the
     state dict leaves out, by buffer name (e.g. ``s2.b0.bn.split_bn.running_mean``); empty without
     sub-batch BN. A training checkpoint keeps them so that a resumed run continues them exactly."""
-    return {
-        f"{name}.split_bn.{buffer}": tensor.detach().clone()
-        for name, module in model.named_modules()
-        if isinstance(module, SubBatchNorm3d)
-        for buffer, tensor in module.split_bn.named_buffers(recurse=False)
-    }
+    return {name: tensor.detach().clone() for name, tensor in _split_buffers(model)}
 
 
+@torch.no_grad()
 def load_split_statistics(model: nn.Module, statistics: dict[str, torch.Tensor]) -> list[str]:
     """Copy ``split_statistics`` of a checkpoint into ``model`` (unwrapped); returns the names of
     the model's split buffers it had no tensor of that shape for (another BN.NUM_SPLITS or norm
     type), which keep what the state dict gave them."""
-    own = split_statistics(model)
-    buffers = dict(model.named_buffers())
     unmatched = []
-    for name, tensor in own.items():
+    for name, tensor in _split_buffers(model):
         saved = statistics.get(name)
         if isinstance(saved, torch.Tensor) and saved.shape == tensor.shape:
-            with torch.no_grad():
-                buffers[name].copy_(saved)
+            tensor.copy_(saved)
         else:
             unmatched.append(name)
     return unmatched
