@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="vov3d",
-    version="0.1.3",
+    version="0.1.4",
     description="Efficient video classification: X3D and VoV3D (T-OSA, D(2+1)D) on Kinetics and Something-Something",
     license="Apache-2.0",
     python_requires=">=3.9",

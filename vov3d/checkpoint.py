@@ -257,7 +257,7 @@ def _lookup(tree: Any, key: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def load_weights(

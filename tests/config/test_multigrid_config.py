@@ -1,5 +1,5 @@
-"""MULTIGRID.*: PySlowFast's keys load, asking for multigrid training stops when training starts
-(the training loop does not use it yet, issue 27), and wrong values name the key."""
+"""MULTIGRID.*: PySlowFast's keys load, the long cycle refuses SyncBatchNorm when training starts,
+and wrong values name the key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tests.config.test_config import ALL_CONFIGS
 from tests.conftest import CONFIGS
 from vov3d.config import ConfigError, get_cfg, load_config
 from vov3d.engine.assembly import build_run
+from vov3d.engine.multigrid import MultigridSettings, rescaled_solver
 
 # PySlowFast's defaults.py section as a file would spell it, derived keys included.
 PYSLOWFAST_SECTION = """\
@@ -61,30 +62,21 @@ def test_a_pyslowfast_section_with_multigrid_off_loads(tmp_path: Path, vov3d_log
     ]
 
 
-@pytest.mark.parametrize(
-    "key, long, short",
-    [
-        ("MULTIGRID.LONG_CYCLE", True, False),
-        ("MULTIGRID.LONG_CYCLE", True, True),
-        ("MULTIGRID.SHORT_CYCLE", False, True),
-    ],
-)
-def test_asking_for_multigrid_stops_training_when_it_starts(tmp_path: Path, key: str, long: bool, short: bool) -> None:
-    """PySlowFast's multigrid recipe (both on) among them: no silent training at the fixed shape.
-    The file loads (testing, predict and export read it), and ``build_run`` stops first thing."""
+@pytest.mark.parametrize("long, short", [(True, False), (True, True), (False, True)])
+def test_a_pyslowfast_multigrid_section_loads_with_its_schedule(tmp_path: Path, long: bool, short: bool) -> None:
+    """PySlowFast's multigrid recipe (both on) among them, with its SlowFast 8x8 solver steps."""
     path = tmp_path / "multigrid.yaml"
-    path.write_text(PYSLOWFAST_SECTION.format(long=long, short=short))
-    cfg = load_config([str(path)])
-    with pytest.raises(ConfigError) as err:
+    solver = "SOLVER:\n  STEPS: [0, 94, 154, 196]\n  LRS: [1, 0.1, 0.01, 0.001]\n  MAX_EPOCH: 239\n"
+    path.write_text(PYSLOWFAST_SECTION.format(long=long, short=short) + solver)
+    settings = MultigridSettings.from_cfg(load_config([str(path)]))
+    assert (settings.long_cycle, settings.short_cycle) == (long, short)
+    assert rescaled_solver(settings).max_epoch == 358  # 239 x 1.5 = 358.5: rounded half to even, or cut
+
+
+def test_the_long_cycle_refuses_sync_batchnorm_when_training_starts() -> None:
+    cfg = load_config([], ["MULTIGRID.LONG_CYCLE", "True", "SOLVER.STEPS", "[0, 10]", "BN.NORM_TYPE", "sync_batchnorm"])
+    with pytest.raises(ConfigError, match=r"^BN.NORM_TYPE = 'sync_batchnorm'.*cannot follow MULTIGRID.LONG_CYCLE"):
         build_run(cfg)
-    message = str(err.value)
-    assert message.startswith(f"{key} = True (set in {path})")
-    assert "not wired into the training loop yet (issue 27)" in message
-
-
-def test_asking_for_the_short_cycle_on_the_command_line_stops_too() -> None:
-    with pytest.raises(ConfigError, match=r"^MULTIGRID.SHORT_CYCLE = True \(set in the command line\).*issue 27"):
-        build_run(load_config([], ["MULTIGRID.SHORT_CYCLE", "True"]))
 
 
 @pytest.mark.parametrize(

@@ -168,13 +168,14 @@ def test_a_mid_epoch_checkpoint_of_another_split_or_epoch_length_is_refused(tmp_
     cfg = load_config([], ["OUTPUT_DIR", str(tmp_path)])
     split = {"clips": 24, "sha1": "a1"}
     checkpoint = {"epoch": 0, "iteration": 3, "epoch_iters": 6, "train_split": split, "stats_lines": 0}
-    assert resume_point(cfg, checkpoint, 6, split).iteration == 3
+    assert resume_point(cfg, checkpoint, 6, split, cfg.SOLVER.MAX_EPOCH).iteration == 3
     named = "checkpoint_epoch_00001_iter_000003.pyth stopped at iteration 3"
     with pytest.raises(CheckpointError, match=f"{named} .* 6 iterations .*'a1'.* 6 over .*'b2'"):
-        resume_point(cfg, checkpoint, 6, {"clips": 24, "sha1": "b2"})  # e.g. a few clips replaced
+        resume_point(cfg, checkpoint, 6, {"clips": 24, "sha1": "b2"}, cfg.SOLVER.MAX_EPOCH)  # a few clips replaced
     with pytest.raises(CheckpointError, match=f"{named} .* 6 iterations .* 5 over"):
-        resume_point(cfg, checkpoint, 5, split)
-    assert resume_point(cfg, {**checkpoint, "iteration": 0}, 5, {"clips": 20}).iteration == 0  # epoch ends: any
+        resume_point(cfg, checkpoint, 5, split, cfg.SOLVER.MAX_EPOCH)
+    epoch_end = {**checkpoint, "iteration": 0}  # any epoch length and split
+    assert resume_point(cfg, epoch_end, 5, {"clips": 20}, cfg.SOLVER.MAX_EPOCH).iteration == 0
 
 
 @pytest.mark.parametrize("key,value", [("TRAIN.BATCH_SIZE", "32"), ("RNG_SEED", "7")])

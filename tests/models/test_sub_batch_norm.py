@@ -16,7 +16,14 @@ from vov3d.config import ConfigError, load_config
 from vov3d.engine.runtime import Execution
 from vov3d.engine.solver import _is_bn_parameter
 from vov3d.engine.train import update_precise_bn
-from vov3d.models import SubBatchNorm3d, aggregate_sub_batch_stats, build_model, load_split_statistics, split_statistics
+from vov3d.models import (
+    SubBatchNorm3d,
+    aggregate_sub_batch_stats,
+    build_model,
+    convert_sub_batch_norm,
+    load_split_statistics,
+    split_statistics,
+)
 from vov3d.models.fuse import fold_bn
 
 C = 4
@@ -207,3 +214,73 @@ def test_split_statistics_travel_outside_the_state_dict() -> None:
         assert torch.equal(tensor, saved[name]), name
     other = nn.Sequential(SubBatchNorm3d(3, num_splits=3))
     assert load_split_statistics(other, saved) == ["0.split_bn.running_mean", "0.split_bn.running_var"]
+
+
+def test_converting_a_network_keeps_its_parameters_and_outputs() -> None:
+    """The long cycle converts the built network's BatchNorm3d layers: the same parameter tensors
+    (the optimizer built after holds them), the same statistics, the same outputs."""
+    model = build_model(load_config([str(CONFIGS / "quick" / "vov3d_tiny.yaml")]))
+    random_bn_statistics(model)
+    params = {name: p for name, p in model.named_parameters()}
+    state = copy.deepcopy(model.state_dict())
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    expected = model.eval()(x)
+    converted = convert_sub_batch_norm(model, 2)
+    layers = [m for m in converted.modules() if isinstance(m, SubBatchNorm3d)]
+    assert layers and not [m for m in converted.modules() if type(m) is nn.BatchNorm3d]
+    assert all(layer.num_splits == 2 and not layer.training for layer in layers)
+    assert all(p is params[name] for name, p in converted.named_parameters())
+    assert converted.state_dict().keys() == state.keys()
+    assert all(torch.equal(converted.state_dict()[key], tensor) for key, tensor in state.items())
+    torch.testing.assert_close(converted(x), expected, rtol=0, atol=0)
+
+
+def test_set_num_splits_starts_every_new_split_from_the_aggregate() -> None:
+    sub, _ = pair(2)
+    sub.train()(batch(4, seed=1))
+    sub.aggregate_stats()
+    mean, var = sub.running_mean.clone(), sub.running_var.clone()
+    sub(batch(4, seed=2))  # the splits move on; the aggregate is taken again at the change
+    sub.set_num_splits(3)
+    assert sub.num_splits == 3 and sub.split_bn.running_mean.shape == (3 * C,)
+    assert not torch.equal(sub.running_mean, mean)  # re-aggregated from the splits, not the stale aggregate
+    torch.testing.assert_close(sub.split_bn.running_mean, sub.running_mean.repeat(3), rtol=0, atol=0)
+    torch.testing.assert_close(sub.split_bn.running_var, sub.running_var.repeat(3), rtol=0, atol=0)
+    assert not torch.equal(sub.running_var, var)
+    sub(batch(6, seed=3))  # 3 splits of 2 clips
+    before = sub.split_bn.running_mean.clone()
+    sub.set_num_splits(3)  # the same count changes nothing
+    assert torch.equal(sub.split_bn.running_mean, before)
+    with pytest.raises(ValueError, match="must be an integer of 1 or more"):
+        sub.set_num_splits(0)
+
+
+def test_a_resumed_long_cycle_takes_the_split_count_it_was_saved_with() -> None:
+    sub, _ = pair(4)
+    sub.train()(batch(8, seed=4))
+    saved = split_statistics(nn.Sequential(sub))
+    other = nn.Sequential(SubBatchNorm3d(C, num_splits=1).double())
+    assert load_split_statistics(other, saved) == [f"0.split_bn.{b}" for b in ("running_mean", "running_var")]
+    assert other[0].num_splits == 1  # a fixed BN.NUM_SPLITS keeps its count
+    assert load_split_statistics(other, saved, adopt_splits=True) == []
+    assert other[0].num_splits == 4 and torch.equal(other[0].split_bn.running_mean, sub.split_bn.running_mean)
+
+
+def test_precise_bn_of_a_network_with_one_split_equals_plain_batch_norm() -> None:
+    """Precise BN runs the network forward with fvcore's hooks on every BN layer, split_bn included,
+    whose pre-hook passes the input tensor alone on: the layers after a sub-batch BN must still
+    see its affine map (they did not, and their statistics were wrong, before the affine map moved
+    out of split_bn's arguments)."""
+    torch.manual_seed(0)
+    plain = build_model(load_config([str(CONFIGS / "quick" / "vov3d_tiny.yaml")]))
+    sub = convert_sub_batch_norm(copy.deepcopy(plain), 1)
+    random_bn_statistics(plain)  # a non-trivial affine map in every BN
+    sub.load_state_dict(plain.state_dict())
+    execution = Execution.from_cfg(load_config([]), torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 255, (4, 4, 32, 32, 3), dtype=torch.uint8, generator=g),) for _ in range(2)]
+    update_precise_bn(plain, batches, 2, execution)
+    update_precise_bn(sub, batches, 2, execution)
+    expected, got = plain.state_dict(), sub.state_dict()
+    differing = [key for key in expected if not torch.equal(expected[key], got[key])]
+    assert not differing, f"{len(differing)} tensors differ, e.g. {differing[:3]}"

@@ -246,8 +246,8 @@ _C.SOLVER.BACKBONE_LR_MULT = 1.0
 
 # ---------------------------------------------------------------------------- #
 # Multigrid training (Wu et al., CVPR 2020), PySlowFast's names and defaults; the schedules are in
-# vov3d/engine/multigrid.py. Not wired into the training loop yet (issue 27): LONG_CYCLE or
-# SHORT_CYCLE True stops training when it starts. PySlowFast's DEFAULT_B/T/S and
+# vov3d/engine/multigrid.py (README: Multigrid training). The long cycle needs SOLVER.STEPS, also
+# with the cosine policy, and sets each shape's BatchNorm itself. PySlowFast's DEFAULT_B/T/S and
 # LONG_CYCLE_SAMPLING_RATE, which it sets itself at start, are derived from TRAIN.BATCH_SIZE,
 # DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE and DATA.SAMPLING_RATE here, and accepted with a warning
 # (compat.py).
@@ -265,7 +265,8 @@ _C.MULTIGRID.SHORT_CYCLE_FACTORS = [0.5, 0.5**0.5]
 _C.MULTIGRID.LONG_CYCLE = False
 # (frames, crop) factors relative to (DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE), coarse first.
 _C.MULTIGRID.LONG_CYCLE_FACTORS = [[0.25, 0.5**0.5], [0.5, 0.5**0.5], [0.5, 1], [1, 1]]
-# Clips per BatchNorm statistic, whatever the long cycle's batch (sub-batch or synchronised BN).
+# Clips per BatchNorm statistic under the long cycle: a larger per-process batch is split into
+# sub-batches (sub_batchnorm); a smaller one keeps its own statistics (PySlowFast would sync BN).
 _C.MULTIGRID.BN_BASE_SIZE = 8
 # Validations (and checkpoints) per long-cycle shape, instead of TRAIN.EVAL_PERIOD: multigrid
 # epochs differ in cost.

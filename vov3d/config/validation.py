@@ -50,19 +50,17 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def refuse_multigrid_training(cfg: CfgNode) -> None:
-    """Called when training starts: a run that asks for multigrid training stops rather than
-    silently training without it, as the training loop does not use the schedules yet (issue 27).
-    Testing, predicting with or exporting a model trained with a multigrid file is fine: they read
-    the default shape, as PySlowFast's do."""
-    for key in ("LONG_CYCLE", "SHORT_CYCLE"):
-        if cfg.MULTIGRID[key]:
-            raise cfg_error(
-                cfg,
-                f"MULTIGRID.{key}",
-                "multigrid training is not wired into the training loop yet (issue 27); set it to False "
-                "(or drop it) to train with the fixed shape of DATA.NUM_FRAMES and DATA.TRAIN_CROP_SIZE",
-            )
+def check_multigrid_training(cfg: CfgNode) -> None:
+    """Called when training starts: the long cycle chooses each shape's BatchNorm itself
+    (sub-batches of MULTIGRID.BN_BASE_SIZE clips, as PySlowFast overrides BN.NORM_TYPE), which a
+    SyncBatchNorm model cannot follow."""
+    if cfg.MULTIGRID.LONG_CYCLE and cfg.BN.NORM_TYPE == "sync_batchnorm":
+        raise cfg_error(
+            cfg,
+            "BN.NORM_TYPE",
+            "sync_batchnorm cannot follow MULTIGRID.LONG_CYCLE, which sets each shape's BatchNorm to sub-batches "
+            "of MULTIGRID.BN_BASE_SIZE clips; use batchnorm (or sub_batchnorm)",
+        )
 
 
 def check_multigrid(cfg: CfgNode) -> None:

@@ -2,7 +2,15 @@
 
 from . import folder, kinetics, ssv  # noqa: F401  (registers the datasets)
 from .annotations import AnnotationError
-from .build import DATASET_REGISTRY, build_dataset, build_loader, check_splits, shuffle_loader, skip_batches
+from .build import (
+    DATASET_REGISTRY,
+    build_dataset,
+    build_loader,
+    check_splits,
+    shuffle_loader,
+    skip_batches,
+    train_sampler,
+)
 from .clip_dataset import TooManyBrokenVideosError
 from .decoder import VideoDecodeError
 
@@ -16,4 +24,5 @@ __all__ = [
     "check_splits",
     "shuffle_loader",
     "skip_batches",
+    "train_sampler",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler, default_collate
@@ -15,7 +15,7 @@ from vov3d.config.validation import check_batch_sizes, signal_numbers
 from vov3d.utils.distributed import get_rank, get_world_size, is_distributed
 from vov3d.utils.registry import Registry
 
-from .sampler import EpochBatches
+from .sampler import BatchPlan, EpochBatches, ShapedBatches
 from .worker_signals import WorkerStopSignals
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ContiguousShards(Sampler[int]):
         return len(self.indices)
 
 
-def build_loader(cfg: CfgNode, split: str) -> DataLoader:
+def build_loader(cfg: CfgNode, split: str, plan: Optional[BatchPlan] = None) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` for this process.
 
     The batch is the global TRAIN.BATCH_SIZE (train, val) or TEST.BATCH_SIZE (test) divided by
@@ -96,6 +96,9 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     With AUG.NUM_SAMPLE N > 1 a training item holds N clips and the batches count clips: EpochBatches
     takes TRAIN.BATCH_SIZE / N videos per global batch and ``flatten_clips`` makes each process's
     batch of TRAIN.BATCH_SIZE / world clips (``loader.batch_size`` counts videos).
+    A train loader with a ``plan`` (multigrid training) reads ``ShapedBatches`` instead, as its
+    batch sampler (``loader.batch_size`` is then None): each global batch has the size and clip
+    shape the plan gives it, in clips.
     """
     dataset = build_dataset(cfg, split)
     train = split == "train"
@@ -117,7 +120,12 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
             "(PySlowFast's batch would hold %d videos, %d clips)",
             samples, global_batch * samples, global_batch, samples, global_batch * samples, global_batch * samples**2,
         )  # fmt: skip
-    if train:
+    batch_sampler = None
+    if train and plan is not None:
+        sampler = None
+        shaped = _in_items(plan, samples)
+        batch_sampler = ShapedBatches(len(dataset), global_batch, shaped, get_rank(), world, cfg.RNG_SEED)
+    elif train:
         sampler = EpochBatches(len(dataset), global_batch, get_rank(), world, cfg.RNG_SEED)
     elif is_distributed():
         sampler = ContiguousShards(len(dataset), get_rank(), world)
@@ -126,16 +134,32 @@ def build_loader(cfg: CfgNode, split: str) -> DataLoader:
     workers = cfg.DATA_LOADER.NUM_WORKERS
     return DataLoader(
         dataset,
-        batch_size=global_batch // world,
+        batch_size=global_batch // world if batch_sampler is None else 1,
         sampler=sampler,
+        batch_sampler=batch_sampler,
         collate_fn=flatten_clips if samples > 1 else None,
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available(),  # CPU runs: no CUDA
-        drop_last=train,
+        drop_last=train and batch_sampler is None,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
         worker_init_fn=WorkerStopSignals(signal_numbers(cfg.TRAIN.STOP_SIGNALS)),
     )
+
+
+def _in_items(plan: BatchPlan, samples: int) -> BatchPlan:
+    """``plan``, whose batches count clips, counting items of ``samples`` clips (AUG.NUM_SAMPLE)."""
+    if samples == 1:
+        return plan
+    return lambda epoch, items: [(size // samples, spec) for size, spec in plan(epoch, items * samples)]
+
+
+def train_sampler(loader: DataLoader) -> EpochBatches:
+    """The EpochBatches (or ShapedBatches) of a train loader."""
+    for sampler in (loader.batch_sampler, loader.sampler):
+        if isinstance(sampler, EpochBatches):
+            return sampler
+    raise TypeError(f"not a train loader: it reads a {type(loader.sampler).__name__}")
 
 
 def flatten_clips(items: Sequence[tuple[Any, ...]]) -> Any:
@@ -147,15 +171,14 @@ def flatten_clips(items: Sequence[tuple[Any, ...]]) -> Any:
 def shuffle_loader(loader: DataLoader, epoch: int) -> None:
     """Tell the loader's sampler the epoch, so the train loader reads that epoch's order and draws
     (no-op for val/test)."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
+    for sampler in (loader.batch_sampler, loader.sampler):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
 
 
 def skip_batches(loader: DataLoader, batches: int) -> None:
     """Make the train loader's next pass start at batch ``batches`` of its epoch (a run resumed
     inside an epoch), without loading the batches before it; the pass after it is whole again.
-    Read before that pass, ``len(loader)`` counts the batches left; ``loader.sampler.num_batches``
-    is the whole epoch's."""
-    if not isinstance(loader.sampler, EpochBatches):
-        raise TypeError(f"only a train loader can skip batches; this one reads a {type(loader.sampler).__name__}")
-    loader.sampler.skip(batches)
+    Read before that pass, ``len(loader)`` counts the batches left;
+    ``train_sampler(loader).num_batches`` is the whole epoch's."""
+    train_sampler(loader).skip(batches)

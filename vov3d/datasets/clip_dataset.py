@@ -12,7 +12,8 @@ workers and processes, which each hold their own copy of the dataset.
 The training loader indexes the train split with ``TrainKey``s (see sampler.py): every random draw
 of such an item comes from generators seeded from (seed, epoch, index), so the item is the same in
 any process or loader worker. A plain index draws from the dataset's own stream (``rng``,
-``reseed``), as tools and tests that index a dataset directly do.
+``reseed``), as tools and tests that index a dataset directly do. A key with a ``ClipSpec``
+(multigrid training) makes its item in that shape: frames, crop, short side and frame stride.
 
 With AUG.NUM_SAMPLE N > 1 a training item holds N clips of its video, stacked in a new first
 dimension (``load_clips``): as PySlowFast, N scales, crops, flips and RandAugment draws of one
@@ -28,6 +29,7 @@ in the parent, waits forever.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -45,7 +47,7 @@ from vov3d.utils.distributed import get_rank
 from .decoder import VIDEO_BACKENDS, VideoDecodeError, open_video_file, worker_message
 from .multi_clip import Selection, Source, read_clips, read_frames
 from .rand_augment import ClipRandAugment
-from .sampler import TrainKey
+from .sampler import ClipSpec, TrainKey
 from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
@@ -305,7 +307,9 @@ class ClipDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         if key is not None:
-            return self._train_item(index, *key.generators())
+            rng, generator = key.generators()
+            with self._shaped(key.spec, rng):
+                return self._train_item(index, rng, generator)
         if self.split == "train":
             return self._train_item(index, self.rng, None)
         video, view = divmod(index, self.num_views)
@@ -328,6 +332,28 @@ class ClipDataset(Dataset):
             frames, valid = torch.zeros(self.num_frames, crop, crop, 3, dtype=torch.uint8), False
         meta = dict(video_index=video, temporal_index=temporal, spatial_index=spatial, valid=valid, substituted=-1)
         return frames, self.labels[video], index, meta
+
+    def spec_attributes(self, spec: ClipSpec, rng: np.random.Generator) -> dict[str, Any]:
+        """The attributes that make a training clip of ``spec`` (multigrid): frames, and the
+        transform with the spec's crop and short-side range; datasets with a frame stride add it,
+        drawn from ``rng``."""
+        transform = dataclasses.replace(self.transform, crop_size=spec.crop_size, scales=spec.jitter_scales)
+        return {"num_frames": spec.num_frames, "transform": transform}
+
+    @contextlib.contextmanager
+    def _shaped(self, spec: Optional[ClipSpec], rng: np.random.Generator) -> Iterator[None]:
+        """The dataset making clips of ``spec`` (None: its own) inside: a worker loads one item
+        at a time, so its copy's attributes can stand for the item's shape."""
+        if spec is None:
+            yield
+            return
+        changed = self.spec_attributes(spec, rng)
+        saved = {name: getattr(self, name) for name in changed}
+        self.__dict__.update(changed)
+        try:
+            yield
+        finally:
+            self.__dict__.update(saved)
 
     def _train_item(self, index: int, rng: np.random.Generator, generator: Optional[torch.Generator]) -> Item:
         """Load ``index`` with draws from ``rng`` and ``generator`` (see ``load_clips``); if it

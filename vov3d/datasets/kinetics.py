@@ -13,6 +13,7 @@ from .annotations import read_kinetics_csv
 from .build import DATASET_REGISTRY
 from .clip_dataset import ClipDataset, Selection, Source
 from .decoder import PtsWindow
+from .sampler import ClipSpec
 from .sampling import kinetics_indices, kinetics_window
 
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
@@ -49,6 +50,13 @@ class Kinetics(ClipDataset):
             target_fps=cfg.DATA.TARGET_FPS,
             offset_sampling=cfg.DATA.USE_OFFSET_SAMPLING,
         )
+
+    def spec_attributes(self, spec: ClipSpec, rng: np.random.Generator) -> dict[str, Any]:
+        """Also the clip's frame stride, drawn uniformly from the spec's range (PySlowFast's
+        random sampling rate of the long cycle) before its position."""
+        low, high = spec.sampling_rate
+        rate = low if low == high else int(rng.integers(low, high + 1))
+        return {**super().spec_attributes(spec, rng), "sampling_rate": rate}
 
     @classmethod
     def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ optimizer, schedule, loss, scaler, mixup, loaders, TensorBoard writer, and the r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -12,20 +13,32 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from vov3d.config import CfgNode
-from vov3d.config.validation import refuse_multigrid_training
-from vov3d.datasets import build_dataset, build_loader, check_splits
+from vov3d.config.validation import check_multigrid_training
+from vov3d.datasets import build_dataset, build_loader, check_splits, shuffle_loader
 from vov3d.datasets.class_names import cfg_class_names
 from vov3d.datasets.mixup import MixUp
 from vov3d.datasets.readable import check_readable
+from vov3d.models import convert_sub_batch_norm
+from vov3d.utils.distributed import get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
 from .finetune import check_finetune_cfg
+from .multigrid import (
+    MultigridPlan,
+    MultigridSettings,
+    check_fits,
+    describe,
+    epoch_bn_plan,
+    is_eval_epoch,
+    rescaled_solver,
+)
 from .resume import ResumePoint, resume_point, split_identity
 from .run_folder import restore_rng_states, resume_or_initialise
 from .runtime import Execution, compile_model, distribute, grad_scaler, prepare_model
 from .solver import LRSchedule, build_loss, build_optimizer
 
+logger = logging.getLogger(__name__)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -42,6 +55,7 @@ class Run:
     scaler: Optional[torch.amp.GradScaler]  # fp16 only
     mixup: Optional[MixUp]  # MIXUP.ENABLE
     train_loader: DataLoader
+    precise_bn_loader: DataLoader  # the train loader; with the short cycle, one of the long cycle's shapes only
     val_loader: Optional[DataLoader]
     log: StatsLog  # json_stats lines in OUTPUT_DIR every LOG_PERIOD iterations, TensorBoard
     class_names: Optional[list[str]]
@@ -53,9 +67,27 @@ class Run:
     freeze_backbone_epochs: int  # TRAIN.FREEZE_BACKBONE_EPOCHS: epochs that train only the classifier
     freeze_backbone_bn: bool  # TRAIN.FREEZE_BACKBONE_BN
     max_bad_video_fraction: float  # DATA.MAX_BAD_VIDEO_FRACTION
+    multigrid: MultigridSettings  # MULTIGRID.*: the shapes, BN and evaluation epochs (both cycles off: none)
+    eval_period: int  # TRAIN.EVAL_PERIOD
+    checkpoint_period: int  # TRAIN.CHECKPOINT_PERIOD
 
     def backbone_frozen(self, epoch: int) -> bool:
         return epoch < self.freeze_backbone_epochs
+
+    def evaluates_after(self, epoch: int) -> bool:
+        """Whether ``epoch`` is followed by validation: every EVAL_PERIOD epochs and after the
+        last; under the long cycle MULTIGRID.EVAL_FREQ times per shape."""
+        return is_eval_epoch(self.multigrid, epoch, self.eval_period)
+
+    def saves_after(self, epoch: int) -> bool:
+        """Whether a checkpoint follows ``epoch`` (as ``evaluates_after``, with CHECKPOINT_PERIOD)."""
+        return is_eval_epoch(self.multigrid, epoch, self.checkpoint_period)
+
+    def bn_splits(self, epoch: int) -> Optional[int]:
+        """The sub-batches per process of ``epoch``'s BatchNorm under the long cycle (1 where
+        PySlowFast would synchronise BN over processes: here each keeps its own), else None."""
+        plan = epoch_bn_plan(self.multigrid, epoch, get_world_size())
+        return None if plan is None else plan.num_splits
 
 
 def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run:
@@ -67,10 +99,21 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     and a resumed run's random generators are restored last, so it draws what an uninterrupted run
     would. Without ``validation`` (benchmarks) only the train split is read."""
     check_finetune_cfg(cfg)
-    refuse_multigrid_training(cfg)
+    check_multigrid_training(cfg)
+    multigrid = MultigridSettings.from_cfg(cfg)
+    varies = multigrid.long_cycle or multigrid.short_cycle
     execution = Execution.from_cfg(cfg)
     model = prepare_model(cfg, execution.device, train=True)
-    train_loader = build_loader(cfg, "train")
+    if multigrid.long_cycle:  # before the optimizer: the loop sets each shape's sub-batches
+        model = convert_sub_batch_norm(model)
+    train_loader = build_loader(cfg, "train", MultigridPlan(multigrid) if varies else None)
+    precise_bn_loader = train_loader
+    if multigrid.short_cycle and cfg.BN.USE_PRECISE_STATS:  # PySlowFast's precise BN skips the short cycle
+        precise_bn_loader = build_loader(cfg, "train", MultigridPlan(multigrid, short_cycle=False))
+    if varies:
+        check_fits(cfg, multigrid, len(train_loader.dataset) * cfg.AUG.NUM_SAMPLE)
+        if is_main_process():
+            logger.info("multigrid training:\n  %s", "\n  ".join(describe(multigrid, get_world_size())))
     val_loader = build_loader(cfg, "val") if validation else None
     splits = {"train": train_loader.dataset}
     if val_loader is not None:
@@ -83,13 +126,16 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     class_names, mixup = cfg_class_names(cfg, "train"), MixUp.from_cfg(cfg)
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule.from_cfg(cfg)
+    if varies:
+        schedule = schedule.rescaled(rescaled_solver(multigrid))
     loss_fn = build_loss(cfg)
     scaler = grad_scaler(execution.device, execution.amp_dtype)
     start_epoch, resumed = resume_or_initialise(cfg, model, optimizer, schedule, scaler) if resume else (0, None)
     net = distribute(compile_model(model, cfg.MODEL.COMPILE), execution.device)
     point, train_split = ResumePoint(), split_identity(train_loader.dataset)
     if resumed is not None:
-        point = resume_point(cfg, resumed, len(train_loader), train_split)
+        shuffle_loader(train_loader, start_epoch)  # multigrid epochs differ in length
+        point = resume_point(cfg, resumed, len(train_loader), train_split, schedule.max_epoch)
         restore_rng_states(resumed, cuda=cfg.NUM_GPUS > 0)
     return Run(
         execution=execution,
@@ -101,10 +147,11 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         scaler=scaler,
         mixup=mixup,
         train_loader=train_loader,
+        precise_bn_loader=precise_bn_loader,
         val_loader=val_loader,
         log=StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, make_writer(cfg, cfg.TRAIN.DATASET)),
         class_names=class_names,
-        max_epoch=cfg.SOLVER.MAX_EPOCH,
+        max_epoch=schedule.max_epoch,
         start_epoch=start_epoch,
         resumed=resumed,
         resume=point,
@@ -112,4 +159,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         freeze_backbone_epochs=cfg.TRAIN.FREEZE_BACKBONE_EPOCHS,
         freeze_backbone_bn=cfg.TRAIN.FREEZE_BACKBONE_BN,
         max_bad_video_fraction=cfg.DATA.MAX_BAD_VIDEO_FRACTION,
+        multigrid=multigrid,
+        eval_period=cfg.TRAIN.EVAL_PERIOD,
+        checkpoint_period=cfg.TRAIN.CHECKPOINT_PERIOD,
     )

@@ -6,14 +6,17 @@ The long cycle trains on coarse grids first: fewer frames and smaller crops with
 more clips per batch, one full cycle of shapes in each LR stage of SOLVER.STEPS, then a
 fine-tuning stage at the default shape. The short cycle varies the crop from one iteration to the
 next. Everything here is a pure function of ``MultigridSettings``; ``from_cfg`` is the only reader
-of the cfg. The training loop does not use these schedules yet (issue 27).
+of the cfg. ``build_run`` gives the train loader ``MultigridPlan`` (the batches of each epoch) and
+the loop sets sub-batch BN (``epoch_bn_plan``) and validates (``is_eval_epoch``) by them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from vov3d.config import CfgNode, cfg_error
+from vov3d.datasets.sampler import ClipSpec
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class MultigridSettings:
                     raise cfg_error(
                         cfg, "MULTIGRID.LONG_CYCLE_FACTORS", f"({t}, {x}) leaves no frame of DATA.NUM_FRAMES"
                     )
+        if (settings.long_cycle or settings.short_cycle) and rescaled_solver(settings).max_epoch < 1:
+            raise cfg_error(cfg, "MULTIGRID.EPOCH_FACTOR", f"leaves no epoch of SOLVER.MAX_EPOCH {s.MAX_EPOCH}")
         try:  # each long-cycle shape's short cycle must keep at least its batch
             for shapes in long_cycle_shapes(settings) if settings.long_cycle else ():
                 g = shapes[-1]
@@ -113,6 +118,11 @@ class ClipShape:
     crop_size: int
     sampling_rate: tuple[int, int]  # each clip draws its frame stride uniformly in [low, high]
     jitter_scales: tuple[int, int]  # training short side range
+
+    @property
+    def spec(self) -> ClipSpec:
+        """The shape of each clip, as the dataset takes it."""
+        return ClipSpec(self.frames, self.crop_size, self.sampling_rate, self.jitter_scales)
 
 
 @dataclass(frozen=True)
@@ -191,16 +201,6 @@ def stage_at(schedule: tuple[LongCycleStage, ...], epoch: int) -> LongCycleStage
     return next((stage for stage in schedule if epoch < stage.end_epoch), schedule[-1])
 
 
-def shape_changes(s: MultigridSettings, epoch: int) -> bool:
-    """Whether ``epoch`` trains another long-cycle shape than the epoch before: where PySlowFast
-    rebuilds the model's BN, the loaders and the optimizer (and reloads the last checkpoint)."""
-    schedule = long_cycle_schedule(s)
-    if not schedule or epoch == 0:
-        return False
-    before, now = stage_at(schedule, epoch - 1).shape, stage_at(schedule, epoch).shape
-    return (before.frames, before.crop) != (now.frames, now.crop)
-
-
 def _jitter(s: MultigridSettings, crop: int) -> tuple[int, int]:
     """A smaller crop takes a proportionally smaller shortest short side, i.e. a wider span of the
     frame (the Kinetics loader: min scale times crop / default crop; the max scale is kept)."""
@@ -243,6 +243,49 @@ def short_cycle_shape(s: MultigridSettings, base: ClipShape, iteration: int) -> 
     return ClipShape(base.batch_size * factor, base.frames, crop, base.sampling_rate, _jitter(s, crop))
 
 
+def epoch_batches(s: MultigridSettings, epoch: int, num_clips: int, short_cycle: bool = True) -> list[ClipShape]:
+    """The global batches of ``epoch`` over ``num_clips`` training clips: the epoch's long-cycle
+    shape, varied per iteration by the short cycle (unless ``short_cycle`` is False: precise BN's
+    batches, as PySlowFast's), as many batches as the clips fill (the rest of the epoch's
+    permutation is left out, as PySlowFast's ``ShortCycleBatchSampler`` drops it)."""
+    base, batches, used = epoch_shape(s, epoch, 1), [], 0
+    vary = short_cycle and s.short_cycle
+    while used + (shape := short_cycle_shape(s, base, len(batches)) if vary else base).batch_size <= num_clips:
+        batches.append(shape)
+        used += shape.batch_size
+    if not batches:
+        raise ValueError(
+            f"epoch {epoch + 1}'s first multigrid batch holds {shape.batch_size} clips of {shape.frames} x "
+            f"{shape.crop_size} x {shape.crop_size} (frames x crop), more than the {num_clips} clips of the train "
+            "split; use a smaller TRAIN.BATCH_SIZE or milder MULTIGRID.LONG_CYCLE_FACTORS / SHORT_CYCLE_FACTORS"
+        )
+    return batches
+
+
+def check_fits(cfg: CfgNode, s: MultigridSettings, num_clips: int) -> None:
+    """That every epoch of the run has a whole batch of ``num_clips`` clips (the train split),
+    checked once per long-cycle shape before training."""
+    last_epochs = [stage.end_epoch - 1 for stage in long_cycle_schedule(s)] or [0]
+    try:
+        for epoch in last_epochs:
+            epoch_batches(s, epoch, num_clips)
+    except ValueError as e:
+        raise cfg_error(cfg, "TRAIN.BATCH_SIZE", str(e)) from None
+
+
+@dataclass(frozen=True)
+class MultigridPlan:
+    """The train loader's batch plan (``ShapedBatches``): (clips, clip shape) of every global
+    batch of an epoch."""
+
+    settings: MultigridSettings
+    short_cycle: bool = True  # False: the long cycle's shape of each epoch only (precise BN)
+
+    def __call__(self, epoch: int, num_clips: int) -> list[tuple[int, ClipSpec]]:
+        batches = epoch_batches(self.settings, epoch, num_clips, self.short_cycle)
+        return [(shape.batch_size, shape.spec) for shape in batches]
+
+
 def bn_plan(batch_per_process: int, bn_base_size: int) -> BNPlan:
     """BatchNorm statistics over BN_BASE_SIZE clips whatever the batch (Sec. 3.4): a larger batch
     is split into int(batch / BN_BASE_SIZE) sub-batches, a smaller one synchronised over
@@ -256,6 +299,40 @@ def bn_plan(batch_per_process: int, bn_base_size: int) -> BNPlan:
     if factor < 1:
         return BNPlan("sync_batchnorm", num_sync_devices=int(1.0 / factor))
     return BNPlan("batchnorm")
+
+
+def epoch_bn_plan(s: MultigridSettings, epoch: int, processes: int) -> Optional[BNPlan]:
+    """The BatchNorm of ``epoch`` under the long cycle (None without: BN stays as configured, as
+    PySlowFast's short cycle leaves it)."""
+    if not s.long_cycle:
+        return None
+    return bn_plan(epoch_shape(s, epoch, processes).batch_size, s.bn_base_size)
+
+
+def describe(s: MultigridSettings, processes: int) -> list[str]:
+    """The run's multigrid schedule in lines for the log: each long-cycle entry's epochs, shape,
+    per-process batch and BatchNorm, and the short cycle's crops."""
+    lines, start = [], 0
+    for stage in long_cycle_schedule(s):
+        if stage.end_epoch <= start:  # rounded to no epoch
+            continue
+        shape = epoch_shape(s, start, processes)
+        bn = bn_plan(shape.batch_size, s.bn_base_size)
+        norm = {
+            "sub_batchnorm": f"BN over {bn.num_splits} sub-batches",
+            "sync_batchnorm": f"BN per process (PySlowFast would sync {bn.num_sync_devices} processes)",
+        }.get(bn.norm_type, "BN over the batch")
+        lines.append(
+            f"epochs {start + 1}-{stage.end_epoch}: {shape.batch_size} clips per process of {shape.frames} frames "
+            f"at {shape.crop_size} x {shape.crop_size}, stride {shape.sampling_rate[0]}-{shape.sampling_rate[1]}, "
+            f"{norm}, LR stage {stage.lr_stage}"
+        )
+        start = stage.end_epoch
+    if s.short_cycle:
+        crops = ", ".join(str(int(round(f * s.crop_size))) for f in s.short_cycle_factors)
+        lines.append(f"short cycle: iterations cycle through crops {crops} (batch scaled up), then the epoch's shape")
+    lines.append(f"{rescaled_solver(s).max_epoch} epochs in all")
+    return lines
 
 
 def rescaled_solver(s: MultigridSettings) -> RescaledSolver:

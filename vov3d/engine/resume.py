@@ -47,10 +47,11 @@ def split_identity(dataset: Any) -> dict[str, Any]:
 
 
 def resume_point(
-    cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int, train_split: dict[str, Any]
+    cfg: CfgNode, checkpoint: dict[str, Any], epoch_iters: int, train_split: dict[str, Any], max_epoch: int
 ) -> ResumePoint:
-    """The ResumePoint of the checkpoint of OUTPUT_DIR that the run resumed from, for a run whose
-    epochs have ``epoch_iters`` iterations over ``train_split`` (``split_identity``); a mid-epoch
+    """The ResumePoint of the checkpoint of OUTPUT_DIR that the run resumed from, for a run of
+    ``max_epoch`` epochs (SOLVER.MAX_EPOCH, or multigrid's rescaled count) whose resumed epoch
+    has ``epoch_iters`` iterations over ``train_split`` (``split_identity``); a mid-epoch
     checkpoint of another epoch length or split is refused. The json_stats lines written after it
     are moved aside (``trim_stats_log``) on rank 0, which tells the others whether to validate
     first."""
@@ -64,12 +65,8 @@ def resume_point(
             f"changed, so the rest of that epoch is not the same clips; resume from an epoch checkpoint (remove "
             f"{path}) or give this run another OUTPUT_DIR"
         )
-    finished = checkpoint["epoch"] + 1 >= cfg.SOLVER.MAX_EPOCH and not iteration  # its later lines are the test's
-    logged = (
-        trim_stats_log(cfg.OUTPUT_DIR, checkpoint, cfg.SOLVER.MAX_EPOCH, move=not finished)
-        if is_main_process()
-        else False
-    )
+    finished = checkpoint["epoch"] + 1 >= max_epoch and not iteration  # its later lines are the test's
+    logged = trim_stats_log(cfg.OUTPUT_DIR, checkpoint, max_epoch, move=not finished) if is_main_process() else False
     validate_first = bool(checkpoint.get("validate")) and not broadcast_object(logged)
     return ResumePoint(iteration, checkpoint.get("epoch_state") if iteration else None, validate_first)
 

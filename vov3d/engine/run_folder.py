@@ -55,7 +55,10 @@ logger = logging.getLogger(__name__)
 
 Found = tuple[str, dict[str, Any]]  # a checkpoint's path and its contents
 # What must also agree to resume mid-epoch: the epoch's order of global batches depends on them.
-MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED", "AUG.NUM_SAMPLE")
+MID_EPOCH_KEYS = ("TRAIN.BATCH_SIZE", "RNG_SEED", "AUG.NUM_SAMPLE", "MULTIGRID.LONG_CYCLE", "MULTIGRID.SHORT_CYCLE")
+# And with multigrid on: what decides each epoch's shapes and batch sizes.
+MULTIGRID_KEYS = ("MULTIGRID.SHORT_CYCLE_FACTORS", "MULTIGRID.EPOCH_FACTOR", "SOLVER.MAX_EPOCH")
+LONG_CYCLE_KEYS = ("MULTIGRID.LONG_CYCLE_FACTORS", "SOLVER.STEPS")
 
 
 def newest_checkpoint(output_dir: str, trust: bool = False, mid_epoch: bool = False) -> Optional[Found]:
@@ -114,12 +117,13 @@ def chosen_by_rank0(choose: Callable[[], Optional[Found]], trust: bool) -> Optio
     return found
 
 
-def _load_split_statistics(path: str, checkpoint: dict[str, Any], model: nn.Module) -> None:
-    """Give a resumed sub-batch BN model the splits' statistics of its checkpoint; say so when
-    they are missing (a checkpoint written without them, or with another BN.NUM_SPLITS): the splits then
-    restart from the aggregate, and the run's running statistics differ slightly from an
-    uninterrupted run's."""
-    unmatched = load_split_statistics(unwrap_model(model), checkpoint.get("sub_batch_stats") or {})
+def _load_split_statistics(path: str, checkpoint: dict[str, Any], model: nn.Module, adopt_splits: bool) -> None:
+    """Give a resumed sub-batch BN model the splits' statistics of its checkpoint (with
+    ``adopt_splits``, the long cycle, their split count too); say so when they are missing (a
+    checkpoint written without them, or with another BN.NUM_SPLITS): the splits then restart from
+    the aggregate, and the run's running statistics differ slightly from an uninterrupted run's."""
+    stats = checkpoint.get("sub_batch_stats") or {}
+    unmatched = load_split_statistics(unwrap_model(model), stats, adopt_splits)
     if unmatched:
         logger.warning(
             "%s holds no per-split statistics for %d sub-batch BN buffers (e.g. %s): they restart from the "
@@ -147,7 +151,7 @@ def resume_or_initialise(
         path, checkpoint = found
         _refuse_another_run(cfg, path, checkpoint)
         load_weights(path, checkpoint, model, cfg, optimizer, trained_classifier=False)
-        _load_split_statistics(path, checkpoint, model)
+        _load_split_statistics(path, checkpoint, model, adopt_splits=cfg.MULTIGRID.LONG_CYCLE)
         start, iteration = checkpoint["epoch"] + 1, int(checkpoint.get("iteration") or 0)
         logger.info(
             "resumed from %s (epoch %d%s done); continuing at epoch %d",
@@ -183,8 +187,13 @@ def resume_or_initialise(
 
 def _refuse_another_run(cfg: CfgNode, path: str, checkpoint: dict[str, Any]) -> None:
     """A checkpoint in OUTPUT_DIR trained with another model or data belongs to another run; a
-    mid-epoch one also needs the same global batch and seed, which fix the epoch's order."""
-    keys = COMPARED_KEYS + (MID_EPOCH_KEYS if checkpoint.get("iteration") else ())
+    mid-epoch one also needs the same global batch and seed, which fix the epoch's order (and,
+    under multigrid, the same schedule of shapes)."""
+    keys = COMPARED_KEYS
+    if checkpoint.get("iteration"):
+        m = cfg.MULTIGRID
+        keys += MID_EPOCH_KEYS + (MULTIGRID_KEYS if m.LONG_CYCLE or m.SHORT_CYCLE else ())
+        keys += LONG_CYCLE_KEYS if m.LONG_CYCLE else ()
     differences = config_differences(checkpoint, cfg, keys)
     if differences:
         raise cfg_error(

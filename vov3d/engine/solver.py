@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -17,6 +17,7 @@ from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode, cfg_error
 
 from .finetune import classifier_of
+from .multigrid import RescaledSolver
 
 LR_POLICIES = ("cosine", "steps_with_relative_lrs")
 LOSSES = ("cross_entropy", "soft_cross_entropy")
@@ -67,6 +68,10 @@ class LRSchedule:
             warmup_epochs=s.WARMUP_EPOCHS,
             warmup_start_lr=s.WARMUP_START_LR * scale,
         )
+
+    def rescaled(self, solver: RescaledSolver) -> LRSchedule:
+        """This schedule with multigrid's steps, relative rates (where it has them) and epoch count."""
+        return replace(self, steps=solver.steps, lrs=solver.lrs or self.lrs, max_epoch=solver.max_epoch)
 
     def __call__(self, epoch: float) -> float:
         if epoch < self.warmup_epochs:

@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader
 
 from vov3d.checkpoint import unwrap_model
 from vov3d.config import CfgNode
-from vov3d.datasets import shuffle_loader, skip_batches
+from vov3d.datasets import shuffle_loader, skip_batches, train_sampler
 from vov3d.datasets.mixup import MixUp
 from vov3d.datasets.readable import fix_advice
-from vov3d.models import aggregate_sub_batch_stats
+from vov3d.models import aggregate_sub_batch_stats, set_sub_batch_splits
 from vov3d.utils.distributed import all_reduce_sum, barrier, get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.meters import Timer, topk_correct
@@ -65,9 +65,11 @@ def train_one_epoch(
     epoch_state: Optional[dict[str, Any]] = None,
     control: Optional[StopControl] = None,
     checkpoint: Optional[Callable[[MidEpoch], None]] = None,
+    first_step: Optional[int] = None,
 ) -> dict[str, Any]:
     """Epoch ``epoch`` (from 0) of ``max_epoch``: one pass over ``loader`` with the learning rate
-    set every iteration.
+    set every iteration. ``first_step`` is the run's count of iterations before the epoch, the
+    TensorBoard step of its first (default: ``epoch`` times this epoch's; multigrid epochs differ).
 
     Loss and top-k counts are summed over all processes every iteration (one small all-reduce),
     so every rank sees the same global loss and all stop together on a NaN. So are the clips that
@@ -129,7 +131,7 @@ def train_one_epoch(
         meters.update(loss_sum, correct1, correct5, total)
         if log.due(it):
             stats = {**meters.iteration_stats(it, lr), "substituted_clips": substituted.count}
-            log.write(stats, ITERATION_SCALARS, step=epoch * iters + it)
+            log.write(stats, ITERATION_SCALARS, step=(epoch * iters if first_step is None else first_step) + it)
         if control is not None:
             stop, save = control.decide(stop_sum, checkpoint_sum)
             if save and checkpoint is not None and it + 1 < iters:
@@ -156,10 +158,11 @@ def run_epoch(
 ) -> dict[str, Any]:
     """``train_one_epoch`` of ``run``'s parts, over ``loader`` (by default the run's train loader,
     from where a resumed run stopped when ``epoch`` is its first)."""
-    resumed = epoch == run.start_epoch and loader is None
+    own = loader is None
+    resumed = own and epoch == run.start_epoch
     return train_one_epoch(
         run.net,
-        run.train_loader if loader is None else loader,
+        run.train_loader if own else loader,
         run.optimizer,
         run.schedule,
         run.loss_fn,
@@ -176,6 +179,7 @@ def run_epoch(
         epoch_state=run.resume.epoch_state if resumed else None,
         control=control,
         checkpoint=checkpoint,
+        first_step=train_sampler(run.train_loader).batches_before(epoch) if own else None,
     )
 
 
@@ -246,7 +250,10 @@ def train(cfg: CfgNode, signals: Optional[StopSignals] = None) -> dict[str, Any]
     """Train cfg.MODEL on TRAIN.DATASET for SOLVER.MAX_EPOCH epochs, resuming from OUTPUT_DIR
     when possible (``build_run``), mid-epoch too. Saves every TRAIN.CHECKPOINT_PERIOD epochs and
     then validates every TRAIN.EVAL_PERIOD (both after the last epoch), so an unreadable val video
-    never costs the epoch; a mid-epoch checkpoint at most every TRAIN.CHECKPOINT_MINUTES. The class
+    never costs the epoch. Multigrid (MULTIGRID.LONG_CYCLE / SHORT_CYCLE): the loader gives each
+    epoch's and iteration's clip shapes, each epoch sets its sub-batch BN, the schedule has
+    multigrid's epoch count, and validation and checkpoints follow MULTIGRID.EVAL_FREQ. A
+    mid-epoch checkpoint at most every TRAIN.CHECKPOINT_MINUTES. The class
     names, where known, go to OUTPUT_DIR/classes.txt and into every checkpoint; with
     TRAIN.KEEP_BEST_CHECKPOINT checkpoints/best.pyth follows the best validation top-1.
 
@@ -298,21 +305,23 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
         logger.info("training already finished: %d of %d epochs done", run.start_epoch, run.max_epoch)
     for epoch in range(run.start_epoch, run.max_epoch):
         started = time.perf_counter()
-        shuffle_loader(run.train_loader, epoch)
+        shuffle_loader(run.train_loader, epoch)  # under multigrid: the epoch's shapes and batch sizes
+        splits = run.bn_splits(epoch)
+        if splits is not None:  # the long cycle: BN statistics over MULTIGRID.BN_BASE_SIZE clips
+            set_sub_batch_splits(run.net, splits)
         if epoch == run.start_epoch:
             skip_batches(run.train_loader, run.resume.iteration)
         mid_epoch = functools.partial(save, epoch - 1)  # epoch - 1: the last finished one
         results["train"] = run_epoch(run, epoch, control=control, checkpoint=mid_epoch)
-        done, last = epoch + 1, epoch + 1 == run.max_epoch
-        evaluate_now = done % cfg.TRAIN.EVAL_PERIOD == 0 or last
-        save_now = done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last
+        done, evaluate_now, save_now = epoch + 1, run.evaluates_after(epoch), run.saves_after(epoch)
         # The epoch's end. control.stopping here: a stop agreed at its last iteration.
         #   precise BN: when it validates or saves (not for a stop alone: the uninterrupted run has none there)
         #   checkpoint: when it saves or stops; ``validate_next`` makes a run resumed from it validate first
         #   validation: when it validates and does not stop; after the checkpoint, so a stop resumes from it
         #   a signal during precise BN or validation (``agree``): a checkpoint after them if none yet, then stop
         if cfg.BN.USE_PRECISE_STATS and (evaluate_now or save_now):
-            update_precise_bn(run.net, run.train_loader, cfg.BN.NUM_BATCHES_PRECISE, run.execution)
+            shuffle_loader(run.precise_bn_loader, epoch)  # the train loader, or its base shapes (short cycle)
+            update_precise_bn(run.net, run.precise_bn_loader, cfg.BN.NUM_BATCHES_PRECISE, run.execution)
         if save_now or control.stopping:
             save(epoch, validate_next=evaluate_now)
         if evaluate_now and not control.stopping:

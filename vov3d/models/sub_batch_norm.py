@@ -51,8 +51,7 @@ class SubBatchNorm3d(nn.BatchNorm3d):
         affine: bool = True,
     ) -> None:
         super().__init__(num_features, eps, momentum, affine)
-        if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
-            raise ValueError(f"num_splits (BN.NUM_SPLITS) must be an integer of 1 or more, got {num_splits!r}")
+        _check_num_splits(num_splits)
         self.num_splits = num_splits
         self.split_bn = SplitStatistics(num_features * num_splits, eps, momentum)
 
@@ -70,7 +69,11 @@ class SubBatchNorm3d(nn.BatchNorm3d):
         # contiguous batch; a channels_last_3d one is copied, and its layout restored below.
         k = self.num_splits
         weight, bias = (self.weight.repeat(k), self.bias.repeat(k)) if self.affine else (None, None)
-        y = self.split_bn(x.reshape(n // k, c * k, *x.shape[2:]), weight, bias).reshape(x.shape)
+        self.split_bn.repeated_affine = (weight, bias)
+        try:
+            y = self.split_bn(x.reshape(n // k, c * k, *x.shape[2:])).reshape(x.shape)
+        finally:
+            self.split_bn.repeated_affine = (None, None)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
             y = y.contiguous(memory_format=torch.channels_last_3d)
         return y
@@ -86,6 +89,20 @@ class SubBatchNorm3d(nn.BatchNorm3d):
         self.running_var.copy_(variances.mean(0) + (means - mean).square().mean(0))
         self.num_batches_tracked.copy_(self.split_bn.num_batches_tracked)
 
+    @torch.no_grad()
+    def set_num_splits(self, num_splits: int) -> None:
+        """Split the batch into ``num_splits`` from now on (the long cycle's batch changed): the
+        splits' statistics are aggregated and every new split starts from the aggregate, as
+        PySlowFast's rebuilt model loaded from the last checkpoint does. A no-op for the same count."""
+        if num_splits == self.num_splits:
+            return
+        _check_num_splits(num_splits)
+        self.aggregate_stats()
+        self.num_splits, self.split_bn.num_features = num_splits, self.num_features * num_splits
+        # In place (``.data``): DistributedDataParallel keeps the buffer tensors it broadcasts.
+        self.split_bn.running_mean.data = self.running_mean.repeat(num_splits)
+        self.split_bn.running_var.data = self.running_var.repeat(num_splits)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         with torch.no_grad():  # every split starts from the loaded statistics
@@ -97,6 +114,38 @@ class SubBatchNorm3d(nn.BatchNorm3d):
         return f"{super().extra_repr()}, num_splits={self.num_splits}"
 
 
+def _check_num_splits(num_splits: int) -> None:
+    if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
+        raise ValueError(f"num_splits (BN.NUM_SPLITS) must be an integer of 1 or more, got {num_splits!r}")
+
+
+def convert_sub_batch_norm(module: nn.Module, num_splits: int = 1) -> nn.Module:
+    """``module`` with every plain BatchNorm3d replaced by a SubBatchNorm3d of ``num_splits``
+    holding the same parameter tensors (an optimizer built before keeps them) and statistics, as
+    ``nn.SyncBatchNorm.convert_sync_batchnorm`` converts: for the long cycle, whose batch grows
+    and shrinks within a run (``set_num_splits``)."""
+    if type(module) is nn.BatchNorm3d and module.track_running_stats:
+        sub = SubBatchNorm3d(module.num_features, num_splits, module.eps, module.momentum, module.affine)
+        sub.to(module.running_mean.device)
+        if module.affine:
+            sub.weight, sub.bias = module.weight, module.bias
+        sub.load_state_dict(module.state_dict())
+        return sub.train(module.training)
+    for name, child in module.named_children():
+        converted = convert_sub_batch_norm(child, num_splits)
+        if converted is not child:
+            setattr(module, name, converted)
+    return module
+
+
+def set_sub_batch_splits(model: nn.Module, num_splits: int) -> int:
+    """``set_num_splits`` of every SubBatchNorm3d in ``model`` (wrapped or not); returns how many."""
+    layers = [m for m in model.modules() if isinstance(m, SubBatchNorm3d)]
+    for layer in layers:
+        layer.set_num_splits(num_splits)
+    return len(layers)
+
+
 class SplitStatistics(nn.BatchNorm3d):
     """``split_bn``: a BatchNorm3d without an affine map whose statistics stay out of the state
     dict; SubBatchNorm3d fills them from its own when a state dict is loaded. Being a BatchNorm3d,
@@ -106,16 +155,17 @@ class SplitStatistics(nn.BatchNorm3d):
         super().__init__(num_features, eps, momentum, affine=False)
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             self.register_buffer(name, getattr(self, name), persistent=False)
+        # The outer layer's weight and bias repeated per split, set around each call: an attribute,
+        # not an argument, as precise BN's forward pre-hook passes the input tensor alone on.
+        self.repeated_affine: tuple[Optional[torch.Tensor], Optional[torch.Tensor]] = (None, None)
 
-    def forward(
-        self, x: torch.Tensor, weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Training-mode batch norm of ``x`` with the affine map ``weight`` / ``bias`` (the outer
-        layer's, repeated per split), updating the splits' statistics as BatchNorm3d's forward
-        does (momentum, or a cumulative average where it is None). Called as a module, so that
-        precise BN's hooks see it."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-mode batch norm of ``x`` with the affine map ``repeated_affine``, updating the
+        splits' statistics as BatchNorm3d's forward does (momentum, or a cumulative average where
+        it is None). Called as a module, so that precise BN's hooks see it."""
         self.num_batches_tracked.add_(1)
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        weight, bias = self.repeated_affine
         return F.batch_norm(x, self.running_mean, self.running_var, weight, bias, True, factor, self.eps)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, *_):
@@ -140,10 +190,18 @@ def split_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def load_split_statistics(model: nn.Module, statistics: dict[str, torch.Tensor]) -> list[str]:
-    """Copy ``split_statistics`` of a checkpoint into ``model`` (unwrapped); returns the names of
-    the model's split buffers it had no tensor of that shape for (another BN.NUM_SPLITS or norm
-    type), which keep what the state dict gave them."""
+def load_split_statistics(
+    model: nn.Module, statistics: dict[str, torch.Tensor], adopt_splits: bool = False
+) -> list[str]:
+    """Copy ``split_statistics`` of a checkpoint into ``model`` (unwrapped); with
+    ``adopt_splits`` each layer first takes the split count they were saved with (the long
+    cycle's at that epoch). Returns the names of the model's split buffers it had no tensor of
+    that shape for (another BN.NUM_SPLITS or norm type), which keep what the state dict gave them."""
+    for name, module in model.named_modules():
+        saved = statistics.get(f"{name}.split_bn.running_mean")
+        if adopt_splits and isinstance(module, SubBatchNorm3d) and isinstance(saved, torch.Tensor):
+            if saved.ndim == 1 and saved.numel() and saved.numel() % module.num_features == 0:
+                module.set_num_splits(saved.numel() // module.num_features)
     unmatched = []
     for name, tensor in _split_buffers(model):
         saved = statistics.get(name)
