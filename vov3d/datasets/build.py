@@ -154,12 +154,17 @@ def _in_items(plan: BatchPlan, samples: int) -> BatchPlan:
     return lambda epoch, items: [(size // samples, spec) for size, spec in plan(epoch, items * samples)]
 
 
+def _epoch_batches(loader: DataLoader) -> Optional[EpochBatches]:
+    """The EpochBatches (or ShapedBatches, its batch sampler) of a train loader; None for val/test."""
+    return next((s for s in (loader.batch_sampler, loader.sampler) if isinstance(s, EpochBatches)), None)
+
+
 def train_sampler(loader: DataLoader) -> EpochBatches:
     """The EpochBatches (or ShapedBatches) of a train loader."""
-    for sampler in (loader.batch_sampler, loader.sampler):
-        if isinstance(sampler, EpochBatches):
-            return sampler
-    raise TypeError(f"not a train loader: it reads a {type(loader.sampler).__name__}")
+    sampler = _epoch_batches(loader)
+    if sampler is None:
+        raise TypeError(f"not a train loader: it reads a {type(loader.sampler).__name__}")
+    return sampler
 
 
 def flatten_clips(items: Sequence[tuple[Any, ...]]) -> Any:
@@ -171,9 +176,9 @@ def flatten_clips(items: Sequence[tuple[Any, ...]]) -> Any:
 def shuffle_loader(loader: DataLoader, epoch: int) -> None:
     """Tell the loader's sampler the epoch, so the train loader reads that epoch's order and draws
     (no-op for val/test)."""
-    for sampler in (loader.batch_sampler, loader.sampler):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+    sampler = _epoch_batches(loader)
+    if sampler is not None:
+        sampler.set_epoch(epoch)
 
 
 def skip_batches(loader: DataLoader, batches: int) -> None:

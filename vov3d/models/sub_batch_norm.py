@@ -140,10 +140,14 @@ def convert_sub_batch_norm(module: nn.Module, num_splits: int = 1) -> nn.Module:
 
 def set_sub_batch_splits(model: nn.Module, num_splits: int) -> int:
     """``set_num_splits`` of every SubBatchNorm3d in ``model`` (wrapped or not); returns how many."""
-    layers = [m for m in model.modules() if isinstance(m, SubBatchNorm3d)]
+    layers = _sub_batch_layers(model)
     for layer in layers:
         layer.set_num_splits(num_splits)
     return len(layers)
+
+
+def _sub_batch_layers(model: nn.Module) -> list[SubBatchNorm3d]:
+    return [m for m in model.modules() if isinstance(m, SubBatchNorm3d)]
 
 
 class SplitStatistics(nn.BatchNorm3d):
@@ -215,7 +219,7 @@ def load_split_statistics(
 def aggregate_sub_batch_stats(model: nn.Module) -> int:
     """``aggregate_stats`` of every SubBatchNorm3d in ``model`` (wrapped or not); returns how many.
     Does nothing to a model without sub-batch BN."""
-    layers = [m for m in model.modules() if isinstance(m, SubBatchNorm3d)]
+    layers = _sub_batch_layers(model)
     for layer in layers:
         layer.aggregate_stats()
     return len(layers)
