@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="vov3d",
-    version="0.1.4",
+    version="0.1.5",
     description="Efficient video classification: X3D and VoV3D (T-OSA, D(2+1)D) on Kinetics and Something-Something",
     license="Apache-2.0",
     python_requires=">=3.9",
@@ -19,7 +19,7 @@ setup(
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
         "numpy>=1.22",
-        "Pillow>=9.0",
+        "Pillow>=10.1",  # ImageFont.load_default(size=...): a scalable font for the figures and the demo
         "PyYAML>=5.4",
         "simplejson>=3.17",
         "tensorboard>=2.10",
@@ -28,12 +28,14 @@ setup(
     ],
     extras_require={
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
-        "test": ["pytest>=7.0", "pytest-timeout>=2.1", "onnx>=1.14", "onnxruntime>=1.16", "ruff>=0.4"],
+        "vis": ["captum>=0.7"],  # Grad-CAM (demo.py --gradcam, TENSORBOARD.MODEL_VIS)
+        "test": ["pytest>=7.0", "pytest-timeout>=2.1", "onnx>=1.14", "onnxruntime>=1.16", "ruff>=0.4", "captum>=0.7"],
     },
     entry_points={
         "console_scripts": [
             "vov3d-run=vov3d.cli.run_net:main",
             "vov3d-predict=vov3d.cli.predict:main",
+            "vov3d-demo=vov3d.cli.demo:main",
             "vov3d-export=vov3d.cli.export:main",
             "vov3d-benchmark=vov3d.cli.benchmark:main",
             "vov3d-folder-to-csv=vov3d.cli.folder_to_csv:main",

@@ -1,3 +1,3 @@
 """vov3d: efficient video classification with X3D and VoV3D."""
 
-__version__ = "0.1.4"
+__version__ = "0.1.5"

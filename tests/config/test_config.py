@@ -81,7 +81,7 @@ def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) ->
     path = tmp_path / "pyslowfast.yaml"
     path.write_text(
         "TRAIN:\n  CHECKPOINT_TYPE: pytorch\n  BATCH_SIZ: 8\n"
-        "DEMO:\n  ENABLE: False\n"
+        "CONTRASTIVE:\n  ENABLE: False\n"
         "AVA:\n  FULL_TEST_ON_VAL: False\n  DETECTION_SCORE_THRESH: 0.8\n"
         "TEST:\n  CHECKPOINT_TYPE: pytorch\n"
     )
@@ -91,7 +91,7 @@ def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) ->
     assert first == f"{path}: 4 keys are wrong:"
     assert [line.strip() for line in lines] == [
         "unknown config key TRAIN.BATCH_SIZ; did you mean TRAIN.BATCH_SIZE?",
-        "unknown config key DEMO.ENABLE (there is no DEMO section)",
+        "unknown config key CONTRASTIVE.ENABLE (there is no CONTRASTIVE section)",
         "unknown config key AVA.FULL_TEST_ON_VAL (there is no AVA section)",
         "unknown config key AVA.DETECTION_SCORE_THRESH (there is no AVA section)",
     ]
@@ -99,10 +99,10 @@ def test_every_unknown_key_of_a_file_is_reported_in_one_error(tmp_path: Path) ->
 
 def test_every_wrong_override_is_reported_in_one_error() -> None:
     with pytest.raises(ConfigError) as err:
-        get_cfg().merge_from_list(["DEMO.ENABLE", "True", "SOLVER.BASE_RL", "0.1", "NUM_GPUS", "x", "RNG_SEED", "3"])
+        get_cfg().merge_from_list(["MASK.ENABLE", "True", "SOLVER.BASE_RL", "0.1", "NUM_GPUS", "x", "RNG_SEED", "3"])
     first, *lines = str(err.value).splitlines()
     assert first == "the command line: 3 keys are wrong:" and len(lines) == 3
-    assert "DEMO.ENABLE" in lines[0] and "TEST.ENABLE" not in lines[0] and "did you mean" not in lines[0]
+    assert "MASK.ENABLE" in lines[0] and "TEST.ENABLE" not in lines[0] and "did you mean" not in lines[0]
     assert "did you mean SOLVER.BASE_LR?" in lines[1]
     assert "NUM_GPUS expects a int" in lines[2]
 
@@ -115,7 +115,7 @@ def test_every_wrong_override_is_reported_in_one_error() -> None:
         ("TEST.NUM_FRAMES", "; did you mean DATA.NUM_FRAMES?"),  # the one section with this exact key
         ("TEST.MAX_EPOCH", "; did you mean SOLVER.MAX_EPOCH?"),
         ("TRAIN.ENABLE_X", "; did you mean TRAIN.ENABLE?"),
-        ("DEMO.BATCH_SIZE", " (there is no DEMO section)"),  # not TRAIN.BATCH_SIZE or TEST.BATCH_SIZE
+        ("CONTRASTIVE.BATCH_SIZE", " (there is no CONTRASTIVE section)"),  # not TRAIN.BATCH_SIZE or TEST.BATCH_SIZE
         ("SOLVER.BASE_LR.X", " (SOLVER.BASE_LR is a value, not a section)"),
     ],
 )

@@ -40,19 +40,23 @@ def looks_like_key(token: str) -> bool:
 
 
 def parse_with_overrides(
-    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None, after: Optional[str] = None
+    parser: argparse.ArgumentParser,
+    argv: Optional[Sequence[str]] = None,
+    after: Optional[str] = None,
+    optional: bool = False,
 ) -> argparse.Namespace:
     """Parse ``argv``; ``args.opts`` gets every override: those ending the list argument ``after``
     (a ``dest`` with ``nargs="+"``), the trailing tokens, then those after ``--opts``. A parser (or
     the chosen sub-command) without ``add_overrides`` takes none. Exits 2 with a usage error for an
-    unknown flag, an odd count, or overrides where the list needs its first item."""
+    unknown flag, an odd count, or overrides where the list needs its first item (unless the list
+    is ``optional``: ``nargs="*"``)."""
     args, extra = parser.parse_known_args(argv)
     flags = [token for token in extra if token.startswith("-") and not _is_number(token)]
     head: list[str] = []
     if after is not None:
         items = getattr(args, after)
         split = next((i for i, token in enumerate(items) if looks_like_key(token)), len(items))
-        if split == 0:
+        if split == 0 and items and not optional:
             item = after.rstrip("s").replace("_", " ")  # cfg_files -> cfg file, videos -> video
             parser.error(f"expected a {item} before the KEY VALUE overrides, got {items[0]!r} first")
         setattr(args, after, items[:split])

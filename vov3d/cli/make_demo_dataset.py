@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset
+from vov3d.datasets.encode import write_video
+from vov3d.datasets.motion_demo import CLASSES, DemoSpec, make_motion_dataset, render_sequence
+from vov3d.utils.atomic import atomic_path
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -18,7 +20,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--val-per-class", type=int, default=DemoSpec.val_per_class)
     parser.add_argument("--test-per-class", type=int, default=DemoSpec.test_per_class)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sequence",
+        metavar="FILE.mp4",
+        help="write instead one video of the 8 motions one after another (about 1 s each), for the demo tool",
+    )
     args = parser.parse_args(argv)
+    if args.sequence:
+        spec = DemoSpec()
+        frames = render_sequence(list(range(len(CLASSES))), args.seed, spec)
+        with atomic_path(args.sequence, suffix=".mp4") as tmp:
+            write_video(tmp, frames, spec.fps)
+        print(f"wrote {len(frames)} frames ({len(frames) / spec.fps:.1f} s) of {', '.join(CLASSES)} to {args.sequence}")
+        return 0
     spec = DemoSpec(args.train_per_class, args.val_per_class, args.test_per_class)
     make_motion_dataset(args.out, spec, args.seed)
     print(

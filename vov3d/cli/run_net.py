@@ -69,7 +69,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from vov3d.engine.launch import run_jobs
 
-    return run_jobs(cfg, args.init_method)
+    code = run_jobs(cfg, args.init_method) if cfg.TRAIN.ENABLE or cfg.TEST.ENABLE or not cfg.DEMO.ENABLE else 0
+    if code == 0 and cfg.DEMO.ENABLE:  # last, as in PySlowFast's run_net (its demo configs turn the rest off)
+        from vov3d.cli.demo import demo
+
+        return demo(cfg, cfg.TEST.CHECKPOINT_FILE_PATH or cfg.OUTPUT_DIR)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 ANY = object()
+_DEMO_DETECTION = (
+    "DETECTRON2_CFG", "DETECTRON2_WEIGHTS", "DETECTRON2_THRESH", "PREDS_BOXES", "GT_BOXES", "STARTING_SECOND",
+    "CLIP_VIS_SIZE", "SLOWMO",
+)  # fmt: skip
+_DEMO_THRESHOLDS = ("VIS_MODE", "COMMON_CLASS_THRES", "UNCOMMON_CLASS_THRES", "COMMON_CLASS_NAMES")
+_DEMO_READER = ("NUM_VIS_INSTANCES", "THREAD_ENABLE", "NUM_CLIPS_SKIP")
+_TENSORBOARD_MATPLOTLIB = (
+    "CONFUSION_MATRIX.FIGSIZE", "HISTOGRAM.FIGSIZE", "MODEL_VIS.COLORMAP",
+)  # fmt: skip
 IGNORED_KEYS = {
     "NONLOCAL": ANY,  # non-local blocks are not part of X3D or VoV3D
     "RESNET.NUM_BLOCK_TEMP_KERNEL": ANY,
@@ -42,9 +51,39 @@ IGNORED_KEYS = {
     "MULTIGRID.DEFAULT_T": ANY,
     "MULTIGRID.DEFAULT_S": ANY,
     "MULTIGRID.LONG_CYCLE_SAMPLING_RATE": ANY,
+    # PySlowFast's demo and TensorBoard keys for detection (AVA boxes, detectron2), thresholds,
+    # reader threads and matplotlib figures: vov3d's demo draws the top classes of every window,
+    # and its figures are drawn with Pillow.
+    **{f"DEMO.{name}": ANY for name in _DEMO_DETECTION + _DEMO_THRESHOLDS + _DEMO_READER},
+    "DEMO.INPUT_FORMAT": ANY,
+    **{f"TENSORBOARD.{name}": ANY for name in _TENSORBOARD_MATPLOTLIB},
+    "TENSORBOARD.PREDICTIONS_PATH": "",
+    "TENSORBOARD.CATEGORIES_PATH": "",
+    "TENSORBOARD.MODEL_VIS.ACTIVATIONS": False,
+    "TENSORBOARD.MODEL_VIS.LAYER_LIST": ANY,
+    "TENSORBOARD.MODEL_VIS.TOPK_PREDS": ANY,
 }
 # The one-line warning of an ignored key, where "no effect on X3D or VoV3D" would not be the reason.
 IGNORE_NOTES = {
+    **{
+        f"DEMO.{name}": "it is for detection (AVA boxes, detectron2), which vov3d does not do"
+        for name in _DEMO_DETECTION
+    },
+    **{f"DEMO.{name}": "the demo draws each window's top classes (demo.py --topk)" for name in _DEMO_THRESHOLDS},
+    **{
+        f"DEMO.{name}": "the demo reads in one thread and scores every window (demo.py --stride)"
+        for name in _DEMO_READER
+    },
+    "DEMO.INPUT_FORMAT": "the demo decodes frames as RGB with PyAV; the model's channel order is the config's",
+    **{
+        f"TENSORBOARD.{name}": "vov3d draws its figures with Pillow, sized to the class names"
+        for name in _TENSORBOARD_MATPLOTLIB
+    },
+    "TENSORBOARD.PREDICTIONS_PATH": "the figures are made from the test's own predictions",
+    "TENSORBOARD.CATEGORIES_PATH": "the figures are made from the test's own predictions",
+    "TENSORBOARD.MODEL_VIS.ACTIVATIONS": "activations are not plotted (Grad-CAM is, MODEL_VIS.GRAD_CAM)",
+    "TENSORBOARD.MODEL_VIS.LAYER_LIST": "it names the layers of activation plots (Grad-CAM's: GRAD_CAM.LAYER_LIST)",
+    "TENSORBOARD.MODEL_VIS.TOPK_PREDS": "Grad-CAM shows the top class, or the true one (GRAD_CAM.USE_TRUE_LABEL)",
     "TRAIN.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
     "TEST.CHECKPOINT_TYPE": "checkpoints are always read as PyTorch files",
     "MULTIGRID.DEFAULT_B": "the multigrid schedule derives it from TRAIN.BATCH_SIZE",

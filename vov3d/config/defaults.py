@@ -378,6 +378,71 @@ _C.TENSORBOARD = CfgNode()
 _C.TENSORBOARD.ENABLE = False
 # Log folder; empty means OUTPUT_DIR/runs-<dataset>.
 _C.TENSORBOARD.LOG_DIR = ""
+# Class names of the figures below (one per line, or a JSON {name: id}); empty: the dataset's,
+# else the tested checkpoint's, else the class indices (as the test's per-class table).
+_C.TENSORBOARD.CLASS_NAMES_PATH = ""
+# The confusion matrix of every validation (val/confusion_matrix) as a labelled figure; the
+# test always writes its own (test/confusion_matrix, and confusion_matrix.png in OUTPUT_DIR).
+# With SUBSET_PATH (one class name per line), or beyond 40 classes, a figure naming only the
+# subset's classes, else the 40 most often confused, is added at validation and test.
+_C.TENSORBOARD.CONFUSION_MATRIX = CfgNode()
+_C.TENSORBOARD.CONFUSION_MATRIX.ENABLE = False
+_C.TENSORBOARD.CONFUSION_MATRIX.SUBSET_PATH = ""
+# Per true class, a bar chart of the TOPK classes its videos are most often predicted as (at
+# validation and test), for SUBSET_PATH's classes (one name per line) or all.
+_C.TENSORBOARD.HISTOGRAM = CfgNode()
+_C.TENSORBOARD.HISTOGRAM.ENABLE = False
+_C.TENSORBOARD.HISTOGRAM.SUBSET_PATH = ""
+_C.TENSORBOARD.HISTOGRAM.TOPK = 10
+# After the test, a pass over the test split's videos (as PySlowFast's visualize step): MODEL_VIS
+# writes Grad-CAM (and, with INPUT_VIDEO, the clip itself) and MODEL_WEIGHTS the weights'
+# histograms; WRONG_PRED_VIS the misclassified clips, as short videos named with the true and
+# predicted classes.
+_C.TENSORBOARD.MODEL_VIS = CfgNode()
+_C.TENSORBOARD.MODEL_VIS.ENABLE = False
+_C.TENSORBOARD.MODEL_VIS.MODEL_WEIGHTS = False
+_C.TENSORBOARD.MODEL_VIS.INPUT_VIDEO = False
+# Grad-CAM of the class predicted, or with USE_TRUE_LABEL of the true class, at each layer of
+# LAYER_LIST (module paths, "/" or "." separated, e.g. s5 or s5/pathway0_res2; empty: the last
+# stage), overlaid on the clip's frames in COLORMAP (viridis, jet, inferno or gray).
+_C.TENSORBOARD.MODEL_VIS.GRAD_CAM = CfgNode()
+_C.TENSORBOARD.MODEL_VIS.GRAD_CAM.ENABLE = True
+_C.TENSORBOARD.MODEL_VIS.GRAD_CAM.LAYER_LIST = []
+_C.TENSORBOARD.MODEL_VIS.GRAD_CAM.USE_TRUE_LABEL = False
+_C.TENSORBOARD.MODEL_VIS.GRAD_CAM.COLORMAP = "viridis"
+_C.TENSORBOARD.WRONG_PRED_VIS = CfgNode()
+_C.TENSORBOARD.WRONG_PRED_VIS.ENABLE = False
+# Classes (one name per line) whose misclassified videos are shown; empty: all.
+_C.TENSORBOARD.WRONG_PRED_VIS.SUBSET_PATH = ""
+_C.TENSORBOARD.WRONG_PRED_VIS.TAG = "Incorrectly classified videos."
+# Videos the MODEL_VIS and WRONG_PRED_VIS passes write at most, each (0: every test video).
+_C.TENSORBOARD.VIS_MAX_VIDEOS = 16
+
+# ---------------------------------------------------------------------------- #
+# Demo (tools/demo.py, or run_net with DEMO.ENABLE): the test's clip slid over one video or a
+# camera, the top classes drawn on a copy of the video, a timeline and the windows' scores.
+# ---------------------------------------------------------------------------- #
+_C.DEMO = CfgNode()
+# Make run_net run the demo (with TEST.CHECKPOINT_FILE_PATH) instead of training and testing.
+_C.DEMO.ENABLE = False
+# Class names: one per line, or a JSON {name: id} (PySlowFast's format); empty: the checkpoint's.
+_C.DEMO.LABEL_FILE_PATH = ""
+# Read camera N (/dev/videoN) live instead of INPUT_VIDEO; -1: read INPUT_VIDEO.
+_C.DEMO.WEBCAM = -1
+# The video to classify.
+_C.DEMO.INPUT_VIDEO = ""
+# Size of the output video; 0: the input's (one of the two given: the other keeps the aspect).
+_C.DEMO.DISPLAY_WIDTH = 0
+_C.DEMO.DISPLAY_HEIGHT = 0
+# Frames of the input that consecutive windows share (the stride is the window less this).
+_C.DEMO.BUFFER_SIZE = 0
+# The output video (H.264 MP4), beside which the timeline (.png) and the windows (.json) are
+# written; empty: OUTPUT_DIR/demo/<input name>.mp4.
+_C.DEMO.OUTPUT_FILE = ""
+# Frame rate of the output video; -1: the input's.
+_C.DEMO.OUTPUT_FPS = -1
+# Frame rate assumed for a camera that reports none.
+_C.DEMO.FPS = 30
 
 
 def get_cfg() -> CfgNode:

@@ -163,7 +163,7 @@ def _suggest(cfg: CfgNode, parts: list[str], depth: int) -> str:
     """A hint for the key ``parts`` whose part ``depth`` is unknown, from its own section only:
     a close name there (TRAIN.BATCH_SIZ), a close section holding the rest (TRIAN.BATCH_SIZE),
     or, for a known section, the one other section that has this exact key (TRAIN.NUM_FRAMES ->
-    DATA.NUM_FRAMES). An unknown section gets no guess from elsewhere (DEMO.ENABLE is not
+    DATA.NUM_FRAMES). An unknown section gets no guess from elsewhere (CONTRASTIVE.ENABLE is not
     TEST.ENABLE)."""
     section, part, rest = parts[:depth], parts[depth], parts[depth + 1 :]
     node = _lookup(cfg, ".".join(section)) if section else cfg

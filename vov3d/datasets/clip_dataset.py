@@ -254,10 +254,18 @@ class ClipDataset(Dataset):
             frames = self._last_clip[1]
         else:
             with self._source(video_index) as video:
-                frames = read_frames(video, self.select_frames(video, temporal_index, self.rng))
+                frames = self.read_view(video, temporal_index)
             if self.num_spatial_crops > 1:
                 self._last_clip = (key, frames)
         return self.transform(frames, spatial_index, self.rng)
+
+    def read_view(self, source: Source, temporal_index: int) -> torch.Tensor:
+        """Test view ``temporal_index`` of an open ``source``, decoded, untransformed (the demo's windows)."""
+        return read_frames(source, self.select_frames(source, temporal_index, self.rng))
+
+    def window_frames(self, fps: float) -> Optional[int]:
+        """Frames one clip spans at ``fps`` (Kinetics); None where a clip spans a whole video (SS)."""
+        return None
 
     def load_clips(
         self, video_index: int, rng: np.random.Generator, generator: Optional[torch.Generator] = None

@@ -155,17 +155,21 @@ class PyAVVideo(PtsWindowReader):
         """The sorted distinct pts of every frame, from a whole decode (once per file and process).
         Raises VideoDecodeError when the video ends well before its header says (a truncated file)."""
         timestamps = self._whole_decode()
-        last = self._seconds(int(timestamps[-1]))
+        self.check_ends_at(self._seconds(int(timestamps[-1])), len(timestamps))
+        return timestamps
+
+    def check_ends_at(self, last: float, frames: int) -> None:
+        """Raise VideoDecodeError when a decode whose last of ``frames`` frames is shown at ``last``
+        seconds ended well before the header says (a truncated file)."""
         # Without the stream's own count or duration, the count comes from the container's duration,
         # which includes a longer audio track: only a video-only file can be judged by it.
         own_count = self._stream.frames > 0 or bool(self._stream.duration) or len(self._container.streams) == 1
         if own_count and (self.num_frames - 1 - _END_TOLERANCE_FRAMES) / self.fps > last:
             raise decode_error(
                 self.path,
-                f"the video ends at {last:.2f} s (frame {len(timestamps) - 1}) but the header promises "
+                f"the video ends at {last:.2f} s (frame {frames - 1}) but the header promises "
                 f"{self.num_frames} frames at {self.fps:.2f} fps: the file is truncated or damaged",
             )
-        return timestamps
 
     def _whole_decode(self) -> np.ndarray:
         stat = os.stat(self.path)

@@ -58,6 +58,14 @@ class Kinetics(ClipDataset):
         rate = low if low == high else int(rng.integers(low, high + 1))
         return {**super().spec_attributes(spec, rng), "sampling_rate": rate}
 
+    def window_frames(self, fps: float) -> Optional[int]:
+        """A clip's frames at ``fps``: both rules pick positions up to ``span - 1`` frames after the start."""
+        if self.offset_sampling:
+            span = (self.num_frames - 1) * self.sampling_rate * fps / self.target_fps + 1
+        else:  # kinetics_window's clip_size, in its order of operations
+            span = self.sampling_rate * self.num_frames / self.target_fps * fps
+        return max(int(span), 1)
+
     @classmethod
     def split_videos(cls, cfg: CfgNode, split: str) -> dict[str, Any]:
         csv = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, SPLIT_FILES[split])

@@ -112,6 +112,12 @@ def shape_path(motion: int, t: int, rng: np.random.Generator, spec: DemoSpec) ->
 
 def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one video of class ``label``."""
+    return render_video_and_shape(label, rng, spec)[0]
+
+
+def render_video_and_shape(label: int, rng: np.random.Generator, spec: DemoSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``render_video``'s frames and where the shape is: a (T, H, W) bool mask per frame (what
+    Grad-CAM's test compares the heat with)."""
     h, w = spec.height, spec.width
     t = int(rng.integers(spec.min_frames, spec.max_frames + 1))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -123,12 +129,21 @@ def render_video(label: int, rng: np.random.Generator, spec: DemoSpec) -> np.nda
     size = float(rng.uniform(0.2, 0.25) * min(h, w))
     path = shape_path(label // 2, t, rng, spec)
     frames = np.empty((t, h, w, 3), dtype=np.uint8)
+    masks = np.empty((t, h, w), dtype=bool)
     for i in range(t):
-        mask = _shape_mask(kind, xx, yy, path.cx[i], path.cy[i], size * path.scale[i], path.angle[i])
-        frame = np.where(mask[..., None], colour, background)
+        masks[i] = _shape_mask(kind, xx, yy, path.cx[i], path.cy[i], size * path.scale[i], path.angle[i])
+        frame = np.where(masks[i, ..., None], colour, background)
         frames[i] = np.clip(frame * 255 + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
     # The second class of each pair is the first one played backwards.
-    return frames[::-1].copy() if label % 2 else frames
+    if label % 2:
+        return frames[::-1].copy(), masks[::-1].copy()
+    return frames, masks
+
+
+def render_sequence(labels: list[int], seed: int, spec: DemoSpec) -> np.ndarray:
+    """One longer video: a clip of each of ``labels`` in turn, for the demo tool to label over time."""
+    clips = [render_video(label, np.random.default_rng([seed, 3, i, label]), spec) for i, label in enumerate(labels)]
+    return np.concatenate(clips)
 
 
 def _video_path(split: str, label: int, index: int) -> str:

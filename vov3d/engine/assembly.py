@@ -23,6 +23,7 @@ from vov3d.utils.distributed import get_world_size, is_main_process
 from vov3d.utils.logging import StatsLog
 from vov3d.utils.tensorboard import make_writer
 
+from .class_figures import ClassFigures
 from .finetune import check_finetune_cfg
 from .multigrid import (
     MultigridPlan,
@@ -59,6 +60,7 @@ class Run:
     val_loader: Optional[DataLoader]
     log: StatsLog  # json_stats lines in OUTPUT_DIR every LOG_PERIOD iterations, TensorBoard
     class_names: Optional[list[str]]
+    figures: ClassFigures  # TENSORBOARD's per-class figures of every validation
     max_epoch: int
     start_epoch: int  # the first epoch to train: 0, or where the resumed run stopped
     resumed: Optional[dict[str, Any]]  # the checkpoint the run resumed from
@@ -124,6 +126,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
     evaluated = {split: dataset for split, dataset in splits.items() if split != "train"}
     check_readable(evaluated, cfg.TEST.SKIP_BROKEN_VIDEOS)  # else the run would stop on them after training
     class_names, mixup = cfg_class_names(cfg, "train"), MixUp.from_cfg(cfg)
+    figures = ClassFigures.from_cfg(cfg, class_names)
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule.from_cfg(cfg)
     if varies:
@@ -151,6 +154,7 @@ def build_run(cfg: CfgNode, resume: bool = True, validation: bool = True) -> Run
         val_loader=val_loader,
         log=StatsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, make_writer(cfg, cfg.TRAIN.DATASET)),
         class_names=class_names,
+        figures=figures,
         max_epoch=schedule.max_epoch,
         start_epoch=start_epoch,
         resumed=resumed,

@@ -28,7 +28,8 @@ from vov3d.utils.run_layout import RunFolder
 from vov3d.utils.tensorboard import labelled_heat_map, make_writer, write_png
 from vov3d.utils.text import first_of
 
-from .per_class import per_class_results, per_class_table, write_per_class_csv
+from .class_figures import ClassFigures
+from .per_class import confusion_matrix, per_class_results, per_class_table, write_per_class_csv
 from .preemption import Preempted, StopSignals, installed, leave
 from .run_folder import checkpoint_class_names, load_test_checkpoint
 from .runtime import Execution, compile_model, for_inference, prepare_model, progress
@@ -52,10 +53,17 @@ def first_occurrences(keys: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(
-    model: nn.Module, loader: DataLoader, epoch: int, max_epoch: int, execution: Execution, log: StatsLog
+    model: nn.Module,
+    loader: DataLoader,
+    epoch: int,
+    max_epoch: int,
+    execution: Execution,
+    log: StatsLog,
+    figures: Optional[ClassFigures] = None,
 ) -> dict[str, Any]:
     """Top-1 / top-5 error (in %) over the val split after epoch ``epoch`` (from 0) of
-    ``max_epoch``, one clip per video, as PySlowFast reports it; the ``val_epoch`` line goes to ``log``.
+    ``max_epoch``, one clip per video, as PySlowFast reports it; the ``val_epoch`` line goes to
+    ``log``, and ``figures`` of the clips' confusion matrix to its TensorBoard writer at step epoch + 1.
 
     Every process scores its shard; the per-clip results are gathered and each dataset index is
     counted once, so the repeats that pad the last shard do not count twice. Clips of unreadable
@@ -70,8 +78,9 @@ def validate(
             probs = model(execution.to_input(frames))
         top1, top5 = topk_correct(probs.float(), labels.to(device))
         valid = meta["valid"].to(device).long() if "valid" in meta else torch.ones_like(top1).long()
-        rows.append(torch.stack([index.to(device), top1.long(), top5.long(), valid], dim=1))
-    local = torch.cat(rows) if rows else torch.zeros((0, 4), dtype=torch.long, device=device)
+        columns = [index.to(device), top1.long(), top5.long(), valid, labels.to(device), probs.argmax(dim=1)]
+        rows.append(torch.stack(columns, dim=1))
+    local = torch.cat(rows) if rows else torch.zeros((0, 6), dtype=torch.long, device=device)
     clips = all_gather_tensors(local).cpu()
     clips = clips[first_occurrences(clips[:, 0])]
     skipped = int((clips[:, 3] == 0).sum())
@@ -89,6 +98,9 @@ def validate(
         "mem": memory_mib(device),
     }
     log.write(stats, ("top1_err", "top5_err"), step=epoch + 1)
+    if figures is not None and log.writer is not None:
+        confusion = confusion_matrix(clips[:, 5], clips[:, 4], len(figures.names))
+        figures.write(log.writer, "val", confusion, step=epoch + 1)
     return stats
 
 
@@ -179,9 +191,10 @@ def test(cfg: CfgNode, signals: Optional[StopSignals] = None) -> TestResult:
     the list of unopenable ones (``check_readable``), as training does before it starts. Views are
     gathered from all processes every batch, so each holds only the per-video scores. Logs a
     ``test_final`` line and a per-class table, writes the confusion matrix (CSV and PNG in
-    OUTPUT_DIR, image in TensorBoard, labelled with the class names), OUTPUT_DIR/per_class.csv
-    and TEST.SAVE_RESULTS_PATH. Class names are the dataset's (``cfg_class_names``), else the
-    tested checkpoint's, else the class indices.
+    OUTPUT_DIR, image in TensorBoard, labelled with the class names), the other figures TENSORBOARD
+    asks for (``ClassFigures``), OUTPUT_DIR/per_class.csv and TEST.SAVE_RESULTS_PATH. Class names
+    are the dataset's (``cfg_class_names``), else the tested checkpoint's, else the class indices;
+    the figures take TENSORBOARD.CLASS_NAMES_PATH's when it is set.
 
     One of TRAIN.STOP_SIGNALS while the test runs stops it in step at the next batch, before
     anything is written: rank 0 requeues a SLURM job and every rank raises Preempted (exit status
@@ -194,15 +207,23 @@ def test(cfg: CfgNode, signals: Optional[StopSignals] = None) -> TestResult:
             raise leave(signals, stop, "nothing of the test written, the same command tests again") from None
 
 
-def _test(cfg: CfgNode, signals: StopSignals) -> TestResult:
-    execution = Execution.from_cfg(cfg)
-    device = execution.device
+def tested_model(cfg: CfgNode, device: torch.device) -> tuple[nn.Module, Optional[list[str]]]:
+    """The model with the weights the test uses (``load_test_checkpoint``, where every process
+    must call it: rank 0 chooses the file), not yet in eval mode; and the class names: the
+    dataset's, else the checkpoint's, else None."""
     model = prepare_model(cfg, device, train=False)
     found = load_test_checkpoint(cfg, model)
     class_names = cfg_class_names(cfg, "test")
     if class_names is None and found is not None:
         class_names = checkpoint_class_names(found[1], cfg.MODEL.NUM_CLASSES)
-    del found  # the weights are in the model; do not hold a second copy through the test
+    return model, class_names  # the checkpoint is dropped: no second copy of the weights through the test
+
+
+def _test(cfg: CfgNode, signals: StopSignals) -> TestResult:
+    execution = Execution.from_cfg(cfg)
+    device = execution.device
+    model, class_names = tested_model(cfg, device)
+    figures = ClassFigures.from_cfg(cfg, class_names)
     model = compile_model(for_inference(model, cfg.TEST.FOLD_BN), cfg.MODEL.COMPILE)
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
@@ -229,7 +250,7 @@ def _test(cfg: CfgNode, signals: StopSignals) -> TestResult:
     }
     StatsLog(cfg.OUTPUT_DIR).write(stats)
     if is_main_process():
-        _write_outputs(cfg, result, getattr(dataset, "paths", None), class_names)
+        _write_outputs(cfg, result, getattr(dataset, "paths", None), class_names, figures)
     return result
 
 
@@ -280,21 +301,27 @@ def _report_views(result: TestResult, num_views: int, paths: Optional[list[str]]
 
 
 def _write_outputs(
-    cfg: CfgNode, result: TestResult, paths: Optional[list[str]], class_names: Optional[list[str]] = None
+    cfg: CfgNode,
+    result: TestResult,
+    paths: Optional[list[str]],
+    class_names: Optional[list[str]],
+    figures: ClassFigures,
 ) -> None:
     """The per-class table (log and per_class.csv), the confusion matrix as CSV and PNG (and in
-    TensorBoard, labelled), and the per-video results."""
+    TensorBoard, labelled with the figures' names, with the other ``figures``), and the
+    per-video results."""
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     run = RunFolder(cfg.OUTPUT_DIR)
     classes = per_class_results(result.confusion, class_names)
     logger.info("per-class results of the test:\n%s", per_class_table(classes))
     write_per_class_csv(classes, run.per_class_path)
     np.savetxt(run.confusion_matrix_path("csv"), result.confusion.numpy(), fmt="%d", delimiter=",")
-    image = labelled_heat_map(result.confusion, [c.name for c in classes])
+    image = labelled_heat_map(result.confusion, figures.names)
     write_png(run.confusion_matrix_path("png"), image)
     writer = make_writer(cfg, cfg.TEST.DATASET)
     if writer is not None:
         writer.add_image("test/confusion_matrix", image, dataformats="HWC")
+        figures.write(writer, "test", result.confusion, full_matrix=False)
         for key in ("top1_acc", "top5_acc", "mean_class_acc"):
             writer.add_scalar(f"test/{key}", getattr(result, key))
         writer.close()

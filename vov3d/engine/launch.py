@@ -117,7 +117,8 @@ def _local_rendezvous(cfg: CfgNode) -> str:
 
 
 def run_jobs(cfg: CfgNode, init_method: Optional[str] = None) -> int:
-    """Run what the cfg enables (TRAIN.ENABLE, TEST.ENABLE); returns the process exit code."""
+    """Run what the cfg enables (TRAIN.ENABLE, TEST.ENABLE, then the TensorBoard visualisation pass);
+    returns the process exit code."""
     try:
         plan = plan_processes(cfg, init_method)
     except ConfigError as e:
@@ -206,6 +207,7 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
 
     from .evaluate import test
     from .train import NonFiniteLossError, train
+    from .visualize import check_visualize_cfg, visualize, visualizes
 
     rank = plan.first_rank + index
     user_errors = (
@@ -234,11 +236,17 @@ def run_process(index: int, cfg: CfgNode, plan: ProcessPlan) -> int:
                 rank,
             )
             _seed_everything(cfg.RNG_SEED + rank)
+            if visualizes(cfg):
+                check_visualize_cfg(cfg)  # now, not after training
+            result = None
             if cfg.TRAIN.ENABLE:
                 train(cfg, signals)
             if cfg.TEST.ENABLE:
-                test(cfg, signals)
-            du.barrier()  # no rank tears its connections down while another still uses them
+                result = test(cfg, signals)
+            if visualizes(cfg):
+                visualize(cfg, result, signals)  # ends the collectives itself: the others leave first
+            else:
+                du.barrier()  # no rank tears its connections down while another still uses them
         return 0
     except Preempted as stop:
         if rank == 0:

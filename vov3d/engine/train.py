@@ -295,7 +295,9 @@ def _train_epochs(cfg: CfgNode, run: Run, control: StopControl) -> dict[str, Any
         aggregate_sub_batch_stats(run.net)  # sub-batch BN: evaluation uses the running statistics
         device = run.execution.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # draws nothing a resume misses
-            results["val"] = validate_model(run.net, run.val_loader, epoch, run.max_epoch, run.execution, run.log)
+            results["val"] = validate_model(
+                run.net, run.val_loader, epoch, run.max_epoch, run.execution, run.log, run.figures
+            )
         if best is not None:
             best.update(results["val"]["top1_err"], epoch, run.net, cfg, run.class_names)
 

@@ -112,12 +112,21 @@ def predict_videos(
         if clips is None:
             yield Prediction(paths[video], error=error)
             continue
-        aggregator = ViewAggregator(1, count, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
-        for start in range(0, count, batch):
-            with execution.autocast():
-                probs = model(execution.to_input(clips[start : start + batch])).float().cpu()
-            items = torch.arange(start, start + len(probs))
-            aggregator.update(probs, torch.zeros_like(items), torch.zeros_like(items), items)
-        views = int(aggregator.views[0])
-        scores = aggregator.scores[0] / views if aggregator.method == "sum" else aggregator.scores[0]
-        yield Prediction(paths[video], scores, views)
+        scores = score_video_views(model, clips, execution, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, batch)
+        yield Prediction(paths[video], scores, count)
+
+
+def score_video_views(
+    model: nn.Module, clips: torch.Tensor, execution: Execution, num_classes: int, method: str, batch: int
+) -> torch.Tensor:
+    """The class scores of one video from its stacked uint8 views (V x T x H x W x 3), run in
+    batches of ``batch`` clips and combined as the test combines them (``method``: mean
+    probability for sum, or max)."""
+    count = len(clips)
+    aggregator = ViewAggregator(1, count, num_classes, method)
+    for start in range(0, count, batch):
+        with execution.autocast():
+            probs = model(execution.to_input(clips[start : start + batch])).float().cpu()
+        items = torch.arange(start, start + len(probs))
+        aggregator.update(probs, torch.zeros_like(items), torch.zeros_like(items), items)
+    return aggregator.scores[0] / count if aggregator.method == "sum" else aggregator.scores[0]

@@ -1,8 +1,10 @@
-"""The TensorBoard writer of a run, and the confusion-matrix heat map, drawn with plain tensors
-(matplotlib is not a dependency), labelled with Pillow's built-in font and written as PNG."""
+"""The TensorBoard writer of a run, the confusion-matrix heat map, drawn with plain tensors
+(matplotlib is not a dependency), labelled with Pillow's built-in font and written as PNG, and
+clips as animated GIFs (``SummaryWriter.add_video`` needs moviepy, which is not a dependency)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -25,11 +27,12 @@ def make_writer(cfg: CfgNode, dataset: str) -> Optional[Any]:
     return SummaryWriter(cfg.TENSORBOARD.LOG_DIR or RunFolder(cfg.OUTPUT_DIR).tensorboard_dir(dataset))
 
 
-def heat_map(matrix: torch.Tensor, min_side: int = 400) -> torch.Tensor:
-    """Rows normalised to sum 1, white (0) to dark blue (1), as uint8 H x W x 3; each cell is a
-    square of pixels so that small matrices are readable."""
+def heat_map(matrix: torch.Tensor, min_side: int = 400, totals: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Rows divided by ``totals`` (default: their own sums, so each sums to 1), white (0) to dark
+    blue (1), as uint8 H x W x 3; each cell is a square of pixels so that small matrices are readable."""
     rows = matrix.double()
-    rows = rows / rows.sum(dim=1, keepdim=True).clamp(min=1)
+    totals = rows.sum(dim=1) if totals is None else totals.double()
+    rows = rows / totals.view(-1, 1).clamp(min=1)
     white, blue = torch.tensor([255.0, 255.0, 255.0]), torch.tensor([8.0, 48.0, 107.0])
     image = white + rows.unsqueeze(-1).float() * (blue - white)
     cell = max(1, min_side // max(matrix.shape))
@@ -52,15 +55,28 @@ def tick_step(cell: int, min_pixels: int) -> int:
     return step
 
 
-def labelled_heat_map(matrix: torch.Tensor, names: Sequence[str], min_side: int = 400) -> torch.Tensor:
+def labelled_heat_map(
+    matrix: torch.Tensor,
+    names: Sequence[str],
+    min_side: int = 400,
+    indices: Optional[Sequence[int]] = None,
+    totals: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """``heat_map`` with rows (labels) named on the left and columns (predictions) numbered on
     top, as uint8 H x W x 3. Up to MAX_NAMED_CLASSES classes cells are tall enough for a name per
-    row; with more (400 for Kinetics) only ticks far enough apart to read are drawn."""
+    row; with more (400 for Kinetics) only ticks far enough apart to read are drawn.
+
+    A sub-matrix of a larger confusion matrix gives ``indices``, the classes of its rows and
+    columns, which are numbered with them and always named row by row, and ``totals``, its rows'
+    sums in the whole matrix, so that predictions of classes outside it still count."""
     from PIL import Image, ImageDraw, ImageFont
 
     classes = matrix.shape[0]
     if len(names) != classes:
         raise ValueError(f"{len(names)} class names for a {classes}-class confusion matrix")
+    numbers = list(range(classes)) if indices is None else list(indices)
+    if len(numbers) != classes:
+        raise ValueError(f"{len(numbers)} class indices for a {classes}-class confusion matrix")
     font = ImageFont.load_default()
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
@@ -69,13 +85,13 @@ def labelled_heat_map(matrix: torch.Tensor, names: Sequence[str], min_side: int 
         return right - left, bottom - top
 
     line = size("Ag0")[1] + 2
-    named = classes <= MAX_NAMED_CLASSES
-    cells = heat_map(matrix, max(min_side, classes * line) if named else min_side)
+    named = classes <= MAX_NAMED_CLASSES or indices is not None
+    cells = heat_map(matrix, max(min_side, classes * line) if named else min_side, totals)
     cell = cells.shape[0] // classes
     row_step = 1 if named else tick_step(cell, line)
-    col_step = tick_step(cell, size(str(classes - 1))[0] + _MARGIN)
-    rows = {i: f"{i} {names[i]}" if named else str(i) for i in range(0, classes, row_step)}
-    columns = range(0, classes, col_step)
+    col_step = tick_step(cell, max(size(str(n))[0] for n in numbers) + _MARGIN)
+    rows = {i: f"{numbers[i]} {names[i]}" if named else str(i) for i in range(0, classes, row_step)}
+    columns = {i: str(numbers[i]) for i in range(0, classes, col_step)}
     left = max(size(text)[0] for text in rows.values()) + 2 * _MARGIN
     top = line + 2 * _MARGIN
     image = Image.new("RGB", (left + cells.shape[1], top + cells.shape[0]), "white")
@@ -84,9 +100,9 @@ def labelled_heat_map(matrix: torch.Tensor, names: Sequence[str], min_side: int 
     for i, text in rows.items():
         width, height = size(text)
         draw.text((left - _MARGIN - width, top + i * cell + (cell - height) // 2), text, fill="black", font=font)
-    for i in columns:
-        width = size(str(i))[0]
-        draw.text((left + i * cell + (cell - width) // 2, _MARGIN), str(i), fill="black", font=font)
+    for i, text in columns.items():
+        width = size(text)[0]
+        draw.text((left + i * cell + (cell - width) // 2, _MARGIN), text, fill="black", font=font)
     return torch.from_numpy(np.asarray(image).copy())
 
 
@@ -97,3 +113,27 @@ def write_png(path: str, image: torch.Tensor) -> None:
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"write_png {path}: expected a uint8 H x W x 3 image, got {image.dtype} {tuple(image.shape)}")
     Image.fromarray(image.contiguous().numpy()).save(path, format="PNG")
+
+
+def encode_gif(frames: torch.Tensor, fps: float) -> bytes:
+    """uint8 T x H x W x 3 frames as an animated GIF that loops, ``fps`` frames a second (Pillow
+    merges equal consecutive frames into one shown for as long)."""
+    from PIL import Image
+
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"encode_gif: expected uint8 T x H x W x 3 frames, got {frames.dtype} {tuple(frames.shape)}")
+    images = [Image.fromarray(frame) for frame in frames.contiguous().numpy()]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return buffer.getvalue()
+
+
+def add_gif(writer: Any, tag: str, frames: torch.Tensor, fps: float, step: int = 0) -> None:
+    """``frames`` (uint8 T x H x W x 3) as an image summary holding an animated GIF, which
+    TensorBoard's image dashboard plays: what ``add_video`` writes, without moviepy."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    _, height, width, channels = frames.shape
+    image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encode_gif(frames, fps))
+    # as SummaryWriter.add_image and add_video write theirs
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
