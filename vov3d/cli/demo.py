@@ -292,7 +292,7 @@ def _gradcam_request(cfg: CfgNode, args: argparse.Namespace, model: nn.Module, n
         if not 0 <= index < len(names):
             raise DemoError(f"--gradcam-class {target!r} is not a class name or index of this model")
         target = index
-    return GradCamRequest(layer, name, target, vis.COLORMAP)
+    return GradCamRequest(layer, target, vis.COLORMAP)
 
 
 if __name__ == "__main__":

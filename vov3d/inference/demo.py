@@ -61,8 +61,9 @@ class Window:
 
 @dataclass
 class GradCamRequest:
+    """The layer whose Grad-CAM the demo draws, of which class, in which colour map."""
+
     layer: nn.Module
-    layer_name: str
     target: Optional[int] = None  # None: each window's top class
     colormap: str = "viridis"
 
